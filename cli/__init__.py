@@ -1,0 +1,1 @@
+"""Thin click commands: parse, call the library, report; installed as `nnstd_dist.cli`."""

@@ -1,0 +1,25 @@
+"""The package's one error family: anything a user can cause raises a subclass of NNSTDError."""
+
+
+class NNSTDError(Exception):
+    """Bad input, a bad store or a failed run; the CLI prints it on one line and exits with 2."""
+
+
+class InputError(NNSTDError):
+    """A topology file or directory that cannot be read as a network."""
+
+
+class ShapeMismatchError(NNSTDError):
+    """Two networks, or a network and a store, whose layer counts or shapes differ."""
+
+
+class StoreError(NNSTDError):
+    """A store that is missing, of another format version, or inconsistent."""
+
+
+class LockError(StoreError):
+    """Another compute run holds the store's lock."""
+
+
+class ClusterError(NNSTDError):
+    """A Dask cluster that cannot be reached, or whose workers cannot do the job."""
