@@ -1,0 +1,409 @@
+"""The topology store: the only module that knows zarr.
+
+Layout of a store (a zarr v3 group on a local or shared filesystem)::
+
+    attrs         format="nnstd-dist", format_version=1, shapes=[[n_in, n_out], ...],
+                  n_networks=N, tile=T (once results exist)
+    mask_l{k}     bool (N, n_in_k, n_out_k), one chunk per network and layer, blosc-zstd bitshuffle
+    network       str  (N,)  unique network names, store order = matrix order
+    run, source, digest   str (N,);  epoch int64 (N,), -1 if none;  accuracy float64 (N,), NaN if none
+    distance      float64 (L, N, N), chunks (L, T, T), NaN = not computed yet; (i, j) with i > j is
+                  NNSTD(network i, network j), mirrored to (j, i); diagonal 0
+    network_a, network_b   str (N,): the names again, as coordinates of distance's two network axes
+    layer         int64 (L,)
+    tiles_done    int64 (ceil(N/T), ceil(N/T)), chunks (1, 1): for tile (a, b), a >= b, the N at which
+                  its pairs were complete; 0 = nothing valid. A tile is complete when its extent at that
+                  N equals its extent now, so appending networks reopens only the edge tiles.
+    nnstd-dist.lock   JSON {host, pid, started, command} while a compute or ingest runs
+
+``n_networks`` is written last by an append, so a crash mid-append leaves the population unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import zarr
+from zarr.codecs import BloscCodec
+
+from .errors import LockError, ShapeMismatchError, StoreError
+
+FORMAT = "nnstd-dist"
+FORMAT_VERSION = 1
+LOCK_FILE = "nnstd-dist.lock"
+METADATA_COLUMNS = ("network", "run", "epoch", "accuracy", "source", "digest")
+_STRING_COLUMNS = ("network", "run", "source", "digest", "network_a", "network_b")
+_MASK_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")  # masks are bits: ~2 B/connection
+_WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """Metadata of one network; epoch -1 and accuracy NaN mean "not recorded"."""
+
+    name: str
+    run: str = ""
+    epoch: int = -1
+    accuracy: float = float("nan")
+    source: str = ""
+    digest: str = ""
+
+
+@dataclass
+class AppendReport:
+    """What an append did: names added, replaced, and left alone because identical."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def mask_digest(masks) -> str:
+    """sha256 of a network's connectivity: layer shapes and CSR structure, independent of weights and dtype."""
+    h = hashlib.sha256()
+    for mask in masks:
+        csr = sp.csr_matrix(mask, dtype=bool)
+        csr.eliminate_zeros()
+        csr.sort_indices()
+        h.update(np.asarray(csr.shape, dtype=np.int64).tobytes())
+        h.update(csr.indptr.astype(np.int64).tobytes())
+        h.update(csr.indices.astype(np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _n_tiles(n: int, tile: int) -> int:
+    return -(-n // tile)
+
+
+class TopologyStore:
+    """A population of same-shaped sparse networks and their pairwise distances, in one zarr group."""
+
+    def __init__(self, path: str | Path, group: zarr.Group):
+        self.path = Path(path)
+        self._group = group
+        self._cache: dict[str, np.ndarray] = {}
+
+    # ---- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> "TopologyStore":
+        """Open an existing store; ``mode`` "r" or "r+"."""
+        path = Path(path)
+        if path.is_file():
+            raise StoreError(f"{path}: is a file, not a zarr store directory")
+        if not (path / "zarr.json").is_file():
+            raise StoreError(f"{path}: no nnstd-dist store here (create one with `nnstd-dist ingest ... --store {path}`)")
+        try:
+            group = zarr.open_group(str(path), mode=mode)
+        except Exception as exc:  # zarr raises several types for a broken group
+            raise StoreError(f"{path}: not a readable zarr group ({exc})") from None
+        attrs = group.attrs.asdict()
+        if attrs.get("format") != FORMAT:
+            raise StoreError(f"{path}: a zarr group, but not an nnstd-dist store")
+        if attrs.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{path}: store format version {attrs.get('format_version')}, this nnstd-dist reads version {FORMAT_VERSION}"
+            )
+        return cls(path, group)
+
+    @classmethod
+    def create(cls, path: str | Path, shapes: list[tuple[int, int]]) -> "TopologyStore":
+        """A new, empty store for networks of the given layer shapes."""
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"{path}: already exists")
+        group = zarr.open_group(str(path), mode="w-")
+        for k, (n_in, n_out) in enumerate(shapes):
+            group.create_array(
+                f"mask_l{k}", shape=(0, n_in, n_out), chunks=(1, n_in, n_out), dtype=bool,
+                compressors=_MASK_CODEC, dimension_names=("network", f"in_l{k}", f"out_l{k}"),
+            )
+        for column in METADATA_COLUMNS:
+            dtype = {"epoch": "int64", "accuracy": "float64"}.get(column, str)
+            fill = {"epoch": -1, "accuracy": np.nan}.get(column)
+            group.create_array(column, shape=(0,), chunks=(4096,), dtype=dtype, fill_value=fill, dimension_names=("network",))
+        # attrs last: a directory without them is not taken for a store
+        group.attrs.update(
+            {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0}
+        )
+        return cls(path, group)
+
+    # ---- population --------------------------------------------------------------------------
+
+    @property
+    def n_networks(self) -> int:
+        return int(self._group.attrs["n_networks"])
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        return [tuple(s) for s in self._group.attrs["shapes"]]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.shapes)
+
+    def column(self, name: str) -> np.ndarray:
+        """One metadata column (see METADATA_COLUMNS) for the current population."""
+        if name not in METADATA_COLUMNS:
+            raise StoreError(f"unknown metadata column {name!r}; known: {', '.join(METADATA_COLUMNS)}")
+        if name not in self._cache:
+            values = self._group[name][: self.n_networks]
+            self._cache[name] = values.astype(object) if name in _STRING_COLUMNS else values
+        return self._cache[name]
+
+    def names(self) -> list[str]:
+        return [str(n) for n in self.column("network")]
+
+    def records(self) -> list[NetworkRecord]:
+        cols = [self.column(c) for c in METADATA_COLUMNS]
+        return [
+            NetworkRecord(str(n), str(r), int(e), float(a), str(s), str(d)) for n, r, e, a, s, d in zip(*cols)
+        ]
+
+    def read_layer(self, indices, layer: int) -> list[sp.csr_matrix]:
+        """Masks of one layer for the given network indices, as CSR bool, in the order given."""
+        indices = np.asarray(indices, dtype=np.int64)
+        self._check_indices(indices)
+        array = self._group[f"mask_l{layer}"]
+        if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+            dense = array[int(indices[0]) : int(indices[0]) + len(indices)]  # one call: chunks decode concurrently
+        else:
+            dense = array.get_orthogonal_selection((indices, slice(None), slice(None)))
+        return [sp.csr_matrix(m) for m in dense]
+
+    def read_networks(self, indices) -> list[list[sp.csr_matrix]]:
+        """All layers of the given networks: result[i][k] is layer k of network indices[i]."""
+        per_layer = [self.read_layer(indices, k) for k in range(self.n_layers)]
+        return [list(layers) for layers in zip(*per_layer)]
+
+    def _check_indices(self, indices: np.ndarray) -> None:
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n_networks):
+            raise StoreError(f"{self.path}: network index out of range 0..{self.n_networks - 1}")
+
+    def append(self, networks, replace: bool = False) -> AppendReport:
+        """Add networks ``[(NetworkRecord, masks), ...]``; all are validated before anything is written.
+
+        A name already present with the same digest is left alone; with another digest it is an
+        error unless ``replace``, which overwrites its masks and forgets its computed distances.
+        """
+        shapes = self.shapes
+        existing = {name: i for i, name in enumerate(self.names())}
+        digests = self.column("digest")
+        report, new, replaced, seen = AppendReport(), [], [], set()
+        for record, masks in networks:
+            got = [tuple(m.shape) for m in masks]
+            if got != shapes:
+                raise ShapeMismatchError(
+                    f"{record.source or record.name}: layer shapes {_fmt_shapes(got)} differ from the store's {_fmt_shapes(shapes)}"
+                )
+            if record.name in seen:
+                raise StoreError(f"network name {record.name!r} given twice")
+            seen.add(record.name)
+            digest = record.digest or mask_digest(masks)
+            record = NetworkRecord(record.name, record.run, record.epoch, record.accuracy, record.source, digest)
+            if record.name not in existing:
+                new.append((record, masks))
+            elif digests[existing[record.name]] == digest:
+                report.unchanged.append(record.name)
+            elif replace:
+                replaced.append((existing[record.name], record, masks))
+            else:
+                raise StoreError(
+                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use --replace)"
+                )
+        # ---- nothing is written above this line ----
+        old_n = self.n_networks
+        new_n = old_n + len(new)
+        if new:
+            self._resize_population(new_n)
+            for start in range(0, len(new), _WRITE_BATCH):
+                batch = new[start : start + _WRITE_BATCH]
+                self._write_networks(old_n + start, [m for _, m in batch], [r for r, _ in batch])
+            report.added = [r.name for r, _ in new]
+        for index, record, masks in replaced:
+            self._write_networks(index, [masks], [record])
+            self._forget_distances(index)
+            report.replaced.append(record.name)
+        self._group.attrs["n_networks"] = new_n  # the commit point
+        self._cache.clear()
+        return report
+
+    def _resize_population(self, n: int) -> None:
+        for k, (n_in, n_out) in enumerate(self.shapes):
+            self._group[f"mask_l{k}"].resize((n, n_in, n_out))
+        for column in METADATA_COLUMNS:
+            self._group[column].resize((n,))
+        if self.has_results:
+            tile, n_t = self.tile, _n_tiles(n, self.tile)
+            self._group["distance"].resize((self.n_layers, n, n))
+            self._group["tiles_done"].resize((n_t, n_t))
+
+    def _write_networks(self, start: int, masks_list, records) -> None:
+        stop = start + len(records)
+        for k in range(self.n_layers):
+            dense = np.stack([np.asarray(sp.csr_matrix(m[k]).toarray() != 0) for m in masks_list])
+            self._group[f"mask_l{k}"][start:stop] = dense
+        for column in METADATA_COLUMNS:
+            attr = "name" if column == "network" else column
+            values = [getattr(r, attr) for r in records]
+            self._group[column][start:stop] = np.array(values, dtype=object if column in _STRING_COLUMNS else None)
+        if self.has_results:
+            for column in ("network_a", "network_b"):
+                self._group[column][start:stop] = np.array([r.name for r in records], dtype=object)
+
+    def _forget_distances(self, index: int) -> None:
+        """A replaced network's distances are stale: NaN them and reopen every tile that holds them."""
+        if not self.has_results:
+            return
+        distance, done = self._group["distance"], self._group["tiles_done"]
+        distance[:, index, :] = np.nan
+        distance[:, :, index] = np.nan
+        distance[:, index, index] = 0.0
+        t = index // self.tile
+        done[t, :] = 0
+        done[:, t] = 0
+
+    # ---- results -----------------------------------------------------------------------------
+
+    @property
+    def has_results(self) -> bool:
+        return "distance" in self._group
+
+    @property
+    def tile(self) -> int | None:
+        return self._group.attrs.get("tile")
+
+    def init_results(self, tile: int) -> None:
+        """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results."""
+        n, n_layers = self.n_networks, self.n_layers
+        n_t = _n_tiles(n, tile)
+        names = np.array(self.names(), dtype=object)
+        self._group.create_array(
+            "distance", shape=(n_layers, n, n), chunks=(n_layers, tile, tile), dtype="float64",
+            fill_value=np.nan, dimension_names=("layer", "network_a", "network_b"), overwrite=True,
+        )
+        self._group.create_array(
+            "tiles_done", shape=(n_t, n_t), chunks=(1, 1), dtype="int64", fill_value=0,
+            dimension_names=("tile_a", "tile_b"), overwrite=True,
+        )
+        for column in ("network_a", "network_b"):
+            arr = self._group.create_array(column, shape=(n,), chunks=(4096,), dtype=str, dimension_names=(column,), overwrite=True)
+            if n:
+                arr[:] = names
+        layer = self._group.create_array("layer", shape=(n_layers,), dtype="int64", dimension_names=("layer",), overwrite=True)
+        layer[:] = np.arange(n_layers)
+        self._group.attrs["tile"] = int(tile)
+
+    def tiles_done(self) -> np.ndarray:
+        """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
+        if not self.has_results:
+            raise StoreError(f"{self.path}: no results yet (run `nnstd-dist compute --store {self.path}`)")
+        return self._group["tiles_done"][:]
+
+    def read_tile(self, a: int, b: int) -> np.ndarray:
+        """The (L, rows, cols) block of tile (a, b) as stored now."""
+        t, n = self.tile, self.n_networks
+        return self._group["distance"][:, a * t : min((a + 1) * t, n), b * t : min((b + 1) * t, n)]
+
+    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int) -> None:
+        """Write tile (a, b), a >= b, and its mirror (b, a) as whole chunks, then mark it done at ``done_at``."""
+        t, n = self.tile, self.n_networks
+        rows, cols = slice(a * t, min((a + 1) * t, n)), slice(b * t, min((b + 1) * t, n))
+        distance = self._group["distance"]
+        if a == b:
+            distance[:, rows, cols] = block  # a diagonal tile holds its own mirror
+        else:
+            distance[:, rows, cols] = block
+            distance[:, cols, rows] = block.transpose(0, 2, 1)
+        self._group["tiles_done"][a, b] = done_at  # only after the data: a crash leaves the tile undone
+
+    def read_distance(self, layers=None, indices=None) -> np.ndarray:
+        """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
+        if not self.has_results:
+            raise StoreError(f"{self.path}: no results yet (run `nnstd-dist compute --store {self.path}`)")
+        n = self.n_networks
+        layers = list(range(self.n_layers)) if layers is None else [int(k) for k in layers]
+        for k in layers:
+            if not 0 <= k < self.n_layers:
+                raise StoreError(f"layer {k} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
+        distance = self._group["distance"]
+        if indices is None:
+            return distance.get_orthogonal_selection((np.asarray(layers), slice(0, n), slice(0, n)))
+        indices = np.asarray(indices, dtype=np.int64)
+        self._check_indices(indices)
+        return distance.get_orthogonal_selection((np.asarray(layers), indices, indices))
+
+    # ---- the run lock ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, command: str, force: bool = False):
+        """Hold the store's lock for one run; a lock whose process is gone (same host) is taken over."""
+        path = self.path / LOCK_FILE
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if force or _is_stale(holder):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                    continue
+                raise LockError(
+                    f"{self.path}: in use by `{holder.get('command', '?')}` (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
+                    f"started {holder.get('started', '?')}); wait for it, or use --force if that run is dead"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if _read_lock(path).get("pid") == me["pid"]:
+                    os.unlink(path)
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {"host": "?", "pid": "?", "started": "?", "command": "unknown (unreadable lock)"}
+
+
+def _is_stale(holder: dict) -> bool:
+    """A lock is stale when it names a process on this host that no longer exists."""
+    if not holder:
+        return True
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False  # another machine's run: only --force may take it
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _fmt_shapes(shapes) -> str:
+    return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
+
+
+def open_or_create(path: str | Path, shapes: list[tuple[int, int]]) -> TopologyStore:
+    """The store at ``path`` for read-write, created for ``shapes`` if it does not exist."""
+    path = Path(path)
+    if path.exists():
+        return TopologyStore.open(path, mode="r+")
+    return TopologyStore.create(path, shapes)
