@@ -37,15 +37,23 @@ def as_mask(layer, where: str = "layer") -> sp.csr_matrix:
         if len(layer.shape) != 2:
             raise InputError(f"{where}: expected a 2-D matrix, got shape {layer.shape}")
         m = sp.csr_matrix(layer, copy=True)
+        _check_finite(m.data, where)
         m.eliminate_zeros()  # an explicitly stored 0 is no connection
     else:
         arr = np.asarray(layer)
         if arr.ndim != 2:
             raise InputError(f"{where}: expected a 2-D array, got shape {arr.shape}")
+        _check_finite(arr, where)
         m = sp.csr_matrix(arr != 0)
     m.data = np.ones(m.nnz, dtype=np.float64)
     m.sort_indices()
     return m
+
+
+def _check_finite(values: np.ndarray, where: str) -> None:
+    # NaN != 0 would silently count as a connection; the file readers refuse it too.
+    if np.issubdtype(values.dtype, np.inexact) and not np.isfinite(values).all():
+        raise InputError(f"{where}: contains NaN or infinite weights")
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,18 @@ def prepare(layers) -> Topology:
     masks = tuple(as_mask(layer, f"layer {k}") for k, layer in enumerate(layers))
     if not masks:
         raise InputError("a network needs at least one layer")
+    _check_chain([m.shape for m in masks])
     degrees = tuple(np.diff(m.tocsc().indptr).astype(np.float64) for m in masks)
     return Topology(masks, degrees)
+
+
+def _check_chain(shapes: list[tuple[int, int]]) -> None:
+    """Every layer has neurons, and layer k's inputs are layer k-1's outputs (else B_k[pi] is meaningless)."""
+    for k, (n_in, n_out) in enumerate(shapes):
+        if n_in == 0 or n_out == 0:
+            raise InputError(f"layer {k}: empty shape {(n_in, n_out)}")
+        if k and n_in != shapes[k - 1][1]:
+            raise InputError(f"layer {k}: {n_in} input rows but layer {k - 1} has {shapes[k - 1][1]} output columns")
 
 
 def cost_matrix(a: sp.csr_matrix, b: sp.csr_matrix, deg_a: np.ndarray, deg_b: np.ndarray) -> np.ndarray:
