@@ -309,6 +309,10 @@ class TopologyStore:
             raise StoreError(f"{self.path}: no results yet (run `nnstd-dist compute --store {self.path}`)")
         return self._group["tiles_done"][:]
 
+    def tile_done_at(self, a: int, b: int) -> int:
+        """tiles_done[a, b] alone: one chunk read, for a task that needs only its own tile's state."""
+        return int(self._group["tiles_done"][a, b])
+
     def read_tile(self, a: int, b: int) -> np.ndarray:
         """The (L, rows, cols) block of tile (a, b) as stored now."""
         t, n = self.tile, self.n_networks
