@@ -43,7 +43,10 @@ def read_npz_matrix(path: str | Path):
     """One 2-D matrix from an npz: a scipy sparse matrix (save_npz) or a single dense array (savez)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{path}: a single .npy array, not an npz archive")
+        with loaded as npz:
             keys = set(npz.files)
             if {"format", "shape", "data"} <= keys:  # scipy.sparse.save_npz layout
                 matrix = sp.load_npz(path)
@@ -72,6 +75,8 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
     masks = []
     for file in set_layer_files(path):
         matrix = read_npz_matrix(file)
+        if sp.issparse(matrix):
+            matrix = sp.csr_matrix(matrix)  # save_npz may have written coo, dia or bsr: no row slicing there
         if not keep_last_row:
             if matrix.shape[0] < 2:
                 raise InputError(f"{file}: {matrix.shape[0]} row(s), nothing left once the bias row is dropped")
