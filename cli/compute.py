@@ -1,0 +1,111 @@
+"""`nnstd-dist compute --store PATH`: every missing pairwise distance of the store, on local cores or a Dask cluster."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .options import quiet_option, store_option
+
+EPILOG = """Examples:
+
+\b
+  nnstd-dist compute --store topos.zarr
+  nnstd-dist compute --store topos.zarr --dry-run
+  nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
+  dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
+  nnstd-dist compute --store /shared/topos.zarr --scheduler-file sched.json
+"""
+
+
+class ProgressBar:
+    """Pairs done / total, pairs/s and ETA on stderr: one line redrawn on a terminal, a line per 10% otherwise."""
+
+    WIDTH = 28
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.shown_decile = -1
+        self.last_draw = 0.0
+
+    def __call__(self, p) -> None:
+        if p.tiles_done == 0:
+            where = f"; dashboard {p.dashboard}" if p.dashboard else ""
+            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tiles on {p.workers} worker threads{where}")
+        finished = p.tiles_done == p.tiles_total
+        if self.tty:
+            now = time.monotonic()
+            if finished or now - self.last_draw > 0.1:
+                self.last_draw = now
+                self.stream.write("\r" + self._text(p) + ("\n" if finished else ""))
+                self.stream.flush()
+            return
+        decile = 10 * p.pairs_done // max(1, p.pairs_total)
+        if decile > self.shown_decile or finished:
+            self.shown_decile = decile
+            self._line(self._text(p))
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _text(self, p) -> str:
+        fraction = p.pairs_done / p.pairs_total if p.pairs_total else 1.0
+        filled = round(fraction * self.WIDTH)
+        eta = "--" if p.eta is None else _clock(p.eta)
+        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.pairs_done}/{p.pairs_total} pairs  {p.rate:.1f} pairs/s  ETA {eta}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
+
+
+@click.command(epilog=EPILOG)
+@store_option
+@click.option(
+    "--tile", type=click.IntRange(min=1), default=None,
+    help="Networks per tile side: one task computes a B x B block of pairs. Fixed when the results are "
+    "created [default: 32, or 16 when 32 gives fewer than 4 tiles per worker].",
+)
+@click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local cluster: worker processes [default: one per core].")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None, help="Local cluster: threads per worker process [default: 1].")
+@click.option("--memory-limit", default=None, help="Local cluster: memory limit per worker, e.g. 2GB [default: auto, RAM / workers].")
+@click.option("--scheduler", metavar="ADDRESS", default=None, help="Use the Dask scheduler at ADDRESS (or set DASK_SCHEDULER_ADDRESS).")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None, help="Use the Dask scheduler described in this file.")
+@click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh.")
+@click.option("--force", is_flag=True, help="Take over the store's lock even if another run seems to hold it (a dead run on another host).")
+@click.option("--dry-run", is_flag=True, help="Print what would be computed and exit; changes nothing.")
+@quiet_option
+def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler, scheduler_file, recompute, force, dry_run, quiet):
+    """Compute all missing pairwise NNSTD distances of a store.
+
+    Pairs are grouped in tiles of networks; each tile is one Dask task that reads its networks
+    from the store, computes its pairs and writes them back, so an interrupted run resumes where
+    it stopped and networks ingested later cost only their own pairs. Without --scheduler or
+    --scheduler-file a local cluster of one single-threaded process per core is started. With a
+    remote cluster the store must be on a filesystem every worker can see, at the same path.
+    """
+    from nnstd_dist.schedule import ClusterSpec, compute
+
+    local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
+    if scheduler and scheduler_file:
+        raise click.UsageError("give --scheduler or --scheduler-file, not both")
+    cluster = ClusterSpec.from_env(scheduler=scheduler, scheduler_file=scheduler_file, **{k: v for k, v in local.items() if v is not None})
+    given = [f"--{k.replace('_', '-')}" for k, v in local.items() if v is not None]
+    if cluster.external and given:
+        raise click.UsageError(f"{', '.join(given)} configure the local cluster; they do not apply to the {cluster.describe()}")
+    try:
+        plan, stats = compute(
+            store, tile=tile, recompute=recompute, force=force, cluster=cluster, dry_run=dry_run,
+            on_progress=None if quiet else ProgressBar(), command=f"nnstd-dist compute --store {store}",
+        )
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: finished tiles are kept; run the same command again to resume.", err=True)
+        sys.exit(130)
+    if dry_run:
+        click.echo(f"store:           {store}\n{plan.describe()}\nwould run on:    {cluster.describe()}")
+    elif not quiet:
+        click.echo(stats.summary())

@@ -1,0 +1,138 @@
+"""The store's distance matrix D[k, i, j] = NNSTD_k(network i, network j) (i > j, mirrored) to .npz, .csv, .nc or .zarr.
+
+Every format is written to a temporary name beside the target and renamed into place, so a failed
+export never leaves a half-written file. Pairs not computed yet are exported as NaN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .store import TopologyStore
+
+__all__ = ["FORMATS", "ExportReport", "export"]
+
+FORMATS = (".npz", ".csv", ".nc", ".zarr")
+DESCRIPTION = "NNSTD distances: distance[k, i, j] (i > j) = layer-k NNSTD(network i, network j), mirrored; diagonal 0; NaN = not computed"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was written: where, how many networks and layers, and how many pairs are still NaN."""
+
+    path: Path
+    n_networks: int
+    layers: list[int]
+    missing_pairs: int  # pairs i > j with NaN in any exported layer
+    total_pairs: int
+
+
+def export(store_path: str | Path, output: str | Path, layer: int | None = None) -> ExportReport:
+    """Write the store's distances to ``output`` (format from its extension); ``layer`` None = all layers (.csv: 0)."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"{output}: unknown export format {suffix or '(no extension)'!r}; use one of {', '.join(FORMATS)}")
+    if suffix in (".nc", ".zarr"):
+        _require_xarray(output)
+    store = TopologyStore.open(store_path)
+    if output.resolve() == store.path.resolve():
+        raise InputError(f"{output}: is the store itself; export to another path")
+    if layer is None and suffix == ".csv":
+        layer = 0  # a table holds one layer
+    layers = list(range(store.n_layers)) if layer is None else [int(layer)]
+    distance = store.read_distance(layers)
+    names = store.names()
+    matrix = _Matrix(distance, names, layers, str(store.path.resolve()))
+    writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
+    _replace_atomically(output, lambda tmp: writer(tmp, matrix))
+    n = len(names)
+    return ExportReport(output, n, layers, _missing_pairs(distance), n * (n - 1) // 2)
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    distance: np.ndarray  # (layers, N, N)
+    names: list[str]
+    layers: list[int]
+    store: str
+
+
+def _missing_pairs(distance: np.ndarray) -> int:
+    n = distance.shape[-1]
+    missing = np.isnan(distance).any(axis=0)
+    return int(np.count_nonzero(missing[np.tril_indices(n, -1)]))
+
+
+def _require_xarray(output: Path) -> None:
+    try:
+        import xarray  # noqa: F401
+    except ImportError:
+        raise InputError(f"{output}: writing {output.suffix} needs xarray (pip install 'nnstd-dist[xarray]'); .npz and .csv need nothing") from None
+
+
+def _replace_atomically(output: Path, write) -> None:
+    """Write to a hidden temporary beside ``output``, then rename it over ``output``."""
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        if output.is_dir() and not output.is_symlink():
+            # os.replace cannot put a directory over another: move the old one aside first
+            old = output.with_name(f".{output.name}.{os.getpid()}.old")
+            os.replace(output, old)
+            os.replace(tmp, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, output)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def _write_npz(tmp: Path, m: _Matrix) -> None:
+    with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+        np.savez(f, distance=m.distance, names=np.array(m.names, dtype=str))
+
+
+def _write_csv(tmp: Path, m: _Matrix) -> None:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["network", *m.names])
+        for name, row in zip(m.names, m.distance[0]):
+            out.writerow([name, *(repr(float(x)) for x in row)])  # repr: shortest text that reads back exactly
+
+
+def _dataset(m: _Matrix):
+    """A labelled (layer, network_a, network_b) xarray Dataset."""
+    import xarray as xr
+
+    labels = np.array(m.names, dtype=object)  # variable-length strings in every format
+    coords = {"layer": np.array(m.layers, dtype=np.int64), "network_a": labels, "network_b": labels}
+    data = xr.DataArray(m.distance, dims=("layer", "network_a", "network_b"), coords=coords, name="distance")
+    return data.to_dataset().assign_attrs(description=DESCRIPTION, store=m.store)
+
+
+def _write_netcdf(tmp: Path, m: _Matrix) -> None:
+    try:
+        _dataset(m).to_netcdf(tmp)
+    except ValueError as exc:  # no netCDF engine installed
+        raise InputError(f"{tmp.name[1:].rsplit('.', 2)[0]}: cannot write netCDF ({exc})") from None
+
+
+def _write_zarr(tmp: Path, m: _Matrix) -> None:
+    ds = _dataset(m)
+    with warnings.catch_warnings():
+        # consolidated metadata lets xarray.open_zarr open the result in one read; zarr warns it is not in the v3 spec
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        ds.to_zarr(tmp, mode="w-")

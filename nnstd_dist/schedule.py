@@ -1,0 +1,267 @@
+"""Tiles to Dask tasks: which cluster, one task per remaining tile largest first, progress. The only module that imports dask.
+
+A run holds the store's lock, creates the result arrays if needed (fixing the tile size), plans the
+remaining tiles from ``tiles_done`` and submits ``tasks.compute_tile(path, a, b, N)`` for each: no array
+ever travels through the graph. A worker that dies takes its task with it; the scheduler reruns the
+task elsewhere (up to ``distributed.scheduler.allowed-failures`` times), which is safe because a task
+writes whole chunks and marks its tile only at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dask
+import numpy as np
+from distributed import Client, LocalCluster, as_completed
+from distributed.scheduler import KilledWorker
+
+from .errors import ClusterError, NNSTDError, StoreError
+from .plan import Plan, default_tile, make_plan, n_tiles
+from .store import TopologyStore
+from .tasks import TileResult, compute_tile
+
+__all__ = ["ClusterSpec", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
+
+RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker deaths are counted separately
+# One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
+_ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where tasks run: an existing scheduler (address or scheduler file) or a LocalCluster to start."""
+
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    n_workers: int | None = None  # LocalCluster: default one single-threaded process per core
+    threads_per_worker: int = 1
+    memory_limit: str | int = "auto"
+
+    def __post_init__(self):
+        if self.scheduler and self.scheduler_file:
+            raise ClusterError("give a scheduler address or a scheduler file, not both")
+
+    @classmethod
+    def from_env(cls, **kwargs) -> "ClusterSpec":
+        """As given, falling back on the DASK_SCHEDULER_ADDRESS convention when no scheduler is named."""
+        if not kwargs.get("scheduler") and not kwargs.get("scheduler_file") and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            kwargs["scheduler"] = os.environ["DASK_SCHEDULER_ADDRESS"]
+        return cls(**kwargs)
+
+    @property
+    def external(self) -> bool:
+        return bool(self.scheduler or self.scheduler_file)
+
+    @property
+    def local_workers(self) -> int:
+        return self.n_workers or _cores()
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"scheduler {self.scheduler}"
+        if self.scheduler_file:
+            return f"scheduler file {self.scheduler_file}"
+        return f"local cluster of {self.local_workers} worker process(es) x {self.threads_per_worker} thread(s)"
+
+
+@contextlib.contextmanager
+def connect(spec: ClusterSpec):
+    """A Client on the cluster ``spec`` names; a LocalCluster is started here and closed on exit."""
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **_ONE_THREAD}}):
+        if not spec.external:
+            with LocalCluster(
+                n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
+                memory_limit=spec.memory_limit, silence_logs=logging.ERROR, dashboard_address=":0",
+            ) as cluster, Client(cluster) as client:
+                yield client
+            return
+        if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
+            raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (start one with `dask scheduler --scheduler-file {spec.scheduler_file}`)")
+        try:
+            client = Client(spec.scheduler, scheduler_file=spec.scheduler_file, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask {spec.describe()}: {exc}") from None
+        with client:
+            yield client
+
+
+def _threads(client: Client) -> int:
+    return sum(client.nthreads().values())
+
+
+def _dashboard(client: Client) -> str | None:
+    with contextlib.suppress(Exception):  # no bokeh, no dashboard
+        if "dashboard" in client.scheduler_info().get("services", {}):
+            return client.dashboard_link
+    return None
+
+
+@dataclass
+class Progress:
+    """Where a run stands, passed to the progress callback at the start and after every tile."""
+
+    pairs_done: int
+    pairs_total: int
+    tiles_done: int
+    tiles_total: int
+    elapsed: float
+    workers: int
+    dashboard: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Pairs per second so far."""
+        return self.pairs_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far; None before the first tile."""
+        return (self.pairs_total - self.pairs_done) / self.rate if self.rate > 0 else None
+
+
+@dataclass
+class RunStats:
+    """What a compute run did: counts, times and memory, from the tasks' own timers."""
+
+    store: str
+    n_networks: int
+    tile: int
+    pairs: int = 0  # pairs computed in this run
+    tiles: int = 0  # tiles written in this run
+    wall_seconds: float = 0.0
+    task_seconds: float = 0.0  # sum of task durations
+    kernel_seconds: float = 0.0  # sum of time inside the kernel
+    workers: int = 0  # worker threads available
+    dashboard: str | None = None
+    peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def add(self, result: TileResult) -> None:
+        self.pairs += result.pairs
+        self.tiles += 1
+        self.task_seconds += result.seconds
+        self.kernel_seconds += result.kernel_seconds
+        self.peak_rss[result.worker] = max(self.peak_rss.get(result.worker, 0), result.peak_rss)
+
+    def summary(self) -> str:
+        if not self.tiles:
+            return f"Nothing to compute: all {self.n_networks * (self.n_networks - 1) // 2} pairs of {self.n_networks} networks are done ({self.store})"
+        return (
+            f"Computed {self.pairs} pairs in {self.tiles} tiles of {self.tile} in {_fmt_seconds(self.wall_seconds)} "
+            f"({self.pairs_per_second:.1f} pairs/s, {self.workers} workers); distances in {self.store}"
+        )
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m{s:02d}s" if minutes >= 60 else f"{minutes}m{s:02d}s"
+
+
+def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None) -> RunStats:
+    """Submit one task per planned tile, largest first, and collect their results as they finish."""
+    path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
+    stats = RunStats(str(store_path), plan.n, plan.tile, workers=_threads(client), dashboard=_dashboard(client))
+    progress = Progress(0, plan.n_pairs, 0, len(plan), 0.0, stats.workers, stats.dashboard)
+    if on_progress:
+        on_progress(progress)
+    start = time.perf_counter()
+    run = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may remember older ones
+    futures = [
+        # Earlier submission and higher priority both mean "run first": largest tiles first.
+        client.submit(compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False)
+        for t in plan.tasks
+    ]
+    try:
+        for future in as_completed(futures):
+            result = _result(future)
+            stats.add(result)
+            progress.pairs_done, progress.tiles_done = stats.pairs, stats.tiles
+            progress.elapsed = time.perf_counter() - start
+            if on_progress:
+                on_progress(progress)
+    finally:
+        client.cancel([f for f in futures if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
+    stats.wall_seconds = time.perf_counter() - start
+    return stats
+
+
+def _result(future) -> TileResult:
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise ClusterError(
+            f"task {future.key} killed {dask.config.get('distributed.scheduler.allowed-failures') + 1} workers in a row "
+            f"(out of memory? try a larger --memory-limit): {exc}"
+        ) from None
+    except NNSTDError:
+        raise
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"lost the Dask cluster during task {future.key}: {exc}") from None
+
+
+def plan_store(store: TopologyStore, tile: int | None, recompute: bool, slots: int, create: bool = True) -> Plan:
+    """The plan for ``store``; creates (or with ``recompute`` recreates) its result arrays if ``create``."""
+    n = store.n_networks
+    if store.has_results and not recompute:
+        if tile is not None and tile != store.tile:
+            raise StoreError(f"{store.path}: results were created with tile {store.tile}; --tile {tile} needs --recompute")
+        return make_plan(n, store.tile, store.tiles_done())
+    tile = tile or default_tile(n, slots)
+    if create:
+        store.init_results(tile)
+    k = n_tiles(n, tile)
+    return make_plan(n, tile, np.zeros((k, k), dtype=np.int64))
+
+
+def compute(
+    store_path: str | Path,
+    *,
+    tile: int | None = None,
+    recompute: bool = False,
+    force: bool = False,
+    cluster: ClusterSpec | None = None,
+    client: Client | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    command: str | None = None,
+) -> tuple[Plan, RunStats | None]:
+    """Compute every missing distance of the store; returns the plan and the run's stats (None if ``dry_run``).
+
+    ``client`` (an existing Client) wins over ``cluster``; with neither, a LocalCluster of one
+    single-threaded worker process per core is started once there is work to do.
+    """
+    if tile is not None and tile < 1:
+        raise StoreError(f"tile size must be >= 1, got {tile}")
+    cluster = cluster or ClusterSpec()
+    store = TopologyStore.open(store_path, mode="r" if dry_run else "r+")
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(store.lock(command or f"nnstd-dist compute --store {store_path}", force=force))
+        if client is None and cluster.external:
+            client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
+        slots = _threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
+        plan = plan_store(store, tile, recompute, slots, create=not dry_run)
+        if dry_run:
+            return plan, None
+        if not plan.tasks:
+            return plan, RunStats(str(store.path), plan.n, plan.tile)
+        if client is None:
+            client = stack.enter_context(connect(cluster))
+        return plan, run_plan(client, store.path, plan, on_progress)

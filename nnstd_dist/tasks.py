@@ -1,0 +1,103 @@
+"""One tile's work, run on a worker: block[k, i, j] = NNSTD_k(network i, network j) for the tile's pairs i > j.
+
+A task receives only the store path, the tile and the population size N; it reads its networks
+itself, prepares each once, computes the pairs its tile still lacks, writes the tile and its mirror
+as whole chunks and only then marks the tile done at N. Rerunning a task is harmless. No dask here.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import StoreError
+from .kernel import nnstd_prepared, prepare
+from .plan import TileTask, tile_task
+from .store import TopologyStore
+
+__all__ = ["TileResult", "compute_tile", "tile_block"]
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """What a task did and how long it took, measured inside the task."""
+
+    a: int
+    b: int
+    pairs: int  # pairs computed by this task
+    seconds: float  # the whole task: open, read, prepare, compute, write
+    kernel_seconds: float  # inside nnstd_prepared only
+    peak_rss: int  # bytes, the worker process's peak resident set so far
+    worker: str  # host:pid
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
+    """index -> prepared Topology for networks [start, stop)."""
+    if stop <= start:
+        return {}
+    networks = store.read_networks(np.arange(start, stop))
+    return {start + k: prepare(layers) for k, layers in enumerate(networks)}
+
+
+def _holds_valid(block: np.ndarray, task: TileTask) -> bool:
+    """Whether a stored block really holds every pair the task will not recompute (i < valid_upto)."""
+    (r0, r1), (c0, c1) = task.rows, task.cols
+    i, j = np.arange(r0, r1)[:, None], np.arange(c0, c1)[None, :]
+    kept = (i < task.valid_upto) & (j < i)
+    return not np.isnan(block[:, kept]).any()
+
+
+def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, float]:
+    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the kernel seconds."""
+    (r0, r1), (c0, c1) = task.rows, task.cols
+    # The stored block was fully written before the tile was marked, so its pairs below
+    # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
+    block = store.read_tile(task.a, task.b) if task.valid_upto else None
+    if block is None or not _holds_valid(block, task):
+        task = tile_task(task.a, task.b, task.tile, task.n, 0)
+        block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
+    pairs = task.pairs()
+    if task.diagonal:
+        networks = _read_prepared(store, r0, r1 if pairs else r0)
+    else:
+        networks = _read_prepared(store, min((i for i, _ in pairs), default=r1), r1)
+        networks.update(_read_prepared(store, c0, c1 if pairs else c0))
+    kernel = 0.0
+    for i, j in pairs:
+        start = time.perf_counter()
+        distances = nnstd_prepared(networks[i], networks[j])  # the larger index is A
+        kernel += time.perf_counter() - start
+        block[:, i - r0, j - c0] = distances
+        if task.diagonal:
+            block[:, j - c0, i - r0] = distances  # a diagonal tile holds its own mirror
+    if task.diagonal:
+        idx = np.arange(r1 - r0)
+        block[:, idx, idx] = 0.0
+    return block, len(pairs), kernel
+
+
+def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
+    """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks."""
+    start = time.perf_counter()
+    store = TopologyStore.open(store_path, mode="r+")
+    if store.n_networks != n:
+        raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
+    if not store.has_results or store.tile is None:
+        raise StoreError(f"{store_path}: no result arrays (they are created by `nnstd-dist compute`)")
+    task = tile_task(a, b, store.tile, n, store.tile_done_at(a, b))
+    pairs, kernel = 0, 0.0
+    if not task.complete:  # a retry after the first attempt finished finds nothing to do
+        block, pairs, kernel = tile_block(store, task)
+        store.write_tile(a, b, block, done_at=n)
+    return TileResult(
+        a, b, pairs, time.perf_counter() - start, kernel, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}"
+    )
