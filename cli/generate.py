@@ -40,10 +40,10 @@ class LayerSizes(click.ParamType):
               help="Fraction of connections present in every layer but the last (which is dense).")
 @click.option("--networks", "n_networks", type=int, default=10, show_default=True, help="Number of networks to write.")
 @click.option("--rewire", type=float, default=0.01, show_default=True,
-              help="Fraction of a layer's connections moved from one network to the next (chain mode).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed writes the same networks.")
+              help="Fraction of a layer's connections moved from one network to the next.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same networks.")
 @click.option("--mode", type=click.Choice(MODES), default="chain", show_default=True,
-              help="chain: each network rewires the previous one; independent: every network drawn afresh (a baseline).")
+              help="chain: each network rewires the previous one; independent: each drawn afresh (a baseline).")
 @click.option("--overwrite", is_flag=True, help="Replace the networks a previous `generate` wrote in OUT.")
 @quiet_option
 def command(out, layers, density, n_networks, rewire, seed, mode, overwrite, quiet):

@@ -1,4 +1,4 @@
-"""Synthetic SET populations: an Erdos-Renyi mask with m = round(density * n_in * n_out) links, then chains that move k = round(rewire * m) links per step.
+"""Synthetic populations: Erdos-Renyi masks of m = round(density*n_in*n_out) links, k = round(rewire*m) moved per step.
 
 A layer's connections are kept as sorted flat positions ``p = row * n_out + col`` in
 ``[0, n_in * n_out)``, never as a dense mask: sampling, rewiring and the CSR conversion all
@@ -88,7 +88,7 @@ class _Plan:
     n_moved: list[int]  # per sparse layer, links moved by one chain step
 
 
-def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float, mode: str) -> _Plan:
+def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float, seed: int, mode: str) -> _Plan:
     """Check the parameters and work out each layer's size, link count and links per step."""
     sizes = list(layers)
     if len(sizes) < 2:
@@ -101,6 +101,8 @@ def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float,
         raise InputError(f"--rewire must be in [0, 1], got {rewire}")
     if n_networks < 1:
         raise InputError(f"--networks must be at least 1, got {n_networks}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     shapes = [(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -134,7 +136,7 @@ def generate_population(
     but the last is sparse with exactly ``round(density * n_in * n_out)`` connections; the last
     is dense, as in SET. Parameters are checked here, before the first network is made.
     """
-    plan = _plan(layers, density, n_networks, rewire, mode)
+    plan = _plan(layers, density, n_networks, rewire, seed, mode)
     return _networks(plan, n_networks, seed, mode)
 
 
@@ -144,7 +146,10 @@ def _networks(plan: _Plan, n_networks: int, seed: int, mode: str):
     links = None
     for i, name in enumerate(network_names(n_networks)):
         if links is None or mode == "independent":
-            links = [_draw(_stream(seed, i, k), a * b, m) for k, ((a, b), m) in enumerate(zip(sparse_shapes, plan.n_links))]
+            links = [
+                _draw(_stream(seed, i, k), a * b, m)
+                for k, ((a, b), m) in enumerate(zip(sparse_shapes, plan.n_links))
+            ]
         else:
             links = [
                 _rewire(_stream(seed, i, k), prev, a * b, moved)
@@ -180,11 +185,15 @@ def _npz_bytes(mask: sp.csr_matrix) -> bytes:
 
 def _network_dirs(out: Path) -> list[Path]:
     """Subdirectories of ``out`` that hold at least one weight_l*.npz, i.e. look like networks."""
-    return [d for d in sorted(out.iterdir()) if d.is_dir() and any(_LAYER_FILE.match(f.name) for f in d.iterdir())]
+    return [d for d in sorted(out.iterdir()) if d.is_dir() and any(map(_is_layer_file, d.iterdir()))]
+
+
+def _is_layer_file(path: Path) -> bool:
+    return _LAYER_FILE.match(path.name) is not None
 
 
 def _written_by_us(directory: Path) -> bool:
-    return _NETWORK_DIR.match(directory.name) is not None and all(_LAYER_FILE.match(f.name) for f in directory.iterdir())
+    return _NETWORK_DIR.match(directory.name) is not None and all(map(_is_layer_file, directory.iterdir()))
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -194,10 +203,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     existing = _network_dirs(out)
     if existing and not overwrite:
-        raise InputError(f"{out}: already holds {len(existing)} network(s) (e.g. {existing[0].name}); pass --overwrite to replace them")
+        raise InputError(
+            f"{out}: holds {len(existing)} network(s) (e.g. {existing[0].name}); pass --overwrite to replace them"
+        )
     foreign = [d for d in existing if not _written_by_us(d)]
     if foreign:
-        # Deleting networks `generate` did not write could destroy real data; mixing them in a population would be wrong.
+        # Deleting networks `generate` did not write could destroy real data; keeping them would mix populations.
         raise InputError(f"{out}: holds {foreign[0].name}, a network not written by generate; choose another OUT")
     for d in existing:
         shutil.rmtree(d)

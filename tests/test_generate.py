@@ -153,16 +153,16 @@ def test_nnstd_to_the_first_network_grows_along_a_chain():
     [
         dict(density=0.0), dict(density=1.5), dict(rewire=-0.1), dict(rewire=1.1),
         dict(layers=[10]), dict(layers=[10, 0, 5]), dict(layers=[10, -3, 5]), dict(n=0),
-        dict(mode="shuffle"), dict(layers=[3, 3, 2], density=0.01),  # 0 connections
+        dict(mode="shuffle"), dict(seed=-1), dict(layers=[3, 3, 2], density=0.01),  # 0 connections
         dict(layers=[3, 3, 2], density=1.0, rewire=0.5),  # nowhere to move links to
     ],
     ids=["density-0", "density-above-1", "rewire-negative", "rewire-above-1", "one-size",
-         "zero-size", "negative-size", "no-networks", "bad-mode", "zero-links", "no-free-positions"],
+         "zero-size", "negative-size", "no-networks", "bad-mode", "negative-seed", "zero-links", "no-free-positions"],
 )
 def test_bad_parameters_raise_before_anything_is_made(kwargs):
     params = dict(layers=SMALL, density=0.1, n=3, rewire=0.1, seed=0, mode="chain") | kwargs
     with pytest.raises(InputError):
-        generate_population(params["layers"], params["density"], params["n"], params["rewire"], params["seed"], params["mode"])
+        generate_population(*(params[key] for key in ["layers", "density", "n", "rewire", "seed", "mode"]))
 
 
 # ----------------------------------------------------------------------------- files
