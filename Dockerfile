@@ -1,0 +1,27 @@
+# The nnstd-dist image: docker-compose.yml runs the scheduler, the workers and the compute client
+# from it, so every process has the same versions (compute checks this before its first task).
+FROM python:3.11.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/nnstd-dist/bin:$PATH
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY scripts/install.sh scripts/install.sh
+COPY nnstd_dist nnstd_dist
+COPY cli cli
+# The same script as the README's install line, into a virtual environment outside the source tree.
+RUN scripts/install.sh --no-editable /opt/nnstd-dist hpc
+
+# Run as the unprivileged user nnstd (uid 1000, numeric so that runAsNonRoot can check it);
+# /data is where docker-compose.yml mounts the shared folder.
+RUN useradd --create-home --uid 1000 --user-group nnstd \
+    && mkdir /data \
+    && chown nnstd:nnstd /data
+USER 1000:1000
+WORKDIR /data
+
+CMD ["nnstd-dist", "--help"]
