@@ -1,0 +1,135 @@
+"""`nnstd-dist pair A B`: the kernel's numbers on stdout, bad input as one `Error:` line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from nnstd_dist import load_set_network, nnstd
+from nnstd_dist.cli.main import cli
+
+SHAPES = [(9, 7), (7, 7), (7, 3)]
+
+
+@pytest.fixture
+def two_networks(tmp_path, rng, synthetic_network, set_network_dir):
+    a = set_network_dir(tmp_path / "net_a", synthetic_network(rng, SHAPES, 0.3), rng)
+    b = set_network_dir(tmp_path / "net_b", synthetic_network(rng, SHAPES, 0.3), rng)
+    return a, b
+
+
+def expected_distances(a, b) -> list[float]:
+    return nnstd(load_set_network(a), load_set_network(b)).tolist()
+
+
+def run(*args):
+    return CliRunner(catch_exceptions=False).invoke(cli, ["pair", *map(str, args)])
+
+
+def test_text_output(two_networks):
+    a, b = two_networks
+    result = run(a, b)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["layer 0", "layer 1", "layer 2"]
+    # %.17g round-trips a float64: the printed value is the kernel's value exactly.
+    assert [float(line.split(": ")[1]) for line in lines] == expected_distances(a, b)
+    assert 0 < expected_distances(a, b)[0] < 1  # a real comparison, not two identical networks
+
+
+def test_json_output(two_networks):
+    a, b = two_networks
+    result = run(a, b, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layers"] == expected_distances(a, b)
+    assert (report["a"], report["b"]) == (str(a), str(b))
+
+
+def test_order_of_arguments_is_kept(two_networks):
+    a, b = two_networks
+    assert json.loads(run(b, a, "--json").stdout)["layers"] == expected_distances(b, a)
+
+
+def test_keep_last_row_on_one_layer_networks(tmp_path, rng, synthetic_network, set_network_dir):
+    a = set_network_dir(tmp_path / "a", synthetic_network(rng, [(6, 4)], 0.5), rng)
+    b = set_network_dir(tmp_path / "b", synthetic_network(rng, [(6, 4)], 0.5), rng)
+    result = run(a, b, "--json", "--keep-last-row")
+    assert result.exit_code == 0, result.output
+    expected = nnstd(load_set_network(a, keep_last_row=True), load_set_network(b, keep_last_row=True))
+    assert json.loads(result.stdout)["layers"] == expected.tolist()
+
+
+# Each spoils the pair (a, b) and returns the command's arguments and a fragment its error must name.
+
+
+def spoil_garbage(a, b):
+    (b / "weight_l1.npz").write_bytes(b"not an npz")
+    return [a, b], f"{b / 'weight_l1.npz'}: not a readable npz"
+
+
+def spoil_gap(a, b):
+    (a / "weight_l1.npz").unlink()
+    return [a, b], f"{a}: missing weight_l1.npz"
+
+
+def spoil_shape(a, b):
+    sp.save_npz(b / "weight_l2.npz", sp.csr_matrix(np.ones((8, 4))))
+    return [a, b], "layer 2: shapes (7, 3) and (7, 4) differ"
+
+
+def spoil_layer_count(a, b):
+    (b / "weight_l2.npz").unlink()
+    return [a, b], "3 and 2 layers"
+
+
+def spoil_missing_dir(a, b):
+    return [a, b.parent / "no_such_network"], f"{b.parent / 'no_such_network'}: not a directory"
+
+
+def spoil_bias_kept(a, b):
+    # With the bias rows kept, layer 1 has one input more than layer 0 has outputs.
+    return [a, b, "--keep-last-row"], "layer 1: 8 input rows but layer 0 has 7 output columns"
+
+
+SPOILS = {
+    "garbage-file": spoil_garbage,
+    "gap": spoil_gap,
+    "layer-shape": spoil_shape,
+    "layer-count": spoil_layer_count,
+    "missing-dir": spoil_missing_dir,
+    "keep-last-row-multilayer": spoil_bias_kept,
+}
+
+
+@pytest.mark.parametrize("case", SPOILS)
+def test_bad_input_is_one_error_line_and_exit_2(two_networks, case):
+    args, fragment = SPOILS[case](*two_networks)
+    result = CliRunner().invoke(cli, ["pair", *map(str, args)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert fragment in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_python_dash_m(two_networks):
+    a, b = two_networks
+    done = subprocess.run(
+        [sys.executable, "-m", "nnstd_dist", "pair", str(a), str(b), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["layers"] == expected_distances(a, b)
+    broken = subprocess.run(
+        [sys.executable, "-m", "nnstd_dist", "pair", str(a), str(a.parent / "nothing")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert broken.returncode == 2
+    assert broken.stderr.startswith("Error: ") and broken.stderr.count("\n") == 1
