@@ -126,7 +126,8 @@ def job_cluster(kind: str, options: Mapping[str, object] | Iterable[str] = ()):
             f"or pass --cluster-option {' --cluster-option '.join(_EXAMPLE[key] for key in missing)}"
         )
     try:
-        return cluster_class(**kwargs)
+        # cores and memory passed explicitly: dask-jobqueue re-reads its config for missing ones when it scales or closes.
+        return cluster_class(**{**kwargs, "cores": settings["cores"], "memory": settings["memory"]})
     except (TypeError, ValueError) as exc:
         raise ClusterError(f"--cluster {kind}: {str(exc).strip().splitlines()[0]}") from None
 
