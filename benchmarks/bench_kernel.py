@@ -77,21 +77,21 @@ def time_pairs(masks, prepared, pairs) -> tuple[list, list]:
 
 
 def layer_breakdown(a, b) -> tuple[list[dict], np.ndarray]:
-    """The kernel's own loop, step by step, with B's row reorder, cost matrix and solver timed apart."""
+    """The kernel's own loop, step by step, with B's row reorder, cost matrix and solver timed apart (CPU)."""
     steps, distances, order = [], np.zeros(len(a.masks)), None
     for k in range(len(a.masks)):
         mask_a, mask_b = a.masks[k], b.masks[k]
         if k == len(a.masks) - 1 and mask_a.nnz == np.prod(mask_a.shape) and mask_b.nnz == np.prod(mask_b.shape):
             steps.append(None)  # the kernel skips a fully-connected last layer: distance 0, no work
             break
-        start = time.perf_counter()
+        start = time.process_time()
         if order is not None:
             mask_b = mask_b[order]
-        reordered = time.perf_counter()
+        reordered = time.process_time()
         cost = cost_matrix(mask_a, mask_b, a.degrees[k], b.degrees[k])
-        built = time.perf_counter()
+        built = time.process_time()
         rows, order = linear_sum_assignment(cost)
-        solved = time.perf_counter()
+        solved = time.process_time()
         distances[k] = cost[rows, order].sum() / cost.shape[0]
         steps.append({"reorder": reordered - start, "cost": built - reordered, "lsa": solved - built})
     return steps, distances
@@ -104,7 +104,7 @@ def print_breakdown(prepared, pairs) -> None:
         assert distances.tolist() == nnstd_prepared(prepared[i], prepared[j]).tolist(), "breakdown != kernel"
         for k, step in enumerate(steps):
             per_layer.setdefault(k, []).append(step)
-    print("  where the time goes (median ms per layer; reorder = B_k[pi], cost = cost_matrix, lsa = solver):")
+    print("  where the time goes (median CPU ms per layer; reorder = B_k[pi], cost = cost_matrix, lsa = solver):")
     for k, steps in per_layer.items():
         if steps[0] is None:
             print(f"    layer {k}: skipped (both fully connected: distance 0 without solving)")
@@ -161,13 +161,14 @@ def bench_baseline(topo: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--topo", type=Path, default=DEFAULT_TOPO, help=f"SET runs e5_s0_w0..w9 (default {DEFAULT_TOPO})")
+    parser.add_argument("--topo", type=Path, default=DEFAULT_TOPO, help=f"SET runs e5_s0_w0..9 (default {DEFAULT_TOPO})")
     parser.add_argument("--quick", action="store_true", help="time 6 pairs per epoch instead of all 45")
     parser.add_argument("--epochs", type=int, nargs="+", default=[0, 190], help="epochs to time (default 0 190)")
     args = parser.parse_args()
     if not (args.topo / RUNS[0]).is_dir():
         raise SystemExit(f"{args.topo}: the paper's SET runs (e5_s0_w0 ...) are not there; pass --topo")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, {platform.machine()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    versions = f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}"
+    print(f"{versions}, {platform.machine()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (wall times grow with it, CPU times less)")
     print("pairs (i, j) with i > j, networks[i] first, as in the paper's reference")
     pairs = pairs_to_time(args.quick)

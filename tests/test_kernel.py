@@ -242,7 +242,9 @@ def test_layer0_unchanged_by_relabelling_hidden_neurons(nets, seed):
     assert nnstd(a, relabelled)[0] == pytest.approx(nnstd(a, b)[0], abs=1e-12)
 
 
-@pytest.mark.parametrize("sizes", [(30, 8), (30, 10, 6), (40, 12, 9, 5), (25, 9, 9, 9, 2)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "sizes", [(30, 8), (30, 10, 6), (40, 12, 9, 5), (25, 9, 9, 9, 2)], ids=lambda s: "x".join(map(str, s))
+)
 def test_relabelled_copy_is_zero_on_every_layer(synthetic_network, sizes):
     rng = np.random.default_rng(sum(sizes))
     a = synthetic_network(rng, layer_shapes(sizes), 0.5)
@@ -256,25 +258,30 @@ def test_relabelled_copy_is_zero_on_every_layer(synthetic_network, sizes):
 # --- 4. bad input ------------------------------------------------------------------------------------------
 
 
+ONES = np.ones
+
+
 @pytest.mark.parametrize(
     ("layers_a", "layers_b", "error", "message"),
     [
-        ([np.ones((3, 4))], [np.ones((3, 4)), np.ones((4, 2))], ShapeMismatchError, "1 and 2 layers"),
-        ([np.ones((3, 4)), np.ones((4, 2))], [np.ones((3, 4)), np.ones((4, 5))], ShapeMismatchError, "layer 1"),
-        ([np.ones((3, 4))], [np.ones((4, 3))], ShapeMismatchError, "layer 0"),
-        ([np.ones(4)], [np.ones(4)], InputError, "layer 0: expected a 2-D"),
-        ([np.ones((2, 2)), np.ones((2, 2, 2))], [np.ones((2, 2))] * 2, InputError, "layer 1: expected a 2-D"),
-        ([np.float64(1.0)], [np.ones((1, 1))], InputError, "layer 0: expected a 2-D"),
-        ([sp.coo_array(np.ones(3))], [np.ones((1, 3))], InputError, "layer 0: expected a 2-D"),
-        ([np.array([[np.nan, 1.0]])], [np.ones((1, 2))], InputError, "layer 0: contains NaN"),
-        ([np.ones((2, 2)), sp.csr_matrix([[np.inf], [0.0]])], [np.ones((2, 2)), np.ones((2, 1))], InputError, "layer 1: contains NaN or infinite"),
-        ([np.ones((3, 4)), np.ones((3, 2))], [np.ones((3, 4)), np.ones((3, 2))], InputError, "layer 1: 3 input rows but layer 0 has 4"),
-        ([np.ones((3, 0))], [np.ones((3, 0))], InputError, "layer 0: empty shape"),
-        ([], [], InputError, "at least one layer"),
-    ],
-    ids=[
-        "layer-count", "layer-1-shape", "layer-0-transposed", "1-d", "3-d", "scalar", "1-d-sparse",
-        "nan", "inf-sparse", "layers-do-not-chain", "no-neurons", "no-layers",
+        pytest.param([ONES((3, 4))], [ONES((3, 4)), ONES((4, 2))], ShapeMismatchError, "1 and 2 layers", id="layer-count"),
+        pytest.param([ONES((3, 4)), ONES((4, 2))], [ONES((3, 4)), ONES((4, 5))], ShapeMismatchError, "layer 1", id="shape"),
+        pytest.param([ONES((3, 4))], [ONES((4, 3))], ShapeMismatchError, "layer 0", id="transposed"),
+        pytest.param([ONES(4)], [ONES(4)], InputError, "layer 0: expected a 2-D", id="1-d"),
+        pytest.param([ONES((2, 2)), ONES((2, 2, 2))], [ONES((2, 2))] * 2, InputError, "layer 1: expected a 2-D", id="3-d"),
+        pytest.param([np.float64(1.0)], [ONES((1, 1))], InputError, "layer 0: expected a 2-D", id="scalar"),
+        pytest.param([sp.coo_array(ONES(3))], [ONES((1, 3))], InputError, "layer 0: expected a 2-D", id="1-d-sparse"),
+        pytest.param([np.array([[np.nan, 1.0]])], [ONES((1, 2))], InputError, "layer 0: contains NaN", id="nan"),
+        pytest.param(
+            [ONES((2, 2)), sp.csr_matrix([[np.inf], [0.0]])], [ONES((2, 2)), ONES((2, 1))],
+            InputError, "layer 1: contains NaN or infinite", id="inf-sparse",
+        ),
+        pytest.param(
+            [ONES((3, 4)), ONES((3, 2))], [ONES((3, 4)), ONES((3, 2))],
+            InputError, "layer 1: 3 input rows but layer 0 has 4", id="layers-do-not-chain",
+        ),
+        pytest.param([ONES((3, 0))], [ONES((3, 0))], InputError, "layer 0: empty shape", id="no-neurons"),
+        pytest.param([], [], InputError, "at least one layer", id="no-layers"),
     ],
 )
 def test_bad_input_raises(layers_a, layers_b, error, message):
