@@ -22,12 +22,14 @@ if TYPE_CHECKING:  # the store is passed in; importing it here would pull zarr i
 
 __all__ = [
     "SELECT_KEYS", "FACET_KEYS", "LabelledMatrix", "parse_selection", "describe_selection", "select_indices",
-    "labelled_matrix", "facet", "facet_values", "cluster_order", "mds", "Trajectory", "trajectory",
+    "layer_description", "read_matrix", "labelled_matrix", "facet", "facet_values",
+    "cluster_order", "linkage_of", "mds", "Trajectory", "trajectory",
 ]
 
 SELECT_KEYS = ("run", "epoch", "name")
 FACET_KEYS = ("run", "epoch")
 _COLUMN = {"run": "run", "epoch": "epoch", "name": "network"}
+OPTIMAL_ORDER_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ def cluster_order(values: np.ndarray) -> np.ndarray:
 
 
 def linkage_of(values: np.ndarray) -> np.ndarray:
-    """scipy linkage matrix (average, optimal leaf order) of a complete symmetric distance matrix."""
+    """scipy linkage matrix (average; optimal leaf order up to OPTIMAL_ORDER_MAX networks) of a complete matrix."""
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
@@ -220,7 +222,10 @@ def linkage_of(values: np.ndarray) -> np.ndarray:
         )
     symmetric = (values + values.T) / 2
     np.fill_diagonal(symmetric, 0.0)
-    return linkage(squareform(symmetric, checks=False), method="average", optimal_ordering=True)
+    # Optimal leaf ordering grows ~n^3 (30 s at 2000 networks here); past the limit the plain
+    # average-linkage order still keeps every cluster contiguous.
+    optimal = len(values) <= OPTIMAL_ORDER_MAX
+    return linkage(squareform(symmetric, checks=False), method="average", optimal_ordering=optimal)
 
 
 def _classical_mds(delta: np.ndarray) -> np.ndarray:
@@ -229,7 +234,7 @@ def _classical_mds(delta: np.ndarray) -> np.ndarray:
     sq = delta**2
     centred = sq - sq.mean(axis=0) - sq.mean(axis=1)[:, None] + sq.mean()
     b = -0.5 * centred
-    if n > 500:  # only two eigenpairs are needed: Lanczos instead of a full O(n^3) decomposition
+    if n > 200:  # only two eigenpairs are needed: Lanczos instead of a full O(n^3) decomposition
         from scipy.sparse.linalg import eigsh
 
         w, v = eigsh(b, k=2, which="LA")
@@ -242,11 +247,12 @@ def _classical_mds(delta: np.ndarray) -> np.ndarray:
     return coords
 
 
-def mds(values: np.ndarray, max_iter: int = 300, tol: float = 1e-7) -> tuple[np.ndarray, float]:
+def mds(values: np.ndarray, max_iter: int = 300, tol: float = 1e-5) -> tuple[np.ndarray, float]:
     """Metric MDS in 2-D: classical scaling, refined by SMACOF; returns coordinates and Kruskal stress-1.
 
     SMACOF minimises sigma(X) = sum_{i<j} w_ij (|x_i - x_j| - delta_ij)^2 by the Guttman transform
-    X <- V^+ B(X) X, with w_ij = 0 for pairs not computed yet and 1 otherwise.
+    X <- V^+ B(X) X, with w_ij = 0 for pairs not computed yet and 1 otherwise; it stops when an
+    iteration lowers sigma by less than ``tol`` of its value.
     """
     n = len(values)
     if n < 3:
@@ -255,46 +261,53 @@ def mds(values: np.ndarray, max_iter: int = 300, tol: float = 1e-7) -> tuple[np.
     np.fill_diagonal(known, False)
     if not known.any():
         raise InputError("embedding needs computed distances: none of the selection's pairs is computed yet")
-    delta = np.where(known, values, np.nanmean(np.where(known, values, np.nan)))
-    np.fill_diagonal(delta, 0.0)
-    x = _classical_mds(delta)
-    weights = known.astype(float)
-    complete = known.sum() == n * (n - 1)
-    if complete:
-        v_pinv = None  # V = nI - 11^T, and X stays centred, so V^+ B X = B X / n
+    mean = values[known].mean()
+    x = _classical_mds(np.where(known | np.eye(n, dtype=bool), np.nan_to_num(values), mean))  # a guess for the unknown
+    delta = np.where(known, values, 0.0)
+    if known.sum() == n * (n - 1):
+        weights, v_pinv = None, None  # V = nI - 11^T and X stays centred, so V^+ B X = B X / n
     else:
         if n > 3000:
             raise InputError(f"embedding of a partial matrix is limited to 3000 networks ({n} selected); finish compute first")
+        weights = known.astype(float)
         v = -weights
         np.fill_diagonal(v, weights.sum(axis=1))
         v_pinv = np.linalg.pinv(v)
-    delta = np.where(known, values, 0.0)
-    stress = _stress(x, delta, weights)
+    d = _pairwise(x)
+    stress = _stress(d, delta, weights)
     for _ in range(max_iter):
-        x = _guttman(x, delta, weights, v_pinv)
-        new = _stress(x, delta, weights)
-        if stress - new <= tol * max(stress, 1e-300):
-            stress = new
-            break
+        x = _guttman(x, d, delta, weights, v_pinv)
+        d = _pairwise(x)
+        new = _stress(d, delta, weights)
+        done = stress - new <= tol * stress
         stress = new
-    norm = (weights * delta**2).sum()
+        if done:
+            break
+    norm = (delta**2).sum()  # unknown pairs have delta 0: the weights need not appear
     return x, float(np.sqrt(stress / norm)) if norm > 0 else 0.0
 
 
 def _pairwise(x: np.ndarray) -> np.ndarray:
-    """Euclidean distances of the rows of x, via |a|^2 + |b|^2 - 2ab: one (n, n) array, not (n, n, 2)."""
-    sq = (x**2).sum(axis=1)
-    return np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0, None))
+    from scipy.spatial.distance import cdist
+
+    return cdist(x, x)
 
 
-def _stress(x, delta, weights) -> float:
-    return float((weights * (_pairwise(x) - delta) ** 2).sum())
+def _stress(d, delta, weights) -> float:
+    residual = d - delta
+    residual **= 2
+    if weights is not None:
+        residual *= weights
+    return float(residual.sum())
 
 
-def _guttman(x, delta, weights, v_pinv):
-    d = _pairwise(x)
+def _guttman(x, d, delta, weights, v_pinv):
+    """X <- V^+ B(X) X with B_ij = -w_ij delta_ij / d_ij (0 where d_ij = 0) and B_ii = -sum_j B_ij."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        b = np.where(d > 0, -weights * delta / d, 0.0)
+        b = np.divide(delta, d, out=np.zeros_like(d), where=d > 0)
+    b *= -1
+    if weights is not None:
+        b *= weights
     np.fill_diagonal(b, 0.0)
     np.fill_diagonal(b, -b.sum(axis=1))
     if v_pinv is None:
