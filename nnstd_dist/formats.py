@@ -3,12 +3,18 @@
 Layout read here (SET): a directory holding ``weight_l0.npz ... weight_lK.npz``, each written by
 ``scipy.sparse.save_npz`` (or ``numpy.savez`` of one 2-D array), ``n_in (+1) x n_out``; SET keeps
 the bias as the last row, which is dropped unless ``keep_last_row``. Non-zero means connected.
+
+Single-file networks: an ``.npz`` of dense arrays or a ``.safetensors`` file; its 2-D arrays are the
+layers in natural order of their keys (digit runs compare as numbers: ``fc2 < fc10``, ``arr_9 <
+arr_10``), 0-D and 1-D arrays (biases, counters) are skipped, and they are returned as stored (no transpose, no row
+dropped). An ``.npz`` written by ``scipy.sparse.save_npz`` is a one-layer network.
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +22,16 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
-__all__ = ["load_set_network", "set_layer_files", "read_npz_matrix"]
+__all__ = [
+    "load_set_network", "set_layer_files", "read_npz_matrix", "natural_key", "read_file_layers",
+    "load_file_network", "dense_to_csr", "NETWORK_FILE_SUFFIXES",
+]
 
 _LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
+NETWORK_FILE_SUFFIXES = (".npz", ".safetensors")
+# what a damaged npz raises: a bad zip directory, a bad CRC, a broken deflate stream, a truncated member
+_NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error)
+_SPARSE_NPZ_KEYS = {"format", "shape", "data"}  # scipy.sparse.save_npz
 
 
 def set_layer_files(directory: str | Path) -> list[Path]:
@@ -58,7 +71,7 @@ def read_npz_matrix(path: str | Path):
         raise
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except _NPZ_ERRORS as exc:
         raise InputError(f"{path}: not a readable npz file ({exc})") from None
     if matrix.ndim != 2:
         raise InputError(f"{path}: expected a 2-D matrix, got shape {matrix.shape}")
@@ -84,3 +97,96 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
         mask = sp.csr_matrix(matrix != 0) if not sp.issparse(matrix) else sp.csr_matrix(matrix) != 0
         masks.append(sp.csr_matrix(mask, dtype=bool))
     return masks
+
+
+# ---- single-file networks -------------------------------------------------------------------------
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``layer2 < layer10``, ``arr_9 < arr_10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def read_file_layers(path: str | Path) -> list[tuple[str, object]]:
+    """``(key, 2-D matrix)`` of a single-file network (.npz or .safetensors) in natural key order, 0-D/1-D arrays skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".npz":
+        arrays = _read_npz_arrays(path)
+    elif path.suffix == ".safetensors":
+        arrays = _read_safetensors_arrays(path)
+    else:
+        raise InputError(f"{path}: not a network file (expected {' or '.join(NETWORK_FILE_SUFFIXES)})")
+    layers = [(key, _checked_layer(path, key, a)) for key, a in arrays if sp.issparse(a) or np.ndim(a) >= 2]
+    if not layers:
+        raise InputError(f"{path}: no 2-D arrays (found {len(arrays)} array(s), none 2-D)")
+    return layers
+
+
+def load_file_network(path: str | Path) -> list[sp.csr_matrix]:
+    """Layer masks (CSR bool) of a single-file network, as stored: no transpose, no row dropped."""
+    return [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in read_file_layers(path)]
+
+
+def dense_to_csr(array: np.ndarray) -> sp.csr_matrix:
+    """A 2-D array's non-zeros as CSR bool with sorted indices; ~15x faster than ``sp.csr_matrix(array != 0)``."""
+    n_rows, n_cols = array.shape
+    flat = np.flatnonzero(array)
+    rows, cols = np.divmod(flat, n_cols)
+    index_dtype = np.int32 if max(flat.size, n_rows, n_cols) < 2**31 else np.int64
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return sp.csr_matrix((np.ones(flat.size, dtype=bool), cols.astype(index_dtype), indptr), shape=(n_rows, n_cols))
+
+
+def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{path}: a single .npy array, not an npz archive")
+        with loaded as npz:
+            if _SPARSE_NPZ_KEYS <= set(npz.files):
+                return [("", sp.load_npz(path))]
+            return [(key, npz[key]) for key in sorted(npz.files, key=natural_key)]
+    except InputError:
+        raise
+    except _NPZ_ERRORS as exc:
+        raise InputError(f"{path}: not a readable npz file ({exc})") from None
+
+
+def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise InputError(f"{path}: reading .safetensors needs the safetensors package (pip install safetensors)") from None
+    arrays = []
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for key in sorted(f.keys(), key=natural_key):
+                tensor = f.get_slice(key)
+                if len(tensor.get_shape()) < 2:
+                    arrays.append((key, np.empty(0)))  # a bias or a counter: skipped by the caller, never loaded
+                    continue
+                dtype = tensor.get_dtype()
+                if dtype == "BF16" or dtype.startswith("F8"):
+                    raise InputError(f"{path}: tensor {key!r} is {dtype}, which numpy cannot read; save it as float32 or float16")
+                arrays.append((key, f.get_tensor(key)))
+    except InputError:
+        raise
+    except Exception as exc:  # safetensors raises its own SafetensorError, and OSError for a bad file
+        raise InputError(f"{path}: not a readable safetensors file ({exc})") from None
+    return arrays
+
+
+def _checked_layer(path: Path, key: str, matrix):
+    """A layer that is 2-D, numeric and finite, or an InputError naming the file and key."""
+    where = f"{path}: array {key!r}" if key else f"{path}"
+    if matrix.ndim != 2:
+        raise InputError(f"{where} has shape {matrix.shape}; layers must be 2-D (0-D and 1-D arrays are skipped)")
+    data = matrix.data if sp.issparse(matrix) else matrix
+    if data.dtype != bool and not np.issubdtype(data.dtype, np.number):
+        raise InputError(f"{where}: expected numbers, got dtype {data.dtype}")
+    if np.issubdtype(data.dtype, np.inexact) and not np.isfinite(data).all():
+        raise InputError(f"{where}: contains NaN or infinite weights")
+    return matrix

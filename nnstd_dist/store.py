@@ -7,6 +7,7 @@ Layout of a store (a zarr v3 group on a local or shared filesystem)::
     mask_l{k}     bool (N, n_in_k, n_out_k), one chunk per network and layer, blosc-zstd bitshuffle
     network       str  (N,)  unique network names, store order = matrix order
     run, source, digest   str (N,);  epoch int64 (N,), -1 if none;  accuracy float64 (N,), NaN if none
+    connections   int64 (N, L): connections per network and layer, so densities need no mask read
     distance      float64 (L, N, N), chunks (L, T, T), NaN = not computed yet; (i, j) with i > j is
                   NNSTD(network i, network j), mirrored to (j, i); diagonal 0
     network_a, network_b   str (N,): the names again, as coordinates of distance's two network axes
@@ -17,6 +18,10 @@ Layout of a store (a zarr v3 group on a local or shared filesystem)::
     nnstd-dist.lock   JSON {host, pid, started, command} while a compute or ingest runs
 
 ``n_networks`` is written last by an append, so a crash mid-append leaves the population unchanged.
+Every array's dimension names, and a ``coordinates`` attribute naming run, epoch and accuracy on the
+per-network arrays, make ``xarray.open_zarr(path, consolidated=False)`` label it. Metadata is not
+consolidated: every append resizes the arrays, and a stale consolidated copy would hide networks.
+See docs/store.md.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -36,6 +42,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from .errors import LockError, ShapeMismatchError, StoreError
+from .formats import dense_to_csr
 
 FORMAT = "nnstd-dist"
 FORMAT_VERSION = 1
@@ -44,6 +51,8 @@ METADATA_COLUMNS = ("network", "run", "epoch", "accuracy", "source", "digest")
 _STRING_COLUMNS = ("network", "run", "source", "digest", "network_a", "network_b")
 _MASK_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")  # masks are bits: ~2 B/connection
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
+_READ_BYTES = 256 * 2**20  # dense bytes per zarr read call in read_layer: bounds memory, not speed
+_NETWORK_COORDINATES = {"coordinates": "run epoch accuracy"}  # xarray shows these along `network`
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,12 @@ class TopologyStore:
             group.create_array(
                 f"mask_l{k}", shape=(0, n_in, n_out), chunks=(1, n_in, n_out), dtype=bool,
                 compressors=_MASK_CODEC, dimension_names=("network", f"in_l{k}", f"out_l{k}"),
+                attributes=_NETWORK_COORDINATES,
             )
+        group.create_array(
+            "connections", shape=(0, len(shapes)), chunks=(4096, len(shapes)), dtype="int64",
+            fill_value=0, dimension_names=("network", "layer"), attributes=_NETWORK_COORDINATES,
+        )
         for column in METADATA_COLUMNS:
             dtype = {"epoch": "int64", "accuracy": "float64"}.get(column, str)
             fill = {"epoch": -1, "accuracy": np.nan}.get(column)
@@ -169,16 +183,33 @@ class TopologyStore:
             NetworkRecord(str(n), str(r), int(e), float(a), str(s), str(d)) for n, r, e, a, s, d in zip(*cols)
         ]
 
+    def connections(self) -> np.ndarray:
+        """(N, L) int64: connections of every network in every layer."""
+        return self._group["connections"][: self.n_networks]
+
+    def indices(self, names) -> np.ndarray:
+        """Store indices of the given network names, in the order given."""
+        where = {name: i for i, name in enumerate(self.names())}
+        missing = [name for name in names if name not in where]
+        if missing:
+            raise StoreError(f"{self.path}: no network named {missing[0]!r} ({len(missing)} name(s) not found)")
+        return np.array([where[name] for name in names], dtype=np.int64)
+
     def read_layer(self, indices, layer: int) -> list[sp.csr_matrix]:
         """Masks of one layer for the given network indices, as CSR bool, in the order given."""
-        indices = np.asarray(indices, dtype=np.int64)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         self._check_indices(indices)
+        if not 0 <= layer < self.n_layers:
+            raise StoreError(f"layer {layer} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
         array = self._group[f"mask_l{layer}"]
-        if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
-            dense = array[int(indices[0]) : int(indices[0]) + len(indices)]  # one call: chunks decode concurrently
-        else:
-            dense = array.get_orthogonal_selection((indices, slice(None), slice(None)))
-        return [sp.csr_matrix(m) for m in dense]
+        wanted = np.unique(indices)
+        masks = {}
+        # One zarr call per run of consecutive indices: its chunks decode concurrently, whereas
+        # zarr's integer-array (orthogonal) selection is several times slower.
+        for start, stop in _runs(wanted, max_len=max(1, _READ_BYTES // max(1, int(np.prod(self.shapes[layer]))))):
+            for i, dense in zip(range(start, stop), array[start:stop]):
+                masks[i] = dense_to_csr(dense)
+        return [masks[i] for i in indices.tolist()]
 
     def read_networks(self, indices) -> list[list[sp.csr_matrix]]:
         """All layers of the given networks: result[i][k] is layer k of network indices[i]."""
@@ -242,16 +273,22 @@ class TopologyStore:
             self._group[f"mask_l{k}"].resize((n, n_in, n_out))
         for column in METADATA_COLUMNS:
             self._group[column].resize((n,))
+        self._group["connections"].resize((n, self.n_layers))
         if self.has_results:
             tile, n_t = self.tile, _n_tiles(n, self.tile)
             self._group["distance"].resize((self.n_layers, n, n))
             self._group["tiles_done"].resize((n_t, n_t))
+            for column in ("network_a", "network_b"):  # zarr drops writes past an array's end silently
+                self._group[column].resize((n,))
 
     def _write_networks(self, start: int, masks_list, records) -> None:
         stop = start + len(records)
+        connections = np.zeros((len(records), self.n_layers), dtype=np.int64)
         for k in range(self.n_layers):
             dense = np.stack([np.asarray(sp.csr_matrix(m[k]).toarray() != 0) for m in masks_list])
             self._group[f"mask_l{k}"][start:stop] = dense
+            connections[:, k] = dense.sum(axis=(1, 2))
+        self._group["connections"][start:stop] = connections
         for column in METADATA_COLUMNS:
             attr = "name" if column == "network" else column
             values = [getattr(r, attr) for r in records]
@@ -271,6 +308,62 @@ class TopologyStore:
         t = index // self.tile
         done[t, :] = 0
         done[:, t] = 0
+
+    # ---- summary -----------------------------------------------------------------------------
+
+    def pairs_computed(self) -> int:
+        """Pairs i > j whose distances are stored, from tiles_done alone (no distance is read).
+
+        Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
+        M above the current N (a population rebuilt since) vouches for nothing.
+        """
+        if not self.has_results or self.n_networks < 2:
+            return 0
+        n, tile = self.n_networks, self.tile
+        done = self.tiles_done()
+        a, b = np.tril_indices(done.shape[0])
+        upto = done[a, b]
+        upto = np.where((upto > 0) & (upto <= n), upto, 0)
+        rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
+        cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
+        return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
+
+    def file_sizes(self) -> dict[str, tuple[int, int]]:
+        """Bytes and file count of every top-level entry (array, zarr.json, lock), read from the filesystem."""
+        sizes = {}
+        for entry in os.scandir(self.path):
+            files = [entry] if entry.is_file() else list(_walk_files(entry.path))
+            sizes[entry.name] = (sum(f.stat().st_size for f in files), len(files))
+        return sizes
+
+    def summary(self) -> dict:
+        """What `nnstd-dist info` prints: population, shapes, densities, runs, epochs, progress, size."""
+        n, shapes = self.n_networks, self.shapes
+        connections = self.connections()
+        density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
+        runs = sorted({r for r in self.column("run") if r})
+        epochs = sorted({int(e) for e in self.column("epoch") if e >= 0})
+        sizes = self.file_sizes()
+        mask_bytes = sum(b for name, (b, _) in sizes.items() if name.startswith("mask_l"))
+        return {
+            "store": str(self.path),
+            "format_version": FORMAT_VERSION,
+            "networks": n,
+            "layers": [
+                {"layer": k, "shape": list(shape), "density": float(density[:, k].mean()) if n else None}
+                for k, shape in enumerate(shapes)
+            ],
+            "connections": int(connections.sum()),
+            "runs": runs,
+            "epochs": epochs,
+            "networks_without_epoch": int((self.column("epoch") < 0).sum()),
+            "pairs_total": n * (n - 1) // 2,
+            "pairs_computed": self.pairs_computed(),
+            "tile": self.tile,
+            "bytes": sum(b for b, _ in sizes.values()),
+            "files": sum(f for _, f in sizes.values()),
+            "mask_bytes_per_connection": mask_bytes / connections.sum() if connections.sum() else None,
+        }
 
     # ---- results -----------------------------------------------------------------------------
 
@@ -401,8 +494,62 @@ def _is_stale(holder: dict) -> bool:
     return False
 
 
+def _runs(sorted_unique: np.ndarray, max_len: int):
+    """[start, stop) ranges of consecutive values, each at most max_len long."""
+    if not len(sorted_unique):
+        return
+    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    for run in np.split(sorted_unique, breaks):
+        for start in range(int(run[0]), int(run[-1]) + 1, max_len):
+            yield start, min(start + max_len, int(run[-1]) + 1)
+
+
 def _fmt_shapes(shapes) -> str:
     return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
+
+
+def _walk_files(directory: str):
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_files(entry.path)
+        elif entry.is_file(follow_symlinks=False):
+            yield entry
+
+
+def add_networks(path: str | Path, networks, replace: bool = False, command: str = "nnstd-dist ingest"):
+    """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` under its lock, creating it if missing.
+
+    Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and
+    renamed into place once complete: a failed first ingest leaves no store behind, and no reader
+    ever sees a half-built one. An empty directory at ``path`` counts as missing.
+    """
+    path, networks = Path(path), list(networks)
+    if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+        raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
+    if path.exists() and not _is_empty_dir(path):
+        store = TopologyStore.open(path, mode="r+")
+        with store.lock(command):
+            return store.append(networks, replace=replace), False
+    if not networks:
+        raise StoreError(f"{path}: no networks to create the store from")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}"
+    try:
+        store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]])
+        report = store.append(networks, replace=replace)
+        try:
+            os.rename(staging, path)  # atomic; refused if another ingest created the store meanwhile
+        except OSError:
+            if not path.exists() or _is_empty_dir(path):
+                raise
+            return add_networks(path, networks, replace, command)
+        return report, True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
 
 
 def open_or_create(path: str | Path, shapes: list[tuple[int, int]]) -> TopologyStore:

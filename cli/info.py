@@ -1,0 +1,56 @@
+"""`nnstd-dist info --store PATH`: what a topology store holds and how far its distances are computed."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import json_option, store_option
+
+_RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists the first and last few
+
+
+@click.command(epilog="Example:\n\n\b\n  nnstd-dist info --store topos.zarr\n  nnstd-dist info --store topos.zarr --json")
+@store_option
+@json_option
+def command(store, as_json):
+    """Describe a store: networks, layer shapes, mean density per layer, runs, epochs, pairs computed, size.
+
+    Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
+    once the tile holding it is marked done.
+    """
+    from nnstd_dist.store import TopologyStore
+
+    summary = TopologyStore.open(store).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for label, value in _lines(summary):
+        click.echo(f"{label + ':' if label else '':<12} {value}")
+
+
+def _lines(s: dict):
+    yield "store", f"{s['store']} (format {s['format_version']}, {_bytes(s['bytes'])} in {s['files']} files)"
+    yield "networks", str(s["networks"])
+    for layer in s["layers"]:
+        density = "n/a" if layer["density"] is None else f"{100 * layer['density']:.3g}%"
+        yield ("layers" if layer["layer"] == 0 else ""), f"{layer['layer']}: {layer['shape'][0]} x {layer['shape'][1]}, density {density}"
+    yield "connections", f"{s['connections']}" + (
+        f" ({s['mask_bytes_per_connection']:.2f} bytes each on disk)" if s["mask_bytes_per_connection"] else ""
+    )
+    runs = s["runs"]
+    shown = runs if len(runs) <= _RUNS_SHOWN else runs[: _RUNS_SHOWN // 2] + ["..."] + runs[-_RUNS_SHOWN // 2 :]
+    yield "runs", f"{len(runs)}" + (f" ({', '.join(shown)})" if runs else "")
+    epochs = ", ".join(map(str, s["epochs"])) or "none"
+    untagged = f"; {s['networks_without_epoch']} network(s) without an epoch" if s["networks_without_epoch"] else ""
+    yield "epochs", epochs + untagged
+    tile = f" (tile {s['tile']} x {s['tile']})" if s["tile"] else " (compute not run yet)"
+    yield "pairs", f"{s['pairs_computed']} of {s['pairs_total']} computed{tile}"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000

@@ -1,0 +1,73 @@
+"""`nnstd-dist ingest SOURCE... --store PATH`: add networks to a topology store, all or nothing."""
+
+from __future__ import annotations
+
+import click
+
+from .options import quiet_option, store_option
+
+
+@click.command(
+    epilog="Example:\n\n\b\n  nnstd-dist ingest topo/ --store topos.zarr\n"
+    "  nnstd-dist ingest checkpoints/*.safetensors --store models.zarr",
+)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
+@store_option
+@click.option(
+    "--orientation",
+    type=click.Choice(["auto", "in-out", "out-in"]),
+    default="auto",
+    show_default=True,
+    help="How layers are stored: in-out = n_in x n_out rows; out-in (PyTorch nn.Linear) is transposed. "
+    "auto: out-in for .safetensors, in-out for .npz and SET folders.",
+)
+@click.option(
+    "--keep-last-row/--drop-last-row",
+    "keep_last_row",
+    default=None,
+    help="Keep or drop the last row (after --orientation) of every layer of every source. "
+    "Default: dropped for SET folders (their bias row), kept for .npz/.safetensors files.",
+)
+@click.option("--replace", is_flag=True, help="Overwrite networks whose name is in the store with other connections (their distances are reset).")
+@quiet_option
+def command(sources, store, orientation, keep_last_row, replace, quiet):
+    """Add the networks found in SOURCE... to the store (created if missing).
+
+    \b
+    What counts as a network:
+      - a folder holding weight_l0.npz ... weight_lK.npz (SET layout, scipy.sparse.save_npz,
+        bias in the last row), found recursively; named by its path relative to SOURCE
+        (e5_s0_w0/epoch_000), or by its own folder name if SOURCE is that folder;
+      - any other .npz (dense arrays) or .safetensors file: its 2-D arrays are the layers in
+        natural order of their keys (fc2 before fc10, arr_9 before arr_10); 0-D and 1-D arrays
+        (biases, counters) are skipped; named by its path relative to SOURCE without the
+        suffix. An .npz saved by scipy.sparse.save_npz is a one-layer network.
+
+    \b
+    Metadata: an epoch_NNN path part is the epoch and the parts above it the run;
+    testacc.txt in the run folder gives the accuracy at epoch e on line e+1.
+
+    Non-zero means connected; only the connections are stored. Networks are added in natural
+    order of name. A network already stored with the same name and connections is left as it
+    is; the same name with other connections is an error unless --replace. Every source is
+    read and checked before the store is touched: on any error the store is left unchanged.
+    """
+    import sys
+
+    from nnstd_dist.ingest import discover, read_networks
+    from nnstd_dist.store import TopologyStore, add_networks
+
+    found = discover(sources)
+    if quiet or len(found) < 2:
+        networks = read_networks(found, orientation, keep_last_row)
+    else:
+        with click.progressbar(found, label=f"Reading {len(found)} networks", file=sys.stderr) as bar:
+            networks = read_networks(bar, orientation, keep_last_row)
+    report, created = add_networks(store, networks, replace=replace, command=f"nnstd-dist ingest --store {store}")
+    if not quiet:
+        total = TopologyStore.open(store).n_networks
+        verb = "created" if created else "updated"
+        click.echo(
+            f"added {len(report.added)}, unchanged {len(report.unchanged)}, replaced {len(report.replaced)}: "
+            f"{verb} {store} ({total} networks)"
+        )

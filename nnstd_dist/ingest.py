@@ -1,0 +1,199 @@
+"""Sources -> networks: find SET folders and .npz/.safetensors files under each SOURCE and read them as ``(NetworkRecord, masks)``.
+
+Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` repeats them):
+
+- A directory holding ``weight_lK.npz`` files is one SET network; a SOURCE that is such a directory
+  is named by its own folder name, one found below a SOURCE by its path relative to it
+  (``e5_s0_w0/epoch_000``). Other files inside a SET folder are ignored.
+- Any other ``.npz`` or ``.safetensors`` file is one network named by its path relative to the
+  SOURCE without the suffix (a SOURCE that is a file: its stem).
+- Hidden entries and zarr stores (folders holding ``zarr.json``) are not searched.
+- Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
+- The deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
+  are none, the name of the folder above on disk); ``testacc.txt`` in that run folder gives the
+  accuracy at epoch e on line e + 1 (NaN if the file or the line is missing).
+
+Orientation and last rows: layers are ``n_in x n_out`` (in-out). ``orientation="auto"`` reads
+.safetensors as PyTorch's ``out x in`` and transposes it, everything else as in-out. The last row
+(after orienting) is SET's bias: dropped for SET folders, kept for single files, unless
+``keep_last_row`` says otherwise for all sources.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import scipy.sparse as sp
+
+from .errors import InputError, ShapeMismatchError
+from .formats import NETWORK_FILE_SUFFIXES, load_file_network, load_set_network, natural_key
+from .store import NetworkRecord, mask_digest
+
+__all__ = ["ORIENTATIONS", "Source", "discover", "read_network", "read_networks"]
+
+ORIENTATIONS = ("auto", "in-out", "out-in")
+ACCURACY_FILE = "testacc.txt"
+_SET_LAYER_FILE = re.compile(r"^weight_l\d+\.npz$")
+_EPOCH_PART = re.compile(r"^epoch_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One network found on disk: a SET folder (``kind="set"``) or a single file (``kind="file"``)."""
+
+    name: str
+    path: Path
+    kind: str
+
+
+def discover(sources: Iterable[str | Path]) -> list[Source]:
+    """Every network under the given paths, in natural order of name; a name found twice is an error."""
+    found: dict[str, Source] = {}
+    for given in sources:
+        for source in _discover_one(Path(given)):
+            if source.name in found:
+                raise InputError(
+                    f"two networks named {source.name!r}: {found[source.name].path} and {source.path} "
+                    "(names are paths relative to each SOURCE; give their common parent folder instead)"
+                )
+            found[source.name] = source
+    return [found[name] for name in sorted(found, key=natural_key)]
+
+
+def _discover_one(root: Path) -> list[Source]:
+    if not root.exists():
+        raise InputError(f"{root}: no such file or directory")
+    if root.is_file():
+        if root.suffix not in NETWORK_FILE_SUFFIXES:
+            raise InputError(f"{root}: not a network file ({' or '.join(NETWORK_FILE_SUFFIXES)}) nor a folder")
+        if _SET_LAYER_FILE.match(root.name):
+            raise InputError(f"{root}: one layer of a SET network; give its folder {root.parent} instead")
+        return [Source(root.stem, root, "file")]
+    if _is_set_folder(root):
+        return [Source(_absolute(root).name, root, "set")] + _walk(root, skip_top_files=True)
+    found = _walk(root)
+    if not found:
+        raise InputError(
+            f"{root}: no networks found (looked for folders of weight_l0.npz, weight_l1.npz, ... "
+            f"and for {' / '.join(NETWORK_FILE_SUFFIXES)} files)"
+        )
+    return found
+
+
+def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
+    """SET folders and network files below ``root`` (``root`` itself only for its files)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        # sorted for a deterministic walk; hidden folders and zarr stores hold no networks
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d / "zarr.json").exists())
+        if here != root and _is_set_folder(here):
+            found.append(Source(here.relative_to(root).as_posix(), here, "set"))
+            continue  # the folder's other files belong to it
+        if here == root and skip_top_files:
+            continue
+        for name in sorted(files):
+            path = here / name
+            if path.suffix in NETWORK_FILE_SUFFIXES and not name.startswith("."):
+                found.append(Source(path.relative_to(root).with_suffix("").as_posix(), path, "file"))
+    return found
+
+
+def _is_set_folder(folder: Path) -> bool:
+    return any(_SET_LAYER_FILE.match(entry.name) for entry in os.scandir(folder) if entry.is_file())
+
+
+def read_networks(
+    sources: Iterable[Source], orientation: str = "auto", keep_last_row: bool | None = None
+) -> list[tuple[NetworkRecord, list[sp.csr_matrix]]]:
+    """Read every source (iterate a progress bar over them if you like); all must have the same layer shapes."""
+    accuracies: dict[Path, list[str] | None] = {}
+    networks, first = [], None
+    for source in sources:
+        record, masks = read_network(source, orientation, keep_last_row, accuracies)
+        shapes = [m.shape for m in masks]
+        if first is None:
+            first = (source, shapes)
+        elif shapes != first[1]:
+            raise ShapeMismatchError(
+                f"{source.path}: layer shapes {_fmt(shapes)} differ from {_fmt(first[1])} of {first[0].path}"
+            )
+        networks.append((record, masks))
+    return networks
+
+
+def read_network(
+    source: Source, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None
+) -> tuple[NetworkRecord, list[sp.csr_matrix]]:
+    """One source's record (name, run, epoch, accuracy, absolute source path, digest) and CSR bool masks."""
+    if orientation not in ORIENTATIONS:
+        raise InputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+    if source.kind == "set":
+        masks = load_set_network(source.path, keep_last_row=True)
+    else:
+        masks = load_file_network(source.path)
+    if orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors"):
+        masks = [m.T.tocsr() for m in masks]
+    drop = source.kind == "set" if keep_last_row is None else not keep_last_row
+    if drop:
+        masks = [_drop_last_row(m, source, k) for k, m in enumerate(masks)]
+    _check_chain(source, [m.shape for m in masks])
+    run, epoch, accuracy = _run_epoch_accuracy(source, {} if accuracies is None else accuracies)
+    record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks))
+    return record, masks
+
+
+def _drop_last_row(mask: sp.csr_matrix, source: Source, k: int) -> sp.csr_matrix:
+    if mask.shape[0] < 2:
+        raise InputError(f"{source.path}: layer {k} has {mask.shape[0]} row(s), nothing left once the last (bias) row is dropped")
+    return mask[:-1]
+
+
+def _check_chain(source: Source, shapes: list[tuple[int, int]]) -> None:
+    """Layer k's inputs must be layer k-1's outputs, or NNSTD's neuron matching cannot carry over."""
+    for k in range(1, len(shapes)):
+        if shapes[k][0] != shapes[k - 1][1]:
+            raise ShapeMismatchError(
+                f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} "
+                f"outputs (shapes {_fmt(shapes)}; check --orientation and --keep-last-row/--drop-last-row)"
+            )
+
+
+def _run_epoch_accuracy(source: Source, accuracies: dict) -> tuple[str, int, float]:
+    parts = PurePosixPath(source.name).parts
+    for i in reversed(range(len(parts))):
+        match = _EPOCH_PART.match(parts[i])
+        if match:
+            epoch = int(match.group(1))
+            run_folder = _absolute(source.path).parents[len(parts) - 1 - i]  # the folder holding part i
+            run = "/".join(parts[:i]) or run_folder.name
+            return run, epoch, _accuracy(run_folder, epoch, accuracies)
+    return "", -1, math.nan
+
+
+def _accuracy(run_folder: Path, epoch: int, cache: dict) -> float:
+    """Line epoch + 1 of the run's testacc.txt, NaN when the file or the line is missing."""
+    if run_folder not in cache:
+        path = run_folder / ACCURACY_FILE
+        cache[run_folder] = path.read_text().splitlines() if path.is_file() else None
+    lines = cache[run_folder]
+    if lines is None or epoch >= len(lines) or not lines[epoch].strip():
+        return math.nan
+    try:
+        return float(lines[epoch])
+    except ValueError:
+        raise InputError(f"{run_folder / ACCURACY_FILE}: line {epoch + 1} is not a number: {lines[epoch].strip()[:40]!r}") from None
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute and normalised, but symlinks kept: names and runs are what the user sees."""
+    return Path(os.path.abspath(path))
+
+
+def _fmt(shapes) -> str:
+    return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
