@@ -99,7 +99,7 @@ def _ordered(matrix, order: str):
         return matrix
     from nnstd_dist.reduce import cluster_order
 
-    return matrix.reordered(cluster_order(matrix.values))
+    return matrix.reordered(cluster_order(matrix.values), "clustered")
 
 
 def _warn_missing(matrices) -> None:

@@ -62,7 +62,7 @@ def heatmap(matrix: LabelledMatrix, title: str | None = None) -> Figure:
     ax = fig.add_subplot()
     image = _draw_matrix(ax, matrix)
     selection = matrix.selection or f"all {matrix.size} networks"
-    title = title or _title(f"NNSTD, {matrix.layer}", selection)
+    title = title or _title(f"NNSTD, {matrix.layer}", selection, matrix.ordering)
     ax.set_title("\n".join(p for p in (title, _missing_note(matrix.n_missing)) if p), fontsize=10)
     fig.colorbar(image, ax=ax, label="NNSTD", shrink=0.85)
     return fig
@@ -86,6 +86,7 @@ def heatmaps(matrices: list[LabelledMatrix], facet_key: str, ncols: int | None =
         image = _draw_matrix(ax, matrix)
         value = matrix.metadata.get(facet_key)
         label = f"{facet_key} {value[0]}" if value is not None and len(value) else matrix.selection
+        label = ", ".join(p for p in (label, matrix.ordering) if p)
         ax.set_title("\n".join(p for p in (label, _missing_note(matrix.n_missing)) if p), fontsize=10)
     layer = matrices[0].layer
     rest = " ".join(part for part in matrices[0].selection.split() if not part.startswith(f"{facet_key}="))

@@ -42,6 +42,7 @@ class LabelledMatrix:
     layer: str = "layer 0"
     selection: str = ""
     n_missing: int = 0  # pairs i < j whose distance is not computed yet
+    ordering: str = ""  # how the networks were reordered, e.g. "clustered"; "" = store order
 
     @property
     def size(self) -> int:
@@ -51,11 +52,12 @@ class LabelledMatrix:
     def labels(self) -> list[str]:
         return short_labels(self.names)
 
-    def reordered(self, order) -> "LabelledMatrix":
+    def reordered(self, order, ordering: str = "reordered") -> "LabelledMatrix":
+        """The same matrix with its networks in ``order`` (a permutation of 0..k-1)."""
         order = np.asarray(order, dtype=np.int64)
         return LabelledMatrix(
             self.values[np.ix_(order, order)], [self.names[i] for i in order],
-            {key: column[order] for key, column in self.metadata.items()}, self.layer, self.selection, self.n_missing,
+            {key: column[order] for key, column in self.metadata.items()}, self.layer, self.selection, self.n_missing, ordering,
         )
 
 

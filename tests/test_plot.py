@@ -254,3 +254,10 @@ def test_help_ends_with_the_figure_4_example():
     assert result.output.rstrip().splitlines()[-1].strip() == (
         "nnstd-dist plot --store topos.zarr --facet epoch --facet-values 0,10,30,50,100,190 -o figure4.png"
     )
+
+
+def test_clustered_order_is_named_in_the_title(store):
+    m = reduce.labelled_matrix(store, selection={"epoch": ["50"]})
+    ordered = m.reordered(reduce.cluster_order(m.values), "clustered")
+    assert plot.heatmap(ordered).axes[0].get_title().endswith("clustered")
+    assert plot.heatmaps([ordered], "epoch").axes[0].get_title() == "epoch 50, clustered"
