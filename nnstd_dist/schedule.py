@@ -79,7 +79,10 @@ class ClusterSpec:
 @contextlib.contextmanager
 def connect(spec: ClusterSpec):
     """A Client on the cluster ``spec`` names; a LocalCluster is started here and closed on exit."""
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **_ONE_THREAD}}):
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **_ONE_THREAD}
+    # Saturation 1.0: a worker holds only the task it runs, so the last large tiles go to whichever
+    # worker frees up first instead of waiting in a busy worker's queue (tasks last seconds: no gap to hide).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.scheduler.worker-saturation": 1.0}):
         if not spec.external:
             with LocalCluster(
                 n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
