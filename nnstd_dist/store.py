@@ -312,21 +312,10 @@ class TopologyStore:
     # ---- summary -----------------------------------------------------------------------------
 
     def pairs_computed(self) -> int:
-        """Pairs i > j whose distances are stored, from tiles_done alone (no distance is read).
-
-        Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
-        M above the current N (a population rebuilt since) vouches for nothing.
-        """
-        if not self.has_results or self.n_networks < 2:
+        """Pairs i > j whose distances are stored, from tiles_done alone (no distance is read)."""
+        if not self.has_results:
             return 0
-        n, tile = self.n_networks, self.tile
-        done = self.tiles_done()
-        a, b = np.tril_indices(done.shape[0])
-        upto = done[a, b]
-        upto = np.where((upto > 0) & (upto <= n), upto, 0)
-        rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
-        cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
-        return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
+        return pairs_in_done_tiles(self.tiles_done(), self.n_networks, self.tile)
 
     def file_sizes(self) -> dict[str, tuple[int, int]]:
         """Bytes and file count of every top-level entry (array, zarr.json, lock), read from the filesystem."""
@@ -506,6 +495,20 @@ def _runs(sorted_unique: np.ndarray, max_len: int):
 
 def _fmt_shapes(shapes) -> str:
     return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
+
+
+def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int) -> int:
+    """Pairs i > j that tiles_done vouches for among n networks.
+
+    Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
+    M above n (a population rebuilt since) vouches for nothing.
+    """
+    a, b = np.tril_indices(tiles_done.shape[0])
+    upto = tiles_done[a, b]
+    upto = np.where((upto > 0) & (upto <= n), upto, 0)
+    rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
+    cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
+    return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
 
 
 def _walk_files(directory: str):
