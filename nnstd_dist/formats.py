@@ -6,8 +6,8 @@ the bias as the last row, which is dropped unless ``keep_last_row``. Non-zero me
 
 Single-file networks: an ``.npz`` of dense arrays or a ``.safetensors`` file; its 2-D arrays are the
 layers in natural order of their keys (digit runs compare as numbers: ``fc2 < fc10``, ``arr_9 <
-arr_10``), 0-D and 1-D arrays (biases, counters) are skipped, and they are returned as stored (no transpose, no row
-dropped). An ``.npz`` written by ``scipy.sparse.save_npz`` is a one-layer network.
+arr_10``), 0-D and 1-D arrays (biases, counters) are skipped, and layers are returned as stored (no
+transpose, no row dropped). An ``.npz`` written by ``scipy.sparse.save_npz`` is a one-layer network.
 """
 
 from __future__ import annotations

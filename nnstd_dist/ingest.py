@@ -1,4 +1,4 @@
-"""Sources -> networks: find SET folders and .npz/.safetensors files under each SOURCE and read them as ``(NetworkRecord, masks)``.
+"""Sources -> networks: SET folders and .npz/.safetensors files under each SOURCE, read as ``(NetworkRecord, masks)``.
 
 Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` repeats them):
 
@@ -7,7 +7,8 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
   (``e5_s0_w0/epoch_000``). Other files inside a SET folder are ignored.
 - Any other ``.npz`` or ``.safetensors`` file is one network named by its path relative to the
   SOURCE without the suffix (a SOURCE that is a file: its stem).
-- Hidden entries and zarr stores (folders holding ``zarr.json``) are not searched.
+- Hidden entries and zarr stores (folders holding ``zarr.json``) are not searched; symlinked
+  folders are, each real folder once.
 - Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
 - The deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
   are none, the name of the folder above on disk); ``testacc.txt`` in that run folder gives the
@@ -87,9 +88,13 @@ def _discover_one(root: Path) -> list[Source]:
 
 def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
     """SET folders and network files below ``root`` (``root`` itself only for its files)."""
-    found = []
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here, real = Path(folder), os.path.realpath(folder)
+        if real in seen:  # a symlink back up the tree, or a second link to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
         # sorted for a deterministic walk; hidden folders and zarr stores hold no networks
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d / "zarr.json").exists())
         if here != root and _is_set_folder(here):

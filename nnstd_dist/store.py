@@ -530,12 +530,16 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
         raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
     if path.exists() and not _is_empty_dir(path):
-        store = TopologyStore.open(path, mode="r+")
-        with store.lock(command):
-            return store.append(networks, replace=replace), False
+        with TopologyStore.open(path, mode="r+").lock(command):
+            # opened again under the lock: zarr caches the attributes (n_networks) read at open,
+            # and another ingest may have appended between that open and the lock
+            return TopologyStore.open(path, mode="r+").append(networks, replace=replace), False
     if not networks:
         raise StoreError(f"{path}: no networks to create the store from")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create its folder ({exc.strerror})") from None
     staging = path.parent / f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}"
     try:
         store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]])

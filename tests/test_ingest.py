@@ -107,6 +107,15 @@ def test_hidden_folders_stores_and_files_inside_set_folders_are_skipped(tree, rn
     assert [s.name for s in discover([root])] == sorted(masks)
 
 
+def test_symlinked_folders_are_followed_once(tree, tmp_path):
+    root, masks = tree
+    (root / "linked_b").symlink_to(root / "run_b", target_is_directory=True)
+    (root / "run_a" / "loop").symlink_to(root, target_is_directory=True)  # a cycle must not hang the walk
+    names = [s.name for s in discover([root])]
+    # the walk is sorted, so linked_b is met first and run_b, the same real folder, is skipped
+    assert names == [n.replace("run_b", "linked_b") for n in sorted(masks)[3:]] + sorted(masks)[:3]
+
+
 def test_two_sources_giving_one_name(tree):
     root, _ = tree
     with pytest.raises(InputError, match="two networks named 'epoch_000'.*common parent"):

@@ -182,6 +182,20 @@ def test_add_networks_creates_then_appends(tmp_path, rng):
     assert not (path / LOCK_FILE).exists()
 
 
+def test_add_networks_sees_an_append_made_while_it_waited_for_the_lock(tmp_path, rng, monkeypatch):
+    path = tmp_path / "s.zarr"
+    add_networks(path, population(rng, 2))
+    real_lock = TopologyStore.lock
+
+    def lock_after_another_ingest(self, command, force=False):
+        TopologyStore.open(path, mode="r+").append(population(rng, 1, prefix="other"))  # won the race
+        return real_lock(self, command, force)
+
+    monkeypatch.setattr(TopologyStore, "lock", lock_after_another_ingest)
+    add_networks(path, population(rng, 1, prefix="mine"))
+    assert TopologyStore.open(path).names() == ["net_000", "net_001", "other_000", "mine_000"]
+
+
 def test_add_networks_into_empty_directory(tmp_path, rng):
     (tmp_path / "s.zarr").mkdir()
     _, created = add_networks(tmp_path / "s.zarr", population(rng, 2))
