@@ -146,6 +146,8 @@ class RunStats:
     wall_seconds: float = 0.0
     task_seconds: float = 0.0  # sum of task durations
     kernel_seconds: float = 0.0  # sum of time inside the kernel
+    read_seconds: float = 0.0  # sum of time reading and preparing networks
+    write_seconds: float = 0.0  # sum of time writing tiles
     workers: int = 0  # worker threads available
     dashboard: str | None = None
     peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
@@ -159,6 +161,8 @@ class RunStats:
         self.tiles += 1
         self.task_seconds += result.seconds
         self.kernel_seconds += result.kernel_seconds
+        self.read_seconds += result.read_seconds
+        self.write_seconds += result.write_seconds
         self.peak_rss[result.worker] = max(self.peak_rss.get(result.worker, 0), result.peak_rss)
 
     def summary(self) -> str:

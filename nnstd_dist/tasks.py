@@ -32,6 +32,8 @@ class TileResult:
     pairs: int  # pairs computed by this task
     seconds: float  # the whole task: open, read, prepare, compute, write
     kernel_seconds: float  # inside nnstd_prepared only
+    read_seconds: float  # reading and preparing the tile's networks (and its stored block)
+    write_seconds: float  # writing the tile, its mirror and its done marker
     peak_rss: int  # bytes, the worker process's peak resident set so far
     worker: str  # host:pid
 
@@ -56,8 +58,9 @@ def _holds_valid(block: np.ndarray, task: TileTask) -> bool:
     return not np.isnan(block[:, kept]).any()
 
 
-def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, float]:
-    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the kernel seconds."""
+def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, float, float]:
+    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the read and kernel seconds."""
+    read = time.perf_counter()
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
@@ -71,6 +74,7 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     else:
         networks = _read_prepared(store, min((i for i, _ in pairs), default=r1), r1)
         networks.update(_read_prepared(store, c0, c1 if pairs else c0))
+    read = time.perf_counter() - read
     kernel = 0.0
     for i, j in pairs:
         start = time.perf_counter()
@@ -82,7 +86,7 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     if task.diagonal:
         idx = np.arange(r1 - r0)
         block[:, idx, idx] = 0.0
-    return block, len(pairs), kernel
+    return block, len(pairs), read, kernel
 
 
 def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
@@ -94,10 +98,12 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
     if not store.has_results or store.tile is None:
         raise StoreError(f"{store_path}: no result arrays (they are created by `nnstd-dist compute`)")
     task = tile_task(a, b, store.tile, n, store.tile_done_at(a, b))
-    pairs, kernel = 0, 0.0
+    pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
-        block, pairs, kernel = tile_block(store, task)
+        block, pairs, read, kernel = tile_block(store, task)
+        write = time.perf_counter()
         store.write_tile(a, b, block, done_at=n)
+        write = time.perf_counter() - write
     return TileResult(
-        a, b, pairs, time.perf_counter() - start, kernel, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}"
+        a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}"
     )
