@@ -261,6 +261,9 @@ def compute(
     with contextlib.ExitStack() as stack:
         if not dry_run:
             stack.enter_context(store.lock(command or f"nnstd-dist compute --store {store_path}", force=force))
+            # opened again under the lock: zarr caches the attributes (n_networks) read at open,
+            # and an ingest may have appended between that open and the lock
+            store = TopologyStore.open(store_path, mode="r+")
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         slots = _threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
