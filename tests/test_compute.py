@@ -21,11 +21,13 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
+from nnstd_dist.cli.compute import ProgressBar
 from nnstd_dist.cli.main import cli
+from nnstd_dist.errors import ClusterError, StoreError
 from nnstd_dist.formats import load_set_network
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
-from nnstd_dist.schedule import ClusterSpec, compute
+from nnstd_dist.schedule import ClusterSpec, Progress, compute
 from nnstd_dist.store import LOCK_FILE, NetworkRecord, TopologyStore, open_or_create
 
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))
@@ -140,8 +142,10 @@ def _children(pid: int) -> list[psutil.Process]:
 
 
 def _done_tiles(path: Path) -> int:
-    store = TopologyStore.open(path)
-    return int(np.count_nonzero(store.tiles_done())) if store.has_results else 0
+    try:
+        return int(np.count_nonzero(TopologyStore.open(path).tiles_done()))
+    except (StoreError, KeyError):  # the run has not created its result arrays yet
+        return 0
 
 
 def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
@@ -282,3 +286,41 @@ def test_bad_cluster_options_exit_2(tmp_path, small, args, message):
 def test_missing_store_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["compute", "--store", str(tmp_path / "none.zarr")])
     assert result.exit_code == 2 and "no nnstd-dist store here" in result.output
+
+
+def test_scheduler_address_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.1:8786")
+    assert ClusterSpec.from_env().scheduler == "tcp://10.0.0.1:8786"
+    assert ClusterSpec.from_env(scheduler_file="s.json").scheduler is None  # an explicit option wins
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    assert not ClusterSpec.from_env(n_workers=3).external
+    with pytest.raises(ClusterError, match="not both"):
+        ClusterSpec(scheduler="tcp://a:1", scheduler_file="s.json")
+
+
+class _Terminal:
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    term = _Terminal()
+    bar = ProgressBar(term)
+    bar(Progress(0, 100, 0, 4, 0.0, 2, "http://127.0.0.1:8787/status"))
+    bar.last_draw = 0.0  # the bar redraws at most every 0.1 s
+    bar(Progress(25, 100, 1, 4, 5.0, 2))
+    bar(Progress(100, 100, 4, 4, 20.0, 2))
+    lines = term.text.split("\n")
+    assert lines[0] == "100 pairs in 4 tiles on 2 worker threads; dashboard http://127.0.0.1:8787/status"
+    assert "\r[#######.....................] 25/100 pairs  5.0 pairs/s  ETA 0:15" in lines[1]
+    assert lines[1].endswith("\r[############################] 100/100 pairs  5.0 pairs/s  ETA 0:00")
+    assert lines[2] == ""
