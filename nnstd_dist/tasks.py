@@ -92,7 +92,10 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
 def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
     """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks."""
     start = time.perf_counter()
-    store = TopologyStore.open(store_path, mode="r+")
+    try:
+        store = TopologyStore.open(store_path, mode="r+")
+    except StoreError as exc:
+        raise StoreError(f"{exc} [on worker {socket.gethostname()}: every worker must see the store at this path]") from None
     if store.n_networks != n:
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:
