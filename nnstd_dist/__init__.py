@@ -5,4 +5,13 @@ from .formats import load_set_network
 from .kernel import nnstd
 
 __version__ = "0.1.0"
-__all__ = ["nnstd", "load_set_network", "NNSTDError", "__version__"]
+__all__ = ["nnstd", "load_set_network", "NNSTDError", "TopologyStore", "NetworkRecord", "__version__"]
+
+
+def __getattr__(name):
+    # The store pulls in zarr; load it only when asked so `nnstd-dist pair` stays light.
+    if name in ("TopologyStore", "NetworkRecord"):
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
