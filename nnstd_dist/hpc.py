@@ -11,6 +11,7 @@ dask-jobqueue is the optional ``hpc`` extra and is imported only here, only when
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Iterable, Mapping
 
 from .errors import ClusterError
@@ -137,6 +138,10 @@ def make_job_cluster(kind: str, options: Mapping[str, object] | Iterable[str] = 
     minimum, maximum = jobs
     if not 0 <= minimum <= maximum or maximum < 1:
         raise ClusterError(f"--jobs {minimum}:{maximum}: need 0 <= MIN <= MAX and MAX >= 1")
+    submit = _jobqueue(kind).job_cls.submit_command
+    if shutil.which(submit) is None:
+        # Adaptive scaling would only log the failed submissions while compute waited for workers forever.
+        raise ClusterError(f"--cluster {kind}: no `{submit}` on PATH; run compute on a machine that submits {kind.upper()} jobs")
     cluster = job_cluster(kind, options)
     cluster.adapt(minimum_jobs=minimum, maximum_jobs=maximum)
     return cluster
