@@ -17,6 +17,7 @@ EPILOG = """Examples:
   nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
   nnstd-dist compute --store /shared/topos.zarr --scheduler-file sched.json
+  nnstd-dist compute --store /shared/topos.zarr --cluster slurm --jobs 1:20 --cluster-option memory=16GB
 """
 
 
@@ -75,11 +76,17 @@ def _clock(seconds: float) -> str:
 @click.option("--memory-limit", default=None, help="Local cluster: memory limit per worker, e.g. 2GB [default: auto, RAM / workers].")
 @click.option("--scheduler", metavar="ADDRESS", default=None, help="Use the Dask scheduler at ADDRESS (or set DASK_SCHEDULER_ADDRESS).")
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None, help="Use the Dask scheduler described in this file.")
+@click.option("--cluster", "job_queue", type=click.Choice(["slurm", "pbs"]), default=None,
+              help="Run the workers as SLURM or PBS batch jobs (dask-jobqueue, the hpc extra), as set in Dask's jobqueue.yaml.")
+@click.option("--cluster-option", "job_options", multiple=True, metavar="KEY=VALUE",
+              help="With --cluster: override one jobqueue.yaml setting, e.g. memory=16GB; repeatable.")
+@click.option("--jobs", default=None, metavar="MIN:MAX", help="With --cluster: scale between MIN and MAX batch jobs [default: 1:1].")
 @click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh.")
 @click.option("--force", is_flag=True, help="Take over the store's lock even if another run seems to hold it (a dead run on another host).")
 @click.option("--dry-run", is_flag=True, help="Print what would be computed and exit; changes nothing.")
 @quiet_option
-def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler, scheduler_file, recompute, force, dry_run, quiet):
+def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler, scheduler_file, job_queue, job_options, jobs,
+            recompute, force, dry_run, quiet):
     """Compute all missing pairwise NNSTD distances of a store.
 
     Pairs are grouped in tiles of networks; each tile is one Dask task that reads its networks
@@ -88,12 +95,16 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     --scheduler-file a local cluster of one single-threaded process per core is started. With a
     remote cluster the store must be on a filesystem every worker can see, at the same path.
     """
+    from nnstd_dist.hpc import parse_jobs
     from nnstd_dist.schedule import ClusterSpec, compute
 
     local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
     if scheduler and scheduler_file:
         raise click.UsageError("give --scheduler or --scheduler-file, not both")
-    cluster = ClusterSpec.from_env(scheduler=scheduler, scheduler_file=scheduler_file, **{k: v for k, v in local.items() if v is not None})
+    if (job_options or jobs) and not job_queue:
+        raise click.UsageError("--cluster-option and --jobs go with --cluster slurm|pbs")
+    hpc = {"job_queue": job_queue, "job_options": job_options, "jobs": parse_jobs(jobs or "1:1")}
+    cluster = ClusterSpec.from_env(scheduler=scheduler, scheduler_file=scheduler_file, **hpc, **{k: v for k, v in local.items() if v is not None})
     given = [f"--{k.replace('_', '-')}" for k, v in local.items() if v is not None]
     if cluster.external and given:
         raise click.UsageError(f"{', '.join(given)} configure the local cluster; they do not apply to the {cluster.describe()}")

@@ -10,6 +10,7 @@ writes whole chunks and marks its tile only at the end.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from distributed import Client, LocalCluster, as_completed
 from distributed.scheduler import KilledWorker
 
+from .environment import check_cluster
 from .errors import ClusterError, NNSTDError, StoreError
 from .plan import Plan, default_tile, make_plan, n_tiles
 from .store import TopologyStore
@@ -48,27 +50,35 @@ class ClusterSpec:
     n_workers: int | None = None  # LocalCluster: default one single-threaded process per core
     threads_per_worker: int = 1
     memory_limit: str | int = "auto"
+    job_queue: str | None = None  # "slurm" or "pbs": workers are batch jobs (dask-jobqueue, nnstd_dist.hpc)
+    job_options: tuple[str, ...] = ()  # KEY=VALUE overrides of Dask's jobqueue.<job_queue> settings
+    jobs: tuple[int, int] = (1, 1)  # adaptive scaling between MIN and MAX batch jobs
 
     def __post_init__(self):
         if self.scheduler and self.scheduler_file:
             raise ClusterError("give a scheduler address or a scheduler file, not both")
+        if self.job_queue and (self.scheduler or self.scheduler_file):
+            raise ClusterError("--cluster starts its own scheduler: give it without --scheduler or --scheduler-file")
 
     @classmethod
     def from_env(cls, **kwargs) -> "ClusterSpec":
         """As given, falling back on the DASK_SCHEDULER_ADDRESS convention when no scheduler is named."""
-        if not kwargs.get("scheduler") and not kwargs.get("scheduler_file") and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        named = kwargs.get("scheduler") or kwargs.get("scheduler_file") or kwargs.get("job_queue")
+        if not named and os.environ.get("DASK_SCHEDULER_ADDRESS"):
             kwargs["scheduler"] = os.environ["DASK_SCHEDULER_ADDRESS"]
         return cls(**kwargs)
 
     @property
     def external(self) -> bool:
-        return bool(self.scheduler or self.scheduler_file)
+        return bool(self.scheduler or self.scheduler_file or self.job_queue)
 
     @property
     def local_workers(self) -> int:
         return self.n_workers or _cores()
 
     def describe(self) -> str:
+        if self.job_queue:
+            return f"{self.job_queue} cluster of {self.jobs[0]} to {self.jobs[1]} batch jobs"
         if self.scheduler:
             return f"scheduler {self.scheduler}"
         if self.scheduler_file:
@@ -88,6 +98,12 @@ def connect(spec: ClusterSpec):
                 n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
                 memory_limit=spec.memory_limit, silence_logs=logging.ERROR, dashboard_address=":0",
             ) as cluster, Client(cluster) as client:
+                yield client
+            return
+        if spec.job_queue:
+            from .hpc import make_job_cluster  # dask-jobqueue: the optional hpc extra
+
+            with make_job_cluster(spec.job_queue, spec.job_options, spec.jobs) as cluster, Client(cluster) as client:
                 yield client
             return
         if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
@@ -266,6 +282,9 @@ def compute(
             store = TopologyStore.open(store_path, mode="r+")
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
+        if client is not None:
+            # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
+            check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = _threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
         plan = plan_store(store, tile, recompute, slots, create=not dry_run)
         if dry_run:
