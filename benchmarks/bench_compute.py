@@ -55,7 +55,7 @@ def run_cli(*args: str) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout.strip()
 
 
-def pipeline(topo: Path, work: Path) -> Path:
+def pipeline(topo: Path, work: Path) -> None:
     """1. The user's path, one CLI process per step."""
     store = work / "topo.zarr"
     cpu = children_cpu()
@@ -69,7 +69,6 @@ def pipeline(topo: Path, work: Path) -> Path:
     print(f"   ingest {t_ingest:6.1f} s   compute {t_compute:6.1f} s   export {t_export:5.1f} s   total {total:6.1f} s (target < 120 s)")
     print(f"   CPU of the child processes {children_cpu() - cpu:.0f} s; exported {shape}, {nan} NaN")
     print(f"   {summary}")
-    return store
 
 
 def copy_first(src: Path, dst: Path, n: int) -> Path:
@@ -157,16 +156,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topo", type=Path, default=DEFAULT_TOPO, help="the paper's topologies (default ../shared/topo)")
     parser.add_argument("--quick", action="store_true", help="40 networks for the scaling run, N=500 only for memory")
+    parser.add_argument("--only", default="1234", help="the figures to measure, e.g. --only 12 (4 needs 2 or 3)")
     args = parser.parse_args()
     if not args.topo.is_dir():
         sys.exit(f"{args.topo}: not found (pass --topo DIR)")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load()}\n")
     with tempfile.TemporaryDirectory(prefix="bench-compute-") as tmp:
         work = Path(tmp)
-        store = pipeline(args.topo, work)
-        runs = scaling(store, work, 40 if args.quick else 90, tile=16)
-        runs += memory(work, (500,) if args.quick else (500, 2000))
-        overhead(runs)
+        store, runs = work / "topo.zarr", []
+        if "1" in args.only:
+            pipeline(args.topo, work)
+        if "2" in args.only:
+            if not store.exists():
+                run_cli("ingest", str(args.topo), "--store", str(store))
+            runs += scaling(store, work, 40 if args.quick else 90, tile=16)
+        if "3" in args.only:
+            runs += memory(work, (500,) if args.quick else (500, 2000))
+        if "4" in args.only and runs:
+            overhead(runs)
     print(f"\nload average at the end {load()}")
 
 
