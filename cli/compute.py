@@ -35,7 +35,7 @@ class ProgressBar:
     def __call__(self, p) -> None:
         if p.tiles_done == 0:
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
-            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tiles on {p.workers} worker threads{where}")
+            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tile{'s' if p.tiles_total != 1 else ''} on {p.workers} worker threads{where}")
         finished = p.tiles_done == p.tiles_total
         if self.tty:
             now = time.monotonic()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .reduce import read_layers
 from .store import TopologyStore
 
 __all__ = ["FORMATS", "ExportReport", "export"]
@@ -50,7 +51,7 @@ def export(store_path: str | Path, output: str | Path, layer: int | None = None)
     if layer is None and suffix == ".csv":
         layer = 0  # a table holds one layer
     layers = list(range(store.n_layers)) if layer is None else [int(layer)]
-    distance = store.read_distance(layers)
+    distance = read_layers(store, layers)
     names = store.names()
     matrix = _Matrix(distance, names, layers, str(store.path.resolve()))
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]

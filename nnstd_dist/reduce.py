@@ -133,17 +133,28 @@ def layer_description(layer: int, cumulative: bool) -> str:
     return f"layer {layer}"
 
 
+def read_layers(store: "TopologyStore", layers, indices=None) -> np.ndarray:
+    """(len(layers), k, k) distances of the networks at ``indices`` (default: all), diagonal 0, read one layer at a time."""
+    layers = [int(k) for k in layers]
+    for k in layers:
+        _check_layer(store, k)
+    k_networks = store.n_networks if indices is None else len(indices)
+    values = np.empty((len(layers), k_networks, k_networks))
+    for out, k in zip(values, layers):
+        out[...] = store.read_distance([k], indices)[0]
+        np.fill_diagonal(out, 0.0)  # NNSTD(x, x) = 0 whether or not its tile is computed
+    return values
+
+
 def read_matrix(store: "TopologyStore", indices, layer: int = 0, cumulative: bool = False) -> np.ndarray:
     """(k, k) distances of the networks at ``indices``: layer ``layer``, or the mean of layers 0..layer."""
     _check_layer(store, layer)
     layers = range(layer + 1) if cumulative else [layer]
     total = None
     for k in layers:  # one layer at a time: a cumulative read never holds L matrices at once
-        block = store.read_distance([k], indices)[0]
+        block = read_layers(store, [k], indices)[0]
         total = block if total is None else total + block
-    values = total / len(layers)
-    np.fill_diagonal(values, 0.0)  # NNSTD(x, x) = 0 whether or not its tile is computed
-    return values
+    return total / len(layers)
 
 
 def labelled_matrix(

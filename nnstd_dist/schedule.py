@@ -185,7 +185,7 @@ class RunStats:
         if not self.tiles:
             return f"Nothing to compute: all {self.n_networks * (self.n_networks - 1) // 2} pairs of {self.n_networks} networks are done ({self.store})"
         return (
-            f"Computed {self.pairs} pairs in {self.tiles} tiles of {self.tile} in {_fmt_seconds(self.wall_seconds)} "
+            f"Computed {self.pairs} pairs in {self.tiles} tile{'s' if self.tiles != 1 else ''} of {self.tile} x {self.tile} in {_fmt_seconds(self.wall_seconds)} "
             f"({self.pairs_per_second:.1f} pairs/s, {self.workers} workers); distances in {self.store}"
         )
 

@@ -388,7 +388,7 @@ class TopologyStore:
     def tiles_done(self) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
         if not self.has_results:
-            raise StoreError(f"{self.path}: no results yet (run `nnstd-dist compute --store {self.path}`)")
+            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
         return self._group["tiles_done"][:]
 
     def tile_done_at(self, a: int, b: int) -> int:
@@ -415,7 +415,7 @@ class TopologyStore:
     def read_distance(self, layers=None, indices=None) -> np.ndarray:
         """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
         if not self.has_results:
-            raise StoreError(f"{self.path}: no results yet (run `nnstd-dist compute --store {self.path}`)")
+            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
         n = self.n_networks
         layers = list(range(self.n_layers)) if layers is None else [int(k) for k in layers]
         for k in layers:

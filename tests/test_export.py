@@ -164,7 +164,7 @@ def test_store_without_results_exits_2(tmp_path):
     store = open_or_create(tmp_path / "s.zarr", SHAPES)
     store.append([(NetworkRecord("a"), networks()[0])])
     result = CliRunner().invoke(cli, ["export", "--store", str(store.path), "-o", str(tmp_path / "d.npz")])
-    assert result.exit_code == 2 and "no results yet" in result.output
+    assert result.exit_code == 2 and "no distances yet" in result.output
 
 
 def test_store_of_the_export_is_untouched(store, tmp_path):
