@@ -19,7 +19,8 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar
 keep_last_row_option = click.option(
     "--keep-last-row",
     is_flag=True,
-    help="Keep the last row of every layer (SET files store the bias there; it is dropped by default).",
+    help="Keep the last row of every layer: for files saved without a bias row. By default it is dropped, "
+    "since SET files store the bias there.",
 )
 
 layer_option = click.option("--layer", type=click.IntRange(min=0), default=0, show_default=True, help="Layer index (0 = first).")
