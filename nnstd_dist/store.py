@@ -12,7 +12,7 @@ Layout of a store (a zarr v3 group on a local or shared filesystem)::
                   NNSTD(network i, network j), mirrored to (j, i); diagonal 0
     network_a, network_b   str (N,): the names again, as coordinates of distance's two network axes
     layer         int64 (L,)
-    tiles_done    int64 (ceil(N/T), ceil(N/T)), chunks (1, 1): for tile (a, b), a >= b, the N at which
+    tiles_done    int64 (ceil(N/T), ceil(N/T)), chunks (1, 1), uncompressed: for tile (a, b), a >= b, the N at which
                   its pairs were complete; 0 = nothing valid. A tile is complete when its extent at that
                   N equals its extent now, so appending networks reopens only the edge tiles.
     nnstd-dist.lock   JSON {host, pid, started, command} while a compute or ingest runs
@@ -376,6 +376,7 @@ class TopologyStore:
         self._group.create_array(
             "tiles_done", shape=(n_t, n_t), chunks=(1, 1), dtype="int64", fill_value=0,
             dimension_names=("tile_a", "tile_b"), overwrite=True,
+            compressors=None,  # each marker is a plain 8-byte file: see _read_raw_markers
         )
         for column in ("network_a", "network_b"):
             arr = self._group.create_array(column, shape=(n,), chunks=(4096,), dtype=str, dimension_names=(column,), overwrite=True)
@@ -389,7 +390,40 @@ class TopologyStore:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
         if not self.has_results:
             raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
-        return self._group["tiles_done"][:]
+        markers = self._group["tiles_done"]
+        raw = self._read_raw_markers(markers)
+        return markers[:] if raw is None else raw
+
+    def _read_raw_markers(self, markers) -> np.ndarray | None:
+        """tiles_done read straight from its chunk files, or None when they are not plain 8-byte ints.
+
+        One (1, 1) chunk per tile keeps tasks from ever writing the same chunk, but zarr spends ~1 ms
+        per chunk: 54 s for the 49,141 tiles of N = 10,000. Uncompressed, each marker is a file
+        ``tiles_done/c/<a>/<b>`` of 8 little-endian bytes (absent = fill 0), read here in ~1/50 of that.
+        """
+        encoding = markers.metadata.chunk_key_encoding
+        plain = (
+            markers.compressors == () and markers.filters == () and getattr(markers.serializer, "endian", None) is not None
+            and markers.serializer.endian.value == "little" and getattr(encoding, "separator", None) == "/"
+            and type(encoding).__name__ == "DefaultChunkKeyEncoding"
+        )
+        if not plain:
+            return None
+        out = np.zeros(markers.shape, dtype=np.int64)
+        root = self.path / "tiles_done" / "c"
+        if not root.is_dir():
+            return out
+        for row in os.scandir(root):
+            for cell in os.scandir(row.path):
+                a, b = int(row.name), int(cell.name)
+                if a >= out.shape[0] or b >= out.shape[1]:
+                    continue  # left beyond the edge by an earlier, larger shape
+                with open(cell.path, "rb") as f:
+                    data = f.read()
+                if len(data) != 8:
+                    return None
+                out[a, b] = int.from_bytes(data, "little", signed=True)
+        return out
 
     def tile_done_at(self, a: int, b: int) -> int:
         """tiles_done[a, b] alone: one chunk read, for a task that needs only its own tile's state."""

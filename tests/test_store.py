@@ -243,6 +243,20 @@ def test_replace_forgets_that_networks_distances(store, rng):
     assert store.pairs_computed() == total_pairs(7) - (3 * 3 + 3 + 3 * 1)
 
 
+def test_done_markers_read_from_their_files_equal_zarrs_reading(store, rng):
+    """tiles_done() reads the 8-byte marker files itself (fast at N = 10,000): it must agree with zarr."""
+    store.init_results(2)  # tiles of {0,1} {2,3} {4,5} {6}
+    for a, b, n in [(0, 0, 7), (2, 1, 7), (3, 0, 5), (3, 3, 7)]:
+        rows, cols = min(2, 7 - 2 * a), min(2, 7 - 2 * b)
+        store.write_tile(a, b, np.full((3, rows, cols), 0.25), done_at=n)
+    store.append([(NetworkRecord("net_002"), network(rng))], replace=True)  # zeroes tile row/column 1
+    store.append(population(rng, 3, prefix="late"))  # 10 networks: the grid grows to 5 x 5
+    expected = np.zeros((5, 5), dtype=np.int64)
+    expected[0, 0], expected[3, 0], expected[3, 3] = 7, 5, 7
+    assert np.array_equal(store.tiles_done(), expected)
+    assert np.array_equal(zarr.open_group(str(store.path), mode="r")["tiles_done"][:], expected)
+
+
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(2, 60), tile=st.integers(1, 9), data=st.data())
 def test_pairs_in_done_tiles_agrees_with_the_plan(n, tile, data):
