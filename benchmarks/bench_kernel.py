@@ -33,20 +33,33 @@ DEFAULT_TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 RUNS = [f"e5_s0_w{k}" for k in range(10)]
 
 
-def straightforward_nnstd(layers_a, layers_b) -> np.ndarray:
-    """NNSTD as research code writes it: each neuron's inputs as a Python set, a double loop over neuron pairs."""
+def python_set_cost(n_a: set, n_b: set) -> float:
+    union = len(n_a | n_b)
+    return len(n_a ^ n_b) / union if union else 0.0
+
+
+def numpy_set_cost(n_a: np.ndarray, n_b: np.ndarray) -> float:
+    union = np.union1d(n_a, n_b).size
+    return np.setxor1d(n_a, n_b).size / union if union else 0.0
+
+
+def straightforward_nnstd(layers_a, layers_b, inputs_of=lambda col: set(col.tolist()), pair_cost=python_set_cost) -> np.ndarray:
+    """NNSTD as research code writes it: each neuron's inputs as a set, a double loop over neuron pairs.
+
+    The default uses Python sets; ``inputs_of=lambda col: col, pair_cost=numpy_set_cost`` uses numpy
+    set routines on index arrays, once per neuron pair, as the paper's script does.
+    """
     distances, order = [], None
     for layer_a, layer_b in zip(layers_a, layers_b):
         dense_a, dense_b = layer_a.toarray(), layer_b.toarray()
         if order is not None:
             dense_b = dense_b[order]
-        inputs_a = [set(np.flatnonzero(dense_a[:, j]).tolist()) for j in range(dense_a.shape[1])]
-        inputs_b = [set(np.flatnonzero(dense_b[:, j]).tolist()) for j in range(dense_b.shape[1])]
+        inputs_a = [inputs_of(np.flatnonzero(dense_a[:, j])) for j in range(dense_a.shape[1])]
+        inputs_b = [inputs_of(np.flatnonzero(dense_b[:, j])) for j in range(dense_b.shape[1])]
         cost = np.zeros((len(inputs_a), len(inputs_b)))
         for j1, n_a in enumerate(inputs_a):
             for j2, n_b in enumerate(inputs_b):
-                union = len(n_a | n_b)
-                cost[j1, j2] = len(n_a ^ n_b) / union if union else 0.0
+                cost[j1, j2] = pair_cost(n_a, n_b)
         rows, order = linear_sum_assignment(cost)
         distances.append(cost[rows, order].sum() / len(inputs_a))
     return np.array(distances)
@@ -54,21 +67,7 @@ def straightforward_nnstd(layers_a, layers_b) -> np.ndarray:
 
 def numpy_sets_nnstd(layers_a, layers_b) -> np.ndarray:
     """NNSTD as the paper's script computes it: numpy set routines on two index arrays, once per neuron pair."""
-    distances, order = [], None
-    for layer_a, layer_b in zip(layers_a, layers_b):
-        dense_a, dense_b = layer_a.toarray(), layer_b.toarray()
-        if order is not None:
-            dense_b = dense_b[order]
-        inputs_a = [np.flatnonzero(dense_a[:, j]) for j in range(dense_a.shape[1])]
-        inputs_b = [np.flatnonzero(dense_b[:, j]) for j in range(dense_b.shape[1])]
-        cost = np.zeros((len(inputs_a), len(inputs_b)))
-        for j1, n_a in enumerate(inputs_a):
-            for j2, n_b in enumerate(inputs_b):
-                union = np.union1d(n_a, n_b).size
-                cost[j1, j2] = np.setxor1d(n_a, n_b).size / union if union else 0.0
-        rows, order = linear_sum_assignment(cost)
-        distances.append(cost[rows, order].sum() / len(inputs_a))
-    return np.array(distances)
+    return straightforward_nnstd(layers_a, layers_b, inputs_of=lambda col: col, pair_cost=numpy_set_cost)
 
 
 def seconds(call) -> tuple[float, float]:
