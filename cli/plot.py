@@ -77,7 +77,8 @@ def command(store, output, kind, layer, cumulative, select, facet, facet_values,
         figure.savefig(output, dpi=dpi)
     except OSError as exc:
         raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    click.echo(f"wrote {output}: {kind}, {sum(m.size for m in matrices)} networks, {matrices[0].layer}")
+    n = sum(m.size for m in matrices)
+    click.echo(f"wrote {output}: {kind}, {n} network{'s' if n != 1 else ''}, {matrices[0].layer}")
 
 
 def _check_combination(kind, facet, facet_values, order, to_final, color_by) -> None:
