@@ -55,32 +55,13 @@ def set_layer_files(directory: str | Path) -> list[Path]:
 def read_npz_matrix(path: str | Path):
     """One 2-D matrix from an npz: a scipy sparse matrix (save_npz) or a single dense array (savez)."""
     path = Path(path)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise InputError(f"{path}: a single .npy array, not an npz archive")
-        with loaded as npz:
-            keys = set(npz.files)
-            if {"format", "shape", "data"} <= keys:  # scipy.sparse.save_npz layout
-                matrix = sp.load_npz(path)
-            elif len(keys) == 1:
-                matrix = npz[next(iter(keys))]
-            else:
-                raise InputError(f"{path}: expected one sparse matrix or one array, found arrays {sorted(keys)}")
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except _NPZ_ERRORS as exc:
-        raise InputError(f"{path}: not a readable npz file ({exc})") from None
+    arrays = _read_npz_arrays(path)
+    if len(arrays) != 1:
+        raise InputError(f"{path}: expected one sparse matrix or one array, found arrays {[key for key, _ in arrays]}")
+    matrix = arrays[0][1]
     if matrix.ndim != 2:
         raise InputError(f"{path}: expected a 2-D matrix, got shape {matrix.shape}")
-    if not sp.issparse(matrix) and not np.issubdtype(matrix.dtype, np.number) and matrix.dtype != bool:
-        raise InputError(f"{path}: expected numbers, got dtype {matrix.dtype}")
-    data = matrix.data if sp.issparse(matrix) else matrix
-    if np.issubdtype(data.dtype, np.inexact) and not np.isfinite(data).all():
-        raise InputError(f"{path}: contains NaN or infinite weights")
-    return matrix
+    return _checked_layer(path, "", matrix)
 
 
 def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.csr_matrix]:
@@ -94,8 +75,7 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
             if matrix.shape[0] < 2:
                 raise InputError(f"{file}: {matrix.shape[0]} row(s), nothing left once the bias row is dropped")
             matrix = matrix[:-1]
-        mask = sp.csr_matrix(matrix != 0) if not sp.issparse(matrix) else sp.csr_matrix(matrix) != 0
-        masks.append(sp.csr_matrix(mask, dtype=bool))
+        masks.append(_mask(matrix))
     return masks
 
 
@@ -126,7 +106,12 @@ def read_file_layers(path: str | Path) -> list[tuple[str, object]]:
 
 def load_file_network(path: str | Path) -> list[sp.csr_matrix]:
     """Layer masks (CSR bool) of a single-file network, as stored: no transpose, no row dropped."""
-    return [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in read_file_layers(path)]
+    return [_mask(m) for _, m in read_file_layers(path)]
+
+
+def _mask(matrix) -> sp.csr_matrix:
+    """Non-zero entries of a dense or sparse 2-D matrix as CSR bool."""
+    return sp.csr_matrix(matrix != 0, dtype=bool) if sp.issparse(matrix) else dense_to_csr(matrix)
 
 
 def dense_to_csr(array: np.ndarray) -> sp.csr_matrix:
@@ -151,6 +136,8 @@ def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
             return [(key, npz[key]) for key in sorted(npz.files, key=natural_key)]
     except InputError:
         raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
     except _NPZ_ERRORS as exc:
         raise InputError(f"{path}: not a readable npz file ({exc})") from None
 
