@@ -199,8 +199,7 @@ class TopologyStore:
         """Masks of one layer for the given network indices, as CSR bool, in the order given."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         self._check_indices(indices)
-        if not 0 <= layer < self.n_layers:
-            raise StoreError(f"layer {layer} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
+        self._check_layer(layer)
         array = self._group[f"mask_l{layer}"]
         wanted = np.unique(indices)
         masks = {}
@@ -215,6 +214,14 @@ class TopologyStore:
         """All layers of the given networks: result[i][k] is layer k of network indices[i]."""
         per_layer = [self.read_layer(indices, k) for k in range(self.n_layers)]
         return [list(layers) for layers in zip(*per_layer)]
+
+    def _check_layer(self, layer: int) -> None:
+        if not 0 <= layer < self.n_layers:
+            raise StoreError(f"layer {layer} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
+
+    def _require_results(self) -> None:
+        if not self.has_results:
+            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
 
     def _check_indices(self, indices: np.ndarray) -> None:
         if len(indices) and (indices.min() < 0 or indices.max() >= self.n_networks):
@@ -388,8 +395,7 @@ class TopologyStore:
 
     def tiles_done(self) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
-        if not self.has_results:
-            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
+        self._require_results()
         markers = self._group["tiles_done"]
         raw = self._read_raw_markers(markers)
         return markers[:] if raw is None else raw
@@ -448,13 +454,11 @@ class TopologyStore:
 
     def read_distance(self, layers=None, indices=None) -> np.ndarray:
         """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
-        if not self.has_results:
-            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
+        self._require_results()
         n = self.n_networks
         layers = list(range(self.n_layers)) if layers is None else [int(k) for k in layers]
         for k in layers:
-            if not 0 <= k < self.n_layers:
-                raise StoreError(f"layer {k} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
+            self._check_layer(k)
         distance = self._group["distance"]
         if indices is None:
             return distance.get_orthogonal_selection((np.asarray(layers), slice(0, n), slice(0, n)))
