@@ -1,4 +1,4 @@
-"""Time `write_population` for the seed-experiment shapes (784-784-784-784-10, density 0.006, rewire 0.01).
+"""Time `write_networks` for the seed-experiment shapes (784-784-784-784-10, density 0.006, rewire 0.01).
 
 Usage: python benchmarks/bench_generate.py [--networks 1000 10000] [--budget 180]
 
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nnstd_dist.generate import generate_population, write_population
+from nnstd_dist.generate import generate_population, write_networks
 
 LAYERS = [784, 784, 784, 784, 10]
 
@@ -31,8 +31,8 @@ def time_writing(n: int) -> tuple[float, int]:
     """Seconds and bytes to make and write n networks."""
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        summary = write_population(Path(tmp) / "pop", LAYERS, 0.006, n, 0.01, seed=0)
-        return time.perf_counter() - started, summary.n_bytes
+        n_bytes = sum(size for _, size in write_networks(Path(tmp) / "pop", LAYERS, 0.006, n, 0.01, seed=0))
+        return time.perf_counter() - started, n_bytes
 
 
 def main() -> None:

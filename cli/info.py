@@ -20,9 +20,10 @@ def command(store, as_json):
     Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
     once the tile holding it is marked done.
     """
+    from nnstd_dist.inventory import summarize
     from nnstd_dist.store import TopologyStore
 
-    summary = TopologyStore.open(store).summary()
+    summary = summarize(TopologyStore.open(store))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -10,8 +10,12 @@ __all__ = ["nnstd", "load_set_network", "NNSTDError", "TopologyStore", "NetworkR
 
 def __getattr__(name):
     # The store pulls in zarr; load it only when asked so `nnstd-dist pair` stays light.
-    if name in ("TopologyStore", "NetworkRecord"):
+    if name == "TopologyStore":
         from . import store
 
-        return getattr(store, name)
+        return store.TopologyStore
+    if name == "NetworkRecord":
+        from .records import NetworkRecord
+
+        return NetworkRecord
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

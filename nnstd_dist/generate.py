@@ -4,7 +4,7 @@ A layer's connections are kept as sorted flat positions ``p = row * n_out + col`
 ``[0, n_in * n_out)``, never as a dense mask: sampling, rewiring and the CSR conversion all
 cost O(m log m), whatever the layer's size.
 
-``generate_population`` is the maths (pure, no I/O); ``write_population`` writes its networks
+``generate_population`` is the maths (pure, no I/O); ``write_networks`` writes its networks
 in the SET layout that ``nnstd_dist.formats.load_set_network`` reads: ``OUT/<name>/weight_lK.npz``
 (``scipy.sparse.save_npz``, compressed, CSR float32, ``(n_in + 1) x n_out``). Every stored weight
 is 1.0 -- the topology is all that NNSTD looks at, and constant values compress best -- and the
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
-__all__ = ["MODES", "network_names", "generate_population", "write_networks", "write_population", "WriteSummary"]
+__all__ = ["MODES", "network_names", "generate_population", "write_networks"]
 
 MODES = ("chain", "independent")
 _NETWORK_DIR = re.compile(r"^net_\d+$")
@@ -162,15 +162,6 @@ def _networks(plan: _Plan, n_networks: int, seed: int, mode: str):
 # --------------------------------------------------------------------------- I/O
 
 
-@dataclass(frozen=True)
-class WriteSummary:
-    """What `write_population` wrote."""
-
-    out: Path
-    names: list[str]
-    n_bytes: int
-
-
 def _npz_bytes(mask: sp.csr_matrix) -> bytes:
     """A mask as SET stores a layer: float32 weights 1.0 plus a full bias row, compressed npz."""
     n_in, n_out = mask.shape
@@ -250,21 +241,3 @@ def _write_each(out: Path, networks) -> Iterator[tuple[str, int]]:
             (partial / f"weight_l{k}.npz").write_bytes(blob)
         os.rename(partial, out / name)
         yield name, sum(len(b) for b in blobs)
-
-
-def write_population(
-    out: str | Path,
-    layers: Sequence[int],
-    density: float,
-    n_networks: int,
-    rewire: float = 0.01,
-    seed: int = 0,
-    mode: str = "chain",
-    overwrite: bool = False,
-) -> WriteSummary:
-    """Write `generate_population`'s networks as ``out/<name>/weight_lK.npz`` (see `write_networks`)."""
-    names, n_bytes = [], 0
-    for name, size in write_networks(out, layers, density, n_networks, rewire, seed, mode, overwrite):
-        names.append(name)
-        n_bytes += size
-    return WriteSummary(Path(out), names, n_bytes)

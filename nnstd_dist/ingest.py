@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from .errors import InputError, ShapeMismatchError
 from .formats import NETWORK_FILE_SUFFIXES, load_file_network, load_set_network, natural_key
-from .store import NetworkRecord, mask_digest
+from .records import NetworkRecord, mask_digest
 
 __all__ = ["ORIENTATIONS", "Source", "discover", "read_network", "read_networks"]
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TileTask", "Plan", "n_tiles", "extent", "tile_task", "make_plan", "default_tile", "total_pairs"]
+__all__ = [
+    "TileTask", "Plan", "n_tiles", "extent", "tile_of", "tile_task", "make_plan", "default_tile", "total_pairs",
+    "pairs_in_done_tiles",
+]
 
 # Candidate tile sizes, largest first. At ~25 ms per pair (784-784-784-784-10 networks) a full tile of
 # 32 x 32 is ~25 s of work and N = 10,000 gives 49,141 tasks; 16 x 16 is ~6 s and 195,625 tasks.
@@ -34,6 +37,25 @@ def n_tiles(n: int, tile: int) -> int:
 def extent(index: int, tile: int, n: int) -> tuple[int, int]:
     """Networks [start, stop) of tile row/column ``index`` in a population of n."""
     return min(index * tile, n), min((index + 1) * tile, n)
+
+
+def tile_of(network: int, tile: int) -> int:
+    """The tile row/column that holds network index ``network``."""
+    return network // tile
+
+
+def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int) -> int:
+    """Pairs i > j that the tile markers vouch for among n networks.
+
+    Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
+    M above n (a population rebuilt since) vouches for nothing.
+    """
+    a, b = np.tril_indices(tiles_done.shape[0])
+    upto = tiles_done[a, b]
+    upto = np.where((upto > 0) & (upto <= n), upto, 0)
+    rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
+    cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
+    return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
 
 
 def default_tile(n: int, n_workers: int) -> int:

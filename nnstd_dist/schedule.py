@@ -27,7 +27,7 @@ from distributed.scheduler import KilledWorker
 from .environment import check_cluster
 from .errors import ClusterError, NNSTDError, StoreError
 from .plan import Plan, default_tile, make_plan, n_tiles
-from .store import TopologyStore
+from .store import TopologyStore, locked
 from .tasks import TileResult, compute_tile
 
 __all__ = ["ClusterSpec", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
@@ -245,7 +245,7 @@ def plan_store(store: TopologyStore, tile: int | None, recompute: bool, slots: i
     if store.has_results and not recompute:
         if tile is not None and tile != store.tile:
             raise StoreError(f"{store.path}: results were created with tile {store.tile}; --tile {tile} needs --recompute")
-        return make_plan(n, store.tile, store.tiles_done())
+        return make_plan(n, store.tile, store.tile_markers())
     tile = tile or default_tile(n, slots)
     if create:
         store.init_results(tile)
@@ -273,13 +273,11 @@ def compute(
     if tile is not None and tile < 1:
         raise StoreError(f"tile size must be >= 1, got {tile}")
     cluster = cluster or ClusterSpec()
-    store = TopologyStore.open(store_path, mode="r" if dry_run else "r+")
     with contextlib.ExitStack() as stack:
-        if not dry_run:
-            stack.enter_context(store.lock(command or f"nnstd-dist compute --store {store_path}", force=force))
-            # opened again under the lock: zarr caches the attributes (n_networks) read at open,
-            # and an ingest may have appended between that open and the lock
-            store = TopologyStore.open(store_path, mode="r+")
+        if dry_run:
+            store = TopologyStore.open(store_path, mode="r")
+        else:
+            store = stack.enter_context(locked(store_path, command or f"nnstd-dist compute --store {store_path}", force=force))
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         if client is not None:

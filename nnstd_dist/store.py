@@ -15,25 +15,22 @@ Layout of a store (a zarr v3 group on a local or shared filesystem)::
     tiles_done    int64 (ceil(N/T), ceil(N/T)), chunks (1, 1), uncompressed: for tile (a, b), a >= b, the N at which
                   its pairs were complete; 0 = nothing valid. A tile is complete when its extent at that
                   N equals its extent now, so appending networks reopens only the edge tiles.
-    nnstd-dist.lock   JSON {host, pid, started, command} while a compute or ingest runs
+    nnstd-dist.lock   JSON {host, pid, started, command} while a compute or ingest runs (runlock.py)
 
 ``n_networks`` is written last by an append, so a crash mid-append leaves the population unchanged.
 Every array's dimension names, and a ``coordinates`` attribute naming run, epoch and accuracy on the
 per-network arrays, make ``xarray.open_zarr(path, consolidated=False)`` label it. Metadata is not
 consolidated: every append resizes the arrays, and a stale consolidated copy would hide networks.
-See docs/store.md.
+Tile geometry (which rows and columns tile (a, b) covers) belongs to plan.py: the store reads and
+writes row/column ranges and keeps one marker per tile. See docs/store.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import socket
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,56 +38,22 @@ import scipy.sparse as sp
 import zarr
 from zarr.codecs import BloscCodec
 
-from .errors import LockError, ShapeMismatchError, StoreError
+from . import runlock
+from .errors import ShapeMismatchError, StoreError
 from .formats import dense_to_csr
+from .plan import n_tiles, tile_of
+from .records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
+from .store_markers import read_marker_files
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
 
 FORMAT = "nnstd-dist"
 FORMAT_VERSION = 1
-LOCK_FILE = "nnstd-dist.lock"
-METADATA_COLUMNS = ("network", "run", "epoch", "accuracy", "source", "digest")
 _STRING_COLUMNS = ("network", "run", "source", "digest", "network_a", "network_b")
 _MASK_CODEC = BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")  # masks are bits: ~2 B/connection
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
 _READ_BYTES = 256 * 2**20  # dense bytes per zarr read call in read_layer: bounds memory, not speed
 _NETWORK_COORDINATES = {"coordinates": "run epoch accuracy"}  # xarray shows these along `network`
-
-
-@dataclass(frozen=True)
-class NetworkRecord:
-    """Metadata of one network; epoch -1 and accuracy NaN mean "not recorded"."""
-
-    name: str
-    run: str = ""
-    epoch: int = -1
-    accuracy: float = float("nan")
-    source: str = ""
-    digest: str = ""
-
-
-@dataclass
-class AppendReport:
-    """What an append did: names added, replaced, and left alone because identical."""
-
-    added: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-
-def mask_digest(masks) -> str:
-    """sha256 of a network's connectivity: layer shapes and CSR structure, independent of weights and dtype."""
-    h = hashlib.sha256()
-    for mask in masks:
-        csr = sp.csr_matrix(mask, dtype=bool)
-        csr.eliminate_zeros()
-        csr.sort_indices()
-        h.update(np.asarray(csr.shape, dtype=np.int64).tobytes())
-        h.update(csr.indptr.astype(np.int64).tobytes())
-        h.update(csr.indices.astype(np.int64).tobytes())
-    return h.hexdigest()
-
-
-def _n_tiles(n: int, tile: int) -> int:
-    return -(-n // tile)
 
 
 class TopologyStore:
@@ -162,6 +125,10 @@ class TopologyStore:
         return [tuple(s) for s in self._group.attrs["shapes"]]
 
     @property
+    def format_version(self) -> int:
+        return int(self._group.attrs["format_version"])
+
+    @property
     def n_layers(self) -> int:
         return len(self.shapes)
 
@@ -210,7 +177,7 @@ class TopologyStore:
                 masks[i] = dense_to_csr(dense)
         return [masks[i] for i in indices.tolist()]
 
-    def read_networks(self, indices) -> list[list[sp.csr_matrix]]:
+    def read_masks(self, indices) -> list[list[sp.csr_matrix]]:
         """All layers of the given networks: result[i][k] is layer k of network indices[i]."""
         per_layer = [self.read_layer(indices, k) for k in range(self.n_layers)]
         return [list(layers) for layers in zip(*per_layer)]
@@ -282,7 +249,7 @@ class TopologyStore:
             self._group[column].resize((n,))
         self._group["connections"].resize((n, self.n_layers))
         if self.has_results:
-            tile, n_t = self.tile, _n_tiles(n, self.tile)
+            tile, n_t = self.tile, n_tiles(n, self.tile)
             self._group["distance"].resize((self.n_layers, n, n))
             self._group["tiles_done"].resize((n_t, n_t))
             for column in ("network_a", "network_b"):  # zarr drops writes past an array's end silently
@@ -312,54 +279,9 @@ class TopologyStore:
         distance[:, index, :] = np.nan
         distance[:, :, index] = np.nan
         distance[:, index, index] = 0.0
-        t = index // self.tile
+        t = tile_of(index, self.tile)
         done[t, :] = 0
         done[:, t] = 0
-
-    # ---- summary -----------------------------------------------------------------------------
-
-    def pairs_computed(self) -> int:
-        """Pairs i > j whose distances are stored, from tiles_done alone (no distance is read)."""
-        if not self.has_results:
-            return 0
-        return pairs_in_done_tiles(self.tiles_done(), self.n_networks, self.tile)
-
-    def file_sizes(self) -> dict[str, tuple[int, int]]:
-        """Bytes and file count of every top-level entry (array, zarr.json, lock), read from the filesystem."""
-        sizes = {}
-        for entry in os.scandir(self.path):
-            files = [entry] if entry.is_file() else list(_walk_files(entry.path))
-            sizes[entry.name] = (sum(f.stat().st_size for f in files), len(files))
-        return sizes
-
-    def summary(self) -> dict:
-        """What `nnstd-dist info` prints: population, shapes, densities, runs, epochs, progress, size."""
-        n, shapes = self.n_networks, self.shapes
-        connections = self.connections()
-        density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
-        runs = sorted({r for r in self.column("run") if r})
-        epochs = sorted({int(e) for e in self.column("epoch") if e >= 0})
-        sizes = self.file_sizes()
-        mask_bytes = sum(b for name, (b, _) in sizes.items() if name.startswith("mask_l"))
-        return {
-            "store": str(self.path),
-            "format_version": FORMAT_VERSION,
-            "networks": n,
-            "layers": [
-                {"layer": k, "shape": list(shape), "density": float(density[:, k].mean()) if n else None}
-                for k, shape in enumerate(shapes)
-            ],
-            "connections": int(connections.sum()),
-            "runs": runs,
-            "epochs": epochs,
-            "networks_without_epoch": int((self.column("epoch") < 0).sum()),
-            "pairs_total": n * (n - 1) // 2,
-            "pairs_computed": self.pairs_computed(),
-            "tile": self.tile,
-            "bytes": sum(b for b, _ in sizes.values()),
-            "files": sum(f for _, f in sizes.values()),
-            "mask_bytes_per_connection": mask_bytes / connections.sum() if connections.sum() else None,
-        }
 
     # ---- results -----------------------------------------------------------------------------
 
@@ -374,7 +296,7 @@ class TopologyStore:
     def init_results(self, tile: int) -> None:
         """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results."""
         n, n_layers = self.n_networks, self.n_layers
-        n_t = _n_tiles(n, tile)
+        n_t = n_tiles(n, tile)
         names = np.array(self.names(), dtype=object)
         self._group.create_array(
             "distance", shape=(n_layers, n, n), chunks=(n_layers, tile, tile), dtype="float64",
@@ -383,7 +305,7 @@ class TopologyStore:
         self._group.create_array(
             "tiles_done", shape=(n_t, n_t), chunks=(1, 1), dtype="int64", fill_value=0,
             dimension_names=("tile_a", "tile_b"), overwrite=True,
-            compressors=None,  # each marker is a plain 8-byte file: see _read_raw_markers
+            compressors=None,  # each marker is a plain 8-byte file: see store_markers.py
         )
         for column in ("network_a", "network_b"):
             arr = self._group.create_array(column, shape=(n,), chunks=(4096,), dtype=str, dimension_names=(column,), overwrite=True)
@@ -393,64 +315,31 @@ class TopologyStore:
         layer[:] = np.arange(n_layers)
         self._group.attrs["tile"] = int(tile)
 
-    def tiles_done(self) -> np.ndarray:
+    def tile_markers(self) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
         self._require_results()
         markers = self._group["tiles_done"]
-        raw = self._read_raw_markers(markers)
-        return markers[:] if raw is None else raw
+        from_files = read_marker_files(markers, self.path / "tiles_done")
+        return markers[:] if from_files is None else from_files
 
-    def _read_raw_markers(self, markers) -> np.ndarray | None:
-        """tiles_done read straight from its chunk files, or None when they are not plain 8-byte ints.
-
-        One (1, 1) chunk per tile keeps tasks from ever writing the same chunk, but zarr spends ~1 ms
-        per chunk: 36-54 s for the 49,141 tiles of N = 10,000. Uncompressed, each marker is a file
-        ``tiles_done/c/<a>/<b>`` of 8 little-endian bytes (absent = fill 0), read here in under 1 s.
-        """
-        encoding = markers.metadata.chunk_key_encoding
-        plain = (
-            markers.compressors == () and markers.filters == () and getattr(markers.serializer, "endian", None) is not None
-            and markers.serializer.endian.value == "little" and getattr(encoding, "separator", None) == "/"
-            and type(encoding).__name__ == "DefaultChunkKeyEncoding"
-        )
-        if not plain:
-            return None
-        out = np.zeros(markers.shape, dtype=np.int64)
-        root = self.path / "tiles_done" / "c"
-        if not root.is_dir():
-            return out
-        for row in os.scandir(root):
-            for cell in os.scandir(row.path):
-                a, b = int(row.name), int(cell.name)
-                if a >= out.shape[0] or b >= out.shape[1]:
-                    continue  # left beyond the edge by an earlier, larger shape
-                with open(cell.path, "rb") as f:
-                    data = f.read()
-                if len(data) != 8:
-                    return None
-                out[a, b] = int.from_bytes(data, "little", signed=True)
-        return out
-
-    def tile_done_at(self, a: int, b: int) -> int:
-        """tiles_done[a, b] alone: one chunk read, for a task that needs only its own tile's state."""
+    def tile_marker(self, a: int, b: int) -> int:
+        """The marker of tile (a, b) alone: one chunk read, for a task that needs only its own tile's state."""
         return int(self._group["tiles_done"][a, b])
 
-    def read_tile(self, a: int, b: int) -> np.ndarray:
-        """The (L, rows, cols) block of tile (a, b) as stored now."""
-        t, n = self.tile, self.n_networks
-        return self._group["distance"][:, a * t : min((a + 1) * t, n), b * t : min((b + 1) * t, n)]
+    def mark_tile(self, a: int, b: int, done_at: int) -> None:
+        """Record that tile (a, b) holds every pair of a population of ``done_at`` networks; call after its data."""
+        self._group["tiles_done"][a, b] = done_at
 
-    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int) -> None:
-        """Write tile (a, b), a >= b, and its mirror (b, a) as whole chunks, then mark it done at ``done_at``."""
-        t, n = self.tile, self.n_networks
-        rows, cols = slice(a * t, min((a + 1) * t, n)), slice(b * t, min((b + 1) * t, n))
+    def read_block(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """The (L, rows, cols) distances of networks [rows[0], rows[1]) x [cols[0], cols[1]) as stored now."""
+        return self._group["distance"][:, rows[0] : rows[1], cols[0] : cols[1]]
+
+    def write_block(self, rows: tuple[int, int], cols: tuple[int, int], block: np.ndarray) -> None:
+        """Write the (L, rows, cols) ``block`` and its mirror (cols, rows); ranges on tile boundaries write whole chunks."""
         distance = self._group["distance"]
-        if a == b:
-            distance[:, rows, cols] = block  # a diagonal tile holds its own mirror
-        else:
-            distance[:, rows, cols] = block
-            distance[:, cols, rows] = block.transpose(0, 2, 1)
-        self._group["tiles_done"][a, b] = done_at  # only after the data: a crash leaves the tile undone
+        distance[:, rows[0] : rows[1], cols[0] : cols[1]] = block
+        if rows != cols:  # a diagonal block holds its own mirror
+            distance[:, cols[0] : cols[1], rows[0] : rows[1]] = block.transpose(0, 2, 1)
 
     def read_distance(self, layers=None, indices=None) -> np.ndarray:
         """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
@@ -466,61 +355,6 @@ class TopologyStore:
         self._check_indices(indices)
         return distance.get_orthogonal_selection((np.asarray(layers), indices, indices))
 
-    # ---- the run lock ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def lock(self, command: str, force: bool = False):
-        """Hold the store's lock for one run; a lock whose process is gone (same host) is taken over."""
-        path = self.path / LOCK_FILE
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read_lock(path)
-                if force or _is_stale(holder):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                    continue
-                raise LockError(
-                    f"{self.path}: in use by `{holder.get('command', '?')}` (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
-                    f"started {holder.get('started', '?')}); wait for it, or use --force if that run is dead"
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
-        try:
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                if _read_lock(path).get("pid") == me["pid"]:
-                    os.unlink(path)
-
-
-def _read_lock(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        return {"host": "?", "pid": "?", "started": "?", "command": "unknown (unreadable lock)"}
-
-
-def _is_stale(holder: dict) -> bool:
-    """A lock is stale when it names a process on this host that no longer exists."""
-    if not holder:
-        return True
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return False  # another machine's run: only --force may take it
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _runs(sorted_unique: np.ndarray, max_len: int):
     """[start, stop) ranges of consecutive values, each at most max_len long."""
     if not len(sorted_unique):
@@ -535,26 +369,16 @@ def _fmt_shapes(shapes) -> str:
     return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
 
 
-def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int) -> int:
-    """Pairs i > j that tiles_done vouches for among n networks.
+@contextlib.contextmanager
+def locked(path: str | Path, command: str, force: bool = False):
+    """The store at ``path`` for writing, under its run lock (see runlock.py), opened again once the lock is held.
 
-    Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
-    M above n (a population rebuilt since) vouches for nothing.
+    zarr caches the attributes (n_networks) read at open, and another run may have appended between
+    a first open and the lock: only a store opened under the lock is current.
     """
-    a, b = np.tril_indices(tiles_done.shape[0])
-    upto = tiles_done[a, b]
-    upto = np.where((upto > 0) & (upto <= n), upto, 0)
-    rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
-    cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
-    return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
-
-
-def _walk_files(directory: str):
-    for entry in os.scandir(directory):
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk_files(entry.path)
-        elif entry.is_file(follow_symlinks=False):
-            yield entry
+    runlock_dir = TopologyStore.open(path, mode="r+").path  # a store, not any folder, gets a lock file
+    with runlock.hold(runlock_dir, command, force):
+        yield TopologyStore.open(path, mode="r+")
 
 
 def add_networks(path: str | Path, networks, replace: bool = False, command: str = "nnstd-dist ingest"):
@@ -568,10 +392,8 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
         raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
     if path.exists() and not _is_empty_dir(path):
-        with TopologyStore.open(path, mode="r+").lock(command):
-            # opened again under the lock: zarr caches the attributes (n_networks) read at open,
-            # and another ingest may have appended between that open and the lock
-            return TopologyStore.open(path, mode="r+").append(networks, replace=replace), False
+        with locked(path, command) as store:
+            return store.append(networks, replace=replace), False
     if not networks:
         raise StoreError(f"{path}: no networks to create the store from")
     try:
@@ -595,11 +417,3 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
 
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
-
-
-def open_or_create(path: str | Path, shapes: list[tuple[int, int]]) -> TopologyStore:
-    """The store at ``path`` for read-write, created for ``shapes`` if it does not exist."""
-    path = Path(path)
-    if path.exists():
-        return TopologyStore.open(path, mode="r+")
-    return TopologyStore.create(path, shapes)

@@ -46,7 +46,7 @@ def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
     """index -> prepared Topology for networks [start, stop)."""
     if stop <= start:
         return {}
-    networks = store.read_networks(np.arange(start, stop))
+    networks = store.read_masks(np.arange(start, stop))
     return {start + k: prepare(layers) for k, layers in enumerate(networks)}
 
 
@@ -64,7 +64,7 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
-    block = store.read_tile(task.a, task.b) if task.valid_upto else None
+    block = store.read_block(task.rows, task.cols) if task.valid_upto else None
     if block is None or not _holds_valid(block, task):
         task = tile_task(task.a, task.b, task.tile, task.n, 0)
         block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
@@ -100,12 +100,13 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:
         raise StoreError(f"{store_path}: no result arrays (they are created by `nnstd-dist compute`)")
-    task = tile_task(a, b, store.tile, n, store.tile_done_at(a, b))
+    task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
         block, pairs, read, kernel = tile_block(store, task)
         write = time.perf_counter()
-        store.write_tile(a, b, block, done_at=n)
+        store.write_block(task.rows, task.cols, block)
+        store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(
         a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}"

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
 from nnstd_dist.kernel import nnstd_prepared, prepare
-from nnstd_dist.store import NetworkRecord, open_or_create
+from nnstd_dist.plan import extent, make_plan, n_tiles
+from nnstd_dist.records import NetworkRecord
 
 SHAPES = [(60, 60), (60, 5)]
+
+
+@dataclass(frozen=True)
+class WrittenPopulation:
+    """What `write_population` wrote."""
+
+    out: Path
+    names: list[str]
+    n_bytes: int
 
 
 def random_network(rng: np.random.Generator, shapes=SHAPES, density: float = 0.1) -> list[sp.csr_matrix]:
@@ -60,6 +73,22 @@ def pair_distances(networks) -> np.ndarray:
     return out
 
 
+def open_or_create(path, shapes):
+    """The store at ``path`` for read-write, created for ``shapes`` if it does not exist."""
+    from nnstd_dist.store import TopologyStore
+
+    path = Path(path)
+    if path.exists():
+        return TopologyStore.open(path, mode="r+")
+    return TopologyStore.create(path, shapes)
+
+
+def write_tile(store, a: int, b: int, block: np.ndarray, done_at: int) -> None:
+    """Write tile (a, b)'s block (and mirror) as a task does, then mark it done at ``done_at``."""
+    store.write_block(extent(a, store.tile, store.n_networks), extent(b, store.tile, store.n_networks), block)
+    store.mark_tile(a, b, done_at)
+
+
 def make_store(path, networks, records, tile: int = 4, compute=True):
     """A store holding ``networks``; ``compute`` True fills every tile, False none, or a set of (a, b) tiles."""
     store = open_or_create(path, [n.shape for n in networks[0]])
@@ -68,10 +97,20 @@ def make_store(path, networks, records, tile: int = 4, compute=True):
     if compute is False:
         return store
     full = pair_distances(networks)
-    n_tiles = -(-len(networks) // tile)
-    for a in range(n_tiles):
-        for b in range(a + 1):
-            if compute is True or (a, b) in compute:
-                rows, cols = slice(a * tile, (a + 1) * tile), slice(b * tile, (b + 1) * tile)
-                store.write_tile(a, b, full[:, rows, cols], done_at=store.n_networks)
+    k = n_tiles(len(networks), tile)
+    for task in make_plan(len(networks), tile, np.zeros((k, k), dtype=np.int64)).tasks:
+        if compute is True or (task.a, task.b) in compute:
+            (r0, r1), (c0, c1) = task.rows, task.cols
+            write_tile(store, task.a, task.b, full[:, r0:r1, c0:c1], done_at=store.n_networks)
     return store
+
+
+def write_population(out, layers, density, n_networks, rewire=0.01, seed=0, mode="chain", overwrite=False):
+    """Write `generate_population`'s networks as ``out/<name>/weight_lK.npz``; returns (out, names, bytes written)."""
+    from nnstd_dist.generate import write_networks
+
+    names, n_bytes = [], 0
+    for name, size in write_networks(out, layers, density, n_networks, rewire, seed, mode, overwrite):
+        names.append(name)
+        n_bytes += size
+    return WrittenPopulation(Path(out), names, n_bytes)

@@ -281,11 +281,12 @@ def _wait_for_workers(address: str, n: int, timeout: float) -> None:
         client.wait_for_workers(n, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_compose_services_compute_the_same_matrix_as_a_local_run(tmp_path):
     # Not a skip: the compose file names these commands, so their absence is a failure.
     for name in ("ingest", "compute"):
         _options(name)
-    from nnstd_dist.generate import write_population
+    from _populations import write_population
     from nnstd_dist.store import TopologyStore
 
     data, logs = tmp_path / "data", tmp_path / "logs"

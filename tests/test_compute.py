@@ -28,7 +28,10 @@ from nnstd_dist.formats import load_set_network
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
 from nnstd_dist.schedule import ClusterSpec, Progress, compute
-from nnstd_dist.store import LOCK_FILE, NetworkRecord, TopologyStore, open_or_create
+from _populations import open_or_create
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.runlock import LOCK_FILE
+from nnstd_dist.store import TopologyStore
 
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -93,12 +96,13 @@ def test_tiled_run_equals_the_kernel(tmp_path, client, small, n, tile):
     plan, stats = compute(path, tile=tile, client=client)
     assert stats.pairs == n * (n - 1) // 2 and stats.tiles == plan.n_tiles == len(plan)
     np.testing.assert_array_equal(stored(path), expected[:, :n, :n])  # same kernel, same order: bit for bit
-    done, k = TopologyStore.open(path).tiles_done(), -(-n // tile)
+    done, k = TopologyStore.open(path).tile_markers(), -(-n // tile)
     assert (done[np.tril_indices(k)] == n).all() and (done[np.triu_indices(k, 1)] == 0).all()
     again_plan, again = compute(path, client=client)
     assert len(again_plan) == 0 and again.pairs == 0
 
 
+@pytest.mark.slow
 def test_epoch0_block_of_the_90_networks_equals_the_paper(tmp_path, client, shared_dir):
     runs = sorted(p for p in (shared_dir / "topo").iterdir() if p.is_dir())
     dirs = [d for run in runs for d in sorted(run.glob("epoch_*"))]
@@ -116,6 +120,7 @@ def test_epoch0_block_of_the_90_networks_equals_the_paper(tmp_path, client, shar
         np.testing.assert_allclose(block[:, j, i], layers, rtol=0, atol=1e-12, err_msg=key)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_changes_nothing(tmp_path, medium):
     networks, expected = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
@@ -143,11 +148,12 @@ def _children(pid: int) -> list[psutil.Process]:
 
 def _done_tiles(path: Path) -> int:
     try:
-        return int(np.count_nonzero(TopologyStore.open(path).tiles_done()))
+        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
     except (StoreError, KeyError):  # the run has not created its result arrays yet
         return 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     networks, expected = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
@@ -166,7 +172,7 @@ def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
     assert (path / LOCK_FILE).exists()  # the dead run's lock is left behind...
     store = TopologyStore.open(path)
-    missing = make_plan(store.n_networks, store.tile, store.tiles_done()).n_pairs
+    missing = make_plan(store.n_networks, store.tile, store.tile_markers()).n_pairs
     assert 0 < missing < 231
     second = subprocess.run([NNSTD_DIST, "compute", "--store", str(path), "--n-workers", "2"], capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr  # ...and taken over: its process is gone
@@ -175,6 +181,7 @@ def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     assert not (path / LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_a_real_cluster_from_a_scheduler_file(tmp_path, small):
     networks, expected = small
     path = make_store(tmp_path / "s.zarr", networks, SMALL)

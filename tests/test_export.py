@@ -15,7 +15,9 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
 from nnstd_dist.export import export
 from nnstd_dist.kernel import nnstd
-from nnstd_dist.store import NetworkRecord, TopologyStore, open_or_create
+from _populations import open_or_create
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.store import TopologyStore
 
 SHAPES = [(30, 30), (30, 4)]
 NAMES = ["run 0/epoch_000", "run,1/epoch_000", "ŵ2/epoch_010", "net-3", "net-4"]  # a comma and a non-ASCII name
@@ -43,7 +45,7 @@ def filled_store(path: Path, done: str = "all") -> Path:
     store = open_or_create(path, SHAPES)
     store.append([(NetworkRecord(name), net) for name, net in zip(NAMES, networks())])
     store.init_results(2)
-    plan = make_plan(store.n_networks, 2, store.tiles_done())
+    plan = make_plan(store.n_networks, 2, store.tile_markers())
     chosen = {"all": plan.tasks, "some": [t for t in plan.tasks if (t.a, t.b) != (2, 0)], "none": []}[done]
     for task in chosen:
         compute_tile(str(path), task.a, task.b, store.n_networks)

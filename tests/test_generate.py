@@ -13,7 +13,8 @@ from scipy.stats import chisquare, spearmanr
 from nnstd_dist import load_set_network, nnstd
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
-from nnstd_dist.generate import _rewire, generate_population, network_names, write_networks, write_population
+from _populations import write_population
+from nnstd_dist.generate import _rewire, generate_population, network_names, write_networks
 
 SMALL = [30, 20, 25, 4]
 

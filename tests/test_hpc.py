@@ -240,6 +240,7 @@ def _session_ids(jobs) -> list[int]:
     return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and p.info["cmdline"][-1] in scripts]
 
 
+@pytest.mark.slow
 def test_submitted_jobs_become_workers_that_compute(running_sbatch):
     from distributed import Client
 
@@ -261,12 +262,14 @@ def nnstd_of_a_seeded_pair() -> list[float]:
     return [float(d) for d in nnstd(b, a)]
 
 
+@pytest.mark.slow
 def test_compute_cli_runs_on_slurm_jobs(running_sbatch, tmp_path):
     from _populations import pair_distances, runs_population
     from click.testing import CliRunner
 
     from nnstd_dist.cli.main import cli
-    from nnstd_dist.store import TopologyStore, open_or_create
+    from _populations import open_or_create
+    from nnstd_dist.store import TopologyStore
 
     networks, records = runs_population(2, [0, 10, 20], seed=3)
     path = tmp_path / "topos.zarr"

@@ -18,7 +18,10 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError, ShapeMismatchError
 from nnstd_dist.formats import load_set_network
 from nnstd_dist.ingest import Source, discover, read_network, read_networks
-from nnstd_dist.store import LOCK_FILE, TopologyStore
+from _populations import write_tile
+from nnstd_dist.inventory import pairs_computed
+from nnstd_dist.runlock import LOCK_FILE
+from nnstd_dist.store import TopologyStore
 
 SHAPES = [(8, 6), (6, 6), (6, 3)]
 EPOCHS = (0, 2, 10)
@@ -255,7 +258,7 @@ def test_ingest_creates_then_says_unchanged(tree, tmp_path):
     s = TopologyStore.open(store)
     assert s.names() == sorted(masks)
     for i, name in enumerate(s.names()):
-        for got, want in zip(s.read_networks([i])[0], masks[name]):
+        for got, want in zip(s.read_masks([i])[0], masks[name]):
             np.testing.assert_array_equal(got.toarray(), want)
 
 
@@ -289,9 +292,9 @@ def test_replace_resets_that_networks_distances(tree, tmp_path, rng, synthetic_n
     assert ingest(root, "--store", store).exit_code == 0
     s = TopologyStore.open(store, mode="r+")
     s.init_results(4)  # tiles {0..3} {4, 5}
-    s.write_tile(0, 0, np.full((3, 4, 4), 0.25), done_at=6)
-    s.write_tile(1, 0, np.full((3, 2, 4), 0.5), done_at=6)
-    s.write_tile(1, 1, np.full((3, 2, 2), 0.75), done_at=6)
+    write_tile(s, 0, 0, np.full((3, 4, 4), 0.25), done_at=6)
+    write_tile(s, 1, 0, np.full((3, 2, 4), 0.5), done_at=6)
+    write_tile(s, 1, 1, np.full((3, 2, 2), 0.75), done_at=6)
     set_network_dir(root / "run_a" / "epoch_002", synthetic_network(rng, SHAPES, 0.3), rng)  # index 1 changes
 
     result = ingest(root, "--store", store)
@@ -304,8 +307,8 @@ def test_replace_resets_that_networks_distances(tree, tmp_path, rng, synthetic_n
     others = np.arange(6) != 1
     assert np.isnan(d[:, 1, others]).all() and np.isnan(d[:, others, 1]).all() and (d[:, 1, 1] == 0).all()
     assert (d[:, 5, 4] == 0.75).all()
-    assert s.tiles_done()[0, 0] == s.tiles_done()[1, 0] == 0 and s.tiles_done()[1, 1] == 6
-    assert s.pairs_computed() == 1
+    assert s.tile_markers()[0, 0] == s.tile_markers()[1, 0] == 0 and s.tile_markers()[1, 1] == 6
+    assert pairs_computed(s) == 1
 
 
 def _failing_ingest(case, root, store, tmp_path, rng, synthetic_network, set_network_dir):
@@ -427,7 +430,7 @@ def test_info_text_and_json(tree, tmp_path):
 
     s = TopologyStore.open(store, mode="r+")
     s.init_results(4)
-    s.write_tile(1, 0, np.full((3, 2, 4), 0.5), done_at=6)
+    write_tile(s, 1, 0, np.full((3, 2, 4), 0.5), done_at=6)
     data = json.loads(info("--store", store, "--json").stdout)
     assert data["networks"] == 6 and data["pairs_total"] == 15 and data["pairs_computed"] == 8 and data["tile"] == 4
     density0 = np.mean([m[0].sum() / (8 * 6) for m in masks.values()])
@@ -462,7 +465,7 @@ def test_ingest_the_90_seed_networks(shared_dir, tmp_path):
         else:
             assert math.isnan(record.accuracy)
     assert with_accuracy == 9 * len(list(topo.glob("*/testacc.txt"))) > 0
-    stored = s.read_networks(range(s.n_networks))
+    stored = s.read_masks(range(s.n_networks))
     for record, layers in zip(records, stored):
         for got, want in zip(layers, load_set_network(topo / record.name)):
             assert got.shape == want.shape and (got != want).nnz == 0

@@ -117,7 +117,7 @@ def test_many_networks_draw_without_tick_labels():
 
 
 def test_cluster_order_groups_planted_clusters_on_the_axes(tmp_path):
-    from nnstd_dist.store import NetworkRecord
+    from nnstd_dist.records import NetworkRecord
 
     a, b = chain(seed=1, length=5, fraction=0.05), chain(seed=2, length=5, fraction=0.05)
     networks = [n for pair in zip(a, b) for n in pair]  # interleaved: a0 b0 a1 b1 ...

@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 
 from nnstd_dist.errors import LockError, ShapeMismatchError, StoreError
 from nnstd_dist.plan import make_plan, total_pairs
-from nnstd_dist.store import (
-    FORMAT_VERSION, LOCK_FILE, NetworkRecord, TopologyStore, add_networks, mask_digest, pairs_in_done_tiles,
-)
+from _populations import write_tile
+from nnstd_dist.inventory import pairs_computed, summarize
+from nnstd_dist.plan import pairs_in_done_tiles
+from nnstd_dist.records import NetworkRecord, mask_digest
+from nnstd_dist import runlock
+from nnstd_dist.runlock import LOCK_FILE
+from nnstd_dist.store import FORMAT_VERSION, TopologyStore, add_networks, locked
 
 SHAPES = [(12, 10), (10, 10), (10, 3)]
 
@@ -57,7 +61,7 @@ def test_round_trip_masks_and_metadata(tmp_path, rng):
     for got, (want, masks) in zip(s.records(), nets):
         assert (got.name, got.run, got.epoch, got.accuracy) == (want.name, want.run, want.epoch, want.accuracy)
         assert got.digest == mask_digest(masks)
-    for got, (_, masks) in zip(s.read_networks(range(5)), nets):
+    for got, (_, masks) in zip(s.read_masks(range(5)), nets):
         assert_same_masks(got, masks)
     np.testing.assert_array_equal(s.connections(), [[m.nnz for m in masks] for _, masks in nets])
 
@@ -101,7 +105,7 @@ def test_append_grows_and_keeps_order(store, rng):
 
 def test_same_name_same_content_is_unchanged(store, rng):
     first = TopologyStore.open(store.path).read_layer([2], 0)[0].toarray()
-    masks = [m.copy() for m in store.read_networks([2])[0]]
+    masks = [m.copy() for m in store.read_masks([2])[0]]
     report = store.append([(NetworkRecord("net_002", run="elsewhere"), [m.astype(np.float32) * 3 for m in masks])])
     assert report.unchanged == ["net_002"] and not report.added and store.n_networks == 7
     np.testing.assert_array_equal(store.read_layer([2], 0)[0].toarray(), first)
@@ -114,7 +118,7 @@ def test_same_name_other_content_needs_replace(store, rng):
     replacement = network(rng)
     report = store.append([(NetworkRecord("net_002", run="new"), replacement)], replace=True)
     assert report.replaced == ["net_002"] and store.n_networks == 7
-    assert_same_masks(store.read_networks([2])[0], replacement)
+    assert_same_masks(store.read_masks([2])[0], replacement)
     assert store.records()[2].run == "new" and store.connections()[2].tolist() == [m.nnz for m in replacement]
 
 
@@ -185,13 +189,13 @@ def test_add_networks_creates_then_appends(tmp_path, rng):
 def test_add_networks_sees_an_append_made_while_it_waited_for_the_lock(tmp_path, rng, monkeypatch):
     path = tmp_path / "s.zarr"
     add_networks(path, population(rng, 2))
-    real_lock = TopologyStore.lock
+    real_hold = runlock.hold
 
-    def lock_after_another_ingest(self, command, force=False):
+    def hold_after_another_ingest(directory, command, force=False):
         TopologyStore.open(path, mode="r+").append(population(rng, 1, prefix="other"))  # won the race
-        return real_lock(self, command, force)
+        return real_hold(directory, command, force)
 
-    monkeypatch.setattr(TopologyStore, "lock", lock_after_another_ingest)
+    monkeypatch.setattr(runlock, "hold", hold_after_another_ingest)
     add_networks(path, population(rng, 1, prefix="mine"))
     assert TopologyStore.open(path).names() == ["net_000", "net_001", "other_000", "mine_000"]
 
@@ -232,28 +236,28 @@ def test_replace_forgets_that_networks_distances(store, rng):
     for a in range(3):
         for b in range(a + 1):
             rows, cols = min(3, 7 - 3 * a), min(3, 7 - 3 * b)
-            store.write_tile(a, b, np.full((3, rows, cols), 0.5), done_at=7)
-    assert store.pairs_computed() == total_pairs(7)
+            write_tile(store, a, b, np.full((3, rows, cols), 0.5), done_at=7)
+    assert pairs_computed(store) == total_pairs(7)
     store.append([(NetworkRecord("net_004"), network(rng))], replace=True)
     d = store.read_distance()
     assert np.isnan(d[:, 4, np.arange(7) != 4]).all() and np.isnan(d[:, np.arange(7) != 4, 4]).all()
     assert (d[:, 4, 4] == 0).all() and (d[:, 0, 1] == 0.5).all()
-    done = store.tiles_done()
+    done = store.tile_markers()
     assert done[1, 0] == done[1, 1] == done[2, 1] == 0 and done[0, 0] == done[2, 0] == done[2, 2] == 7
-    assert store.pairs_computed() == total_pairs(7) - (3 * 3 + 3 + 3 * 1)
+    assert pairs_computed(store) == total_pairs(7) - (3 * 3 + 3 + 3 * 1)
 
 
 def test_done_markers_read_from_their_files_equal_zarrs_reading(store, rng):
-    """tiles_done() reads the 8-byte marker files itself (fast at N = 10,000): it must agree with zarr."""
+    """tile_markers() reads the 8-byte marker files itself (fast at N = 10,000): it must agree with zarr."""
     store.init_results(2)  # tiles of {0,1} {2,3} {4,5} {6}
     for a, b, n in [(0, 0, 7), (2, 1, 7), (3, 0, 5), (3, 3, 7)]:
         rows, cols = min(2, 7 - 2 * a), min(2, 7 - 2 * b)
-        store.write_tile(a, b, np.full((3, rows, cols), 0.25), done_at=n)
+        write_tile(store, a, b, np.full((3, rows, cols), 0.25), done_at=n)
     store.append([(NetworkRecord("net_002"), network(rng))], replace=True)  # zeroes tile row/column 1
     store.append(population(rng, 3, prefix="late"))  # 10 networks: the grid grows to 5 x 5
     expected = np.zeros((5, 5), dtype=np.int64)
     expected[0, 0], expected[3, 0], expected[3, 3] = 7, 5, 7
-    assert np.array_equal(store.tiles_done(), expected)
+    assert np.array_equal(store.tile_markers(), expected)
     assert np.array_equal(zarr.open_group(str(store.path), mode="r")["tiles_done"][:], expected)
 
 
@@ -267,7 +271,7 @@ def test_pairs_in_done_tiles_agrees_with_the_plan(n, tile, data):
 
 
 def test_summary(store):
-    summary = store.summary()
+    summary = summarize(store)
     assert summary["networks"] == 7 and [l["shape"] for l in summary["layers"]] == [list(s) for s in SHAPES]
     conn = store.connections()
     for k, (n_in, n_out) in enumerate(SHAPES):
@@ -283,14 +287,14 @@ def test_summary(store):
 
 
 def test_second_lock_names_the_holder(store):
-    with store.lock("nnstd-dist compute --store s.zarr"):
+    with locked(store.path, "nnstd-dist compute --store s.zarr"):
         with pytest.raises(LockError) as info:
-            with TopologyStore.open(store.path, mode="r+").lock("nnstd-dist ingest"):
+            with locked(store.path, "nnstd-dist ingest"):
                 pass
         message = str(info.value)
         assert f"host {socket.gethostname()}" in message and "pid " in message and "nnstd-dist compute" in message
     assert not (store.path / LOCK_FILE).exists()
-    with store.lock("again"):  # released, so it can be taken again
+    with locked(store.path, "again"):  # released, so it can be taken again
         pass
 
 
@@ -299,7 +303,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(store):
     dead.wait()
     holder = {"host": socket.gethostname(), "pid": dead.pid, "started": "yesterday", "command": "crashed run"}
     (store.path / LOCK_FILE).write_text(json.dumps(holder))
-    with store.lock("nnstd-dist ingest"):
+    with locked(store.path, "nnstd-dist ingest"):
         assert json.loads((store.path / LOCK_FILE).read_text())["pid"] != dead.pid
     assert not (store.path / LOCK_FILE).exists()
 
@@ -308,7 +312,7 @@ def test_lock_of_another_host_needs_force(store):
     holder = {"host": "some-other-node", "pid": 1, "started": "now", "command": "remote run"}
     (store.path / LOCK_FILE).write_text(json.dumps(holder))
     with pytest.raises(LockError, match="host some-other-node, pid 1"):
-        with store.lock("mine"):
+        with locked(store.path, "mine"):
             pass
-    with store.lock("mine", force=True):
+    with locked(store.path, "mine", force=True):
         pass
