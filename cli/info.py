@@ -15,7 +15,11 @@ _RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists 
 @store_option
 @json_option
 def command(store, as_json):
-    """Describe a store: networks, layer shapes, mean density per layer, runs, epochs, pairs computed, size.
+    """Describe a store: networks, layers, mean density per layer, runs, epochs, pairs computed, size.
+
+    Each layer is shown as its mask's n_in x n_out, then the parameter it was read from and that
+    parameter's shape as stored (a conv weight (out, in, kh, kw) is an (in*kh*kw) x out mask whose
+    rows come in blocks of kh*kw per input channel).
 
     Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
     once the tile holding it is marked done.
@@ -36,7 +40,10 @@ def _lines(s: dict):
     yield "networks", str(s["networks"])
     for layer in s["layers"]:
         density = "n/a" if layer["density"] is None else f"{100 * layer['density']:.3g}%"
-        yield ("layers" if layer["layer"] == 0 else ""), f"{layer['layer']}: {layer['shape'][0]} x {layer['shape'][1]}, density {density}"
+        source = ""
+        if "param" in layer:  # stores written before parameter names were kept have none
+            source = f", {layer['param']} {tuple(layer['weight_shape'])}" + (f", {layer['block']} rows per input channel" if layer["block"] > 1 else "")
+        yield ("layers" if layer["layer"] == 0 else ""), f"{layer['layer']}: {layer['shape'][0]} x {layer['shape'][1]}, density {density}{source}"
     yield "connections", f"{s['connections']}" + (
         f" ({s['mask_bytes_per_connection']:.2f} bytes each on disk)" if s["mask_bytes_per_connection"] else ""
     )

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import click
 
-from .options import quiet_option, store_option
+from .options import last_row_option, orientation_option, param_filter, param_options, quiet_option, store_option
 
 
 @click.command(
     epilog="Example:\n\n\b\n  nnstd-dist ingest topo/ --store topos.zarr\n"
-    "  nnstd-dist ingest checkpoints/*.safetensors --store models.zarr",
+    "  nnstd-dist ingest checkpoints/*.safetensors --store models.zarr\n"
+    "  nnstd-dist ingest runs/ --store cnns.zarr --exclude-param '*downsample*'\n"
+    "  nnstd-dist ingest ckpt/*.pt --store cnns.zarr --key ema_state_dict",
 )
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
 @store_option
-@click.option(
-    "--orientation",
-    type=click.Choice(["auto", "in-out", "out-in"]),
-    default="auto",
-    show_default=True,
-    help="How layers are stored: in-out = n_in x n_out rows; out-in (PyTorch nn.Linear) is transposed. "
-    "auto: out-in for .safetensors, in-out for .npz and SET folders.",
-)
-@click.option(
-    "--keep-last-row/--drop-last-row",
-    "keep_last_row",
-    default=None,
-    help="Keep or drop the last row (after --orientation) of every layer of every source. "
-    "Default: dropped for SET folders (their bias row), kept for .npz/.safetensors files.",
-)
+@orientation_option
+@last_row_option
+@param_options
 @click.option("--replace", is_flag=True, help="Overwrite networks whose name is in the store with other connections (their distances are reset).")
 @quiet_option
-def command(sources, store, orientation, keep_last_row, replace, quiet):
+def command(sources, store, orientation, keep_last_row, key, include_params, exclude_params, replace, quiet):
     """Add the networks found in SOURCE... to the store (created if missing).
 
     \b
@@ -42,6 +32,10 @@ def command(sources, store, orientation, keep_last_row, replace, quiet):
         natural order of their keys (fc2 before fc10, arr_9 before arr_10); 0-D and 1-D arrays
         (biases, counters) are skipped; named by its path relative to SOURCE without the
         suffix. An .npz saved by scipy.sparse.save_npz is a one-layer network.
+      - a .pt/.pth PyTorch checkpoint (torch.save; read without torch, no pickled code run):
+        its state_dict's tensors of 2+ dimensions named *weight, in file order; a pruned
+        X.weight_orig + X.weight_mask is the mask. A conv weight (out, in, kh, kw) is a layer
+        whose neurons are its output channels.
 
     \b
     Metadata: an epoch_NNN path part is the epoch and the parts above it the run;
@@ -58,11 +52,12 @@ def command(sources, store, orientation, keep_last_row, replace, quiet):
     from nnstd_dist.store import TopologyStore, add_networks
 
     found = discover(sources)
+    params = param_filter(key, include_params, exclude_params)
     if quiet or len(found) < 2:
-        networks = read_networks(found, orientation, keep_last_row)
+        networks = read_networks(found, orientation, keep_last_row, params)
     else:
         with click.progressbar(found, label=f"Reading {len(found)} networks", file=sys.stderr) as bar:
-            networks = read_networks(bar, orientation, keep_last_row)
+            networks = read_networks(bar, orientation, keep_last_row, params)
     report, created = add_networks(store, networks, replace=replace, command=f"nnstd-dist ingest --store {store}")
     if not quiet:
         total = TopologyStore.open(store).n_networks

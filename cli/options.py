@@ -24,3 +24,45 @@ keep_last_row_option = click.option(
 )
 
 layer_option = click.option("--layer", type=click.IntRange(min=0), default=0, show_default=True, help="Layer index (0 = first).")
+
+orientation_option = click.option(
+    "--orientation",
+    type=click.Choice(["auto", "in-out", "out-in"]),
+    default="auto",
+    show_default=True,
+    help="How layers are stored: in-out = n_in x n_out rows (convolutions kh x kw x in x out); out-in = PyTorch's "
+    "out x in (convolutions out x in x kh x kw), transposed on reading. auto: out-in for .safetensors, .pt and .pth, "
+    "in-out for .npz and SET folders.",
+)
+
+last_row_option = click.option(
+    "--keep-last-row/--drop-last-row",
+    "keep_last_row",
+    default=None,
+    help="Keep or drop the last row (after --orientation) of every layer of every source. "
+    "Default: dropped for SET folders (their bias row), kept for .npz/.safetensors/.pt files.",
+)
+
+
+def param_options(command):
+    """--key, --include-param, --exclude-param: which tensors of a file are the layers."""
+    command = click.option(
+        "--exclude-param", "exclude_params", multiple=True, metavar="GLOB",
+        help="Parameters (tensor names) matching GLOB are not layers, e.g. '*downsample*' (repeatable).",
+    )(command)
+    command = click.option(
+        "--include-param", "include_params", multiple=True, metavar="GLOB",
+        help="Only parameters matching GLOB are layers (repeatable). Default for .pt/.pth: every tensor of 2+ dimensions "
+        "whose name ends in 'weight' (pruned: X.weight_orig + X.weight_mask, the mask); for .npz/.safetensors: every 2-D array.",
+    )(command)
+    return click.option(
+        "--key", default=None, metavar="NAME",
+        help="Entry of a .pt/.pth checkpoint dict that holds the state_dict [default: the file itself, or the first of "
+        "state_dict, model_state_dict, model_state, model, net, network, module, weights, params].",
+    )(command)
+
+
+def param_filter(key, include_params, exclude_params):
+    from nnstd_dist.param_layers import ParamFilter
+
+    return ParamFilter(tuple(include_params), tuple(exclude_params), key)

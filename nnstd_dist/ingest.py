@@ -5,8 +5,9 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
 - A directory holding ``weight_lK.npz`` files is one SET network; a SOURCE that is such a directory
   is named by its own folder name, one found below a SOURCE by its path relative to it
   (``e5_s0_w0/epoch_000``). Other files inside a SET folder are ignored.
-- Any other ``.npz`` or ``.safetensors`` file is one network named by its path relative to the
-  SOURCE without the suffix (a SOURCE that is a file: its stem).
+- Any other ``.npz``, ``.safetensors``, ``.pt`` or ``.pth`` file is one network named by its path
+  relative to the SOURCE without the suffix (a SOURCE that is a file: its stem). A ``.pt``/``.pth``
+  is a PyTorch checkpoint (see torch_checkpoint and param_layers for which parameters are layers).
 - Hidden entries and zarr stores (folders holding ``zarr.json``) are not searched; symlinked
   folders are, each real folder once.
 - Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
@@ -15,7 +16,8 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
   accuracy at epoch e on line e + 1 (NaN if the file or the line is missing).
 
 Orientation and last rows: layers are ``n_in x n_out`` (in-out). ``orientation="auto"`` reads
-.safetensors as PyTorch's ``out x in`` and transposes it, everything else as in-out. The last row
+.safetensors and .pt/.pth as PyTorch's ``out x in`` (convolutions ``out x in x kernel``) and
+transposes it, everything else as in-out. The last row
 (after orienting) is SET's bias: dropped for SET folders, kept for single files, unless
 ``keep_last_row`` says otherwise for all sources.
 """
@@ -32,8 +34,11 @@ from pathlib import Path, PurePosixPath
 import scipy.sparse as sp
 
 from .errors import InputError, ShapeMismatchError
-from .formats import NETWORK_FILE_SUFFIXES, load_file_network, load_set_network, natural_key
+from .formats import NETWORK_FILE_SUFFIXES as _ARRAY_FILE_SUFFIXES
+from .formats import dense_to_csr, load_set_network, natural_key, read_file_layers
+from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
 from .records import NetworkRecord, mask_digest
+from .torch_checkpoint import TORCH_SUFFIXES, read_state_dict
 
 __all__ = ["ORIENTATIONS", "Source", "discover", "read_network", "read_networks"]
 
@@ -41,6 +46,7 @@ ORIENTATIONS = ("auto", "in-out", "out-in")
 ACCURACY_FILE = "testacc.txt"
 _SET_LAYER_FILE = re.compile(r"^weight_l\d+\.npz$")
 _EPOCH_PART = re.compile(r"^epoch_(\d+)$")
+NETWORK_FILE_SUFFIXES = _ARRAY_FILE_SUFFIXES + TORCH_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -114,13 +120,14 @@ def _is_set_folder(folder: Path) -> bool:
 
 
 def read_networks(
-    sources: Iterable[Source], orientation: str = "auto", keep_last_row: bool | None = None
+    sources: Iterable[Source], orientation: str = "auto", keep_last_row: bool | None = None,
+    params: ParamFilter = ParamFilter(),
 ) -> list[tuple[NetworkRecord, list[sp.csr_matrix]]]:
     """Read every source (iterate a progress bar over them if you like); all must have the same layer shapes."""
     accuracies: dict[Path, list[str] | None] = {}
     networks, first = [], None
     for source in sources:
-        record, masks = read_network(source, orientation, keep_last_row, accuracies)
+        record, masks = read_network(source, orientation, keep_last_row, accuracies, params)
         shapes = [m.shape for m in masks]
         if first is None:
             first = (source, shapes)
@@ -133,23 +140,33 @@ def read_networks(
 
 
 def read_network(
-    source: Source, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None
+    source: Source, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None,
+    params: ParamFilter = ParamFilter(),
 ) -> tuple[NetworkRecord, list[sp.csr_matrix]]:
-    """One source's record (name, run, epoch, accuracy, absolute source path, digest) and CSR bool masks."""
+    """One source's record (name, run, epoch, accuracy, absolute source path, digest, layers) and CSR bool masks."""
     if orientation not in ORIENTATIONS:
         raise InputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
     if source.kind == "set":
         masks = load_set_network(source.path, keep_last_row=True)
+        layers = [LayerSpec(f"weight_l{k}", m.shape) for k, m in enumerate(masks)]
+    elif source.path.suffix in TORCH_SUFFIXES:  # oriented and split into blocks by the reader
+        chosen = select_weights(read_state_dict(source.path, params.key), params, str(source.path))
+        torch_order = "in-out" if orientation == "in-out" else "out-in"
+        masks, layers = weights_to_layers(((name, t.numpy()) for name, t in chosen), torch_order, str(source.path))
     else:
-        masks = load_file_network(source.path)
-    if orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors"):
-        masks = [m.T.tocsr() for m in masks]
+        arrays = [(key, m) for key, m in read_file_layers(source.path) if params.chooses(key, default=True)]
+        if not arrays:
+            raise InputError(f"{source.path}: no arrays left after --include-param/--exclude-param")
+        masks = [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in arrays]
+        layers = [LayerSpec(key, m.shape) for key, m in arrays]
+        if orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors"):
+            masks = [m.T.tocsr() for m in masks]
     drop = source.kind == "set" if keep_last_row is None else not keep_last_row
     if drop:
         masks = [_drop_last_row(m, source, k) for k, m in enumerate(masks)]
-    _check_chain(source, [m.shape for m in masks])
+    _check_chain(source, [m.shape for m in masks], [spec.block for spec in layers])
     run, epoch, accuracy = _run_epoch_accuracy(source, {} if accuracies is None else accuracies)
-    record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks))
+    record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks), tuple(layers))
     return record, masks
 
 
@@ -159,13 +176,14 @@ def _drop_last_row(mask: sp.csr_matrix, source: Source, k: int) -> sp.csr_matrix
     return mask[:-1]
 
 
-def _check_chain(source: Source, shapes: list[tuple[int, int]]) -> None:
-    """Layer k's inputs must be layer k-1's outputs, or NNSTD's neuron matching cannot carry over."""
+def _check_chain(source: Source, shapes: list[tuple[int, int]], blocks: list[int]) -> None:
+    """Layer k's inputs must be layer k-1's outputs (blocks[k] rows each), or NNSTD's neuron matching cannot carry over."""
     for k in range(1, len(shapes)):
-        if shapes[k][0] != shapes[k - 1][1]:
+        if shapes[k][0] != blocks[k] * shapes[k - 1][1]:
+            per = f" ({blocks[k]} rows each)" if blocks[k] > 1 else ""
             raise ShapeMismatchError(
-                f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} "
-                f"outputs (shapes {_fmt(shapes)}; check --orientation and --keep-last-row/--drop-last-row)"
+                f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} outputs{per} "
+                f"(shapes {_fmt(shapes)}; check --orientation and --keep-last-row/--drop-last-row)"
             )
 
 

@@ -51,8 +51,9 @@ def summarize(store) -> dict:
         "format_version": store.format_version,
         "networks": n,
         "layers": [
-            {"layer": k, "shape": list(shape), "density": float(density[:, k].mean()) if n else None}
-            for k, shape in enumerate(shapes)
+            {"layer": k, "shape": list(shape), "density": float(density[:, k].mean()) if n else None, **source}
+            # where each layer came from: absent in stores written before parameter names were kept
+            for k, (shape, source) in enumerate(zip(shapes, store.layers or [{}] * len(shapes)))
         ],
         "connections": int(connections.sum()),
         "runs": sorted({r for r in store.column("run") if r}),

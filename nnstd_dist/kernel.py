@@ -13,6 +13,10 @@ and the layer distance is ``sum_j C[j, pi(j)] / n_out`` for the assignment pi th
 (its input neurons, which are layer k-1's outputs) are first put in A's order:
 ``B_k <- B_k[pi_{k-1}]``. The result is one distance per layer, each in [0, 1].
 
+Convolutional layers (beyond the paper): layer k's rows may come in blocks, ``blocks[k]`` rows
+per output neuron (channel) of layer k-1, and the matching then moves whole blocks: block j of
+B_k becomes block pi_{k-1}(j). With blocks of one row this is the rule above, unchanged.
+
 C is built as float64 division of the two exact integer counts, the same operation
 the paper's per-pair Python code performs, so the matrix -- and therefore the
 solver's tie-breaking and matching -- is identical bit for bit.
@@ -62,31 +66,45 @@ class Topology:
 
     masks: tuple[sp.csr_matrix, ...]
     degrees: tuple[np.ndarray, ...]
+    blocks: tuple[int, ...] = ()  # rows of layer k per output neuron of layer k-1 (conv layers); () = all 1
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
         return [m.shape for m in self.masks]
 
 
-def prepare(layers) -> Topology:
-    """Masks and in-degrees of every layer, computed once per network rather than once per pair."""
+def prepare(layers, blocks=None) -> Topology:
+    """Masks and in-degrees of every layer, computed once per network rather than once per pair.
+
+    ``blocks[k]``: rows of layer k per output neuron of layer k-1 (``blocks[0]`` is not used);
+    None means one row each, as for fully connected layers.
+    """
     if isinstance(layers, Topology):
         return layers
     masks = tuple(as_mask(layer, f"layer {k}") for k, layer in enumerate(layers))
     if not masks:
         raise InputError("a network needs at least one layer")
-    _check_chain([m.shape for m in masks])
+    blocks = (1,) * len(masks) if blocks is None else tuple(int(b) for b in blocks)
+    if len(blocks) != len(masks) or min(blocks) < 1:
+        raise InputError(f"blocks {list(blocks)}: expected one positive row count per layer ({len(masks)})")
+    _check_chain([m.shape for m in masks], blocks)
     degrees = tuple(np.diff(m.tocsc().indptr).astype(np.float64) for m in masks)
-    return Topology(masks, degrees)
+    return Topology(masks, degrees, () if set(blocks[1:]) <= {1} else (1, *blocks[1:]))  # blocks[0] never matters
 
 
-def _check_chain(shapes: list[tuple[int, int]]) -> None:
+def _check_chain(shapes: list[tuple[int, int]], blocks: tuple[int, ...]) -> None:
     """Every layer has neurons, and layer k's inputs are layer k-1's outputs (else B_k[pi] is meaningless)."""
     for k, (n_in, n_out) in enumerate(shapes):
         if n_in == 0 or n_out == 0:
             raise InputError(f"layer {k}: empty shape {(n_in, n_out)}")
-        if k and n_in != shapes[k - 1][1]:
-            raise InputError(f"layer {k}: {n_in} input rows but layer {k - 1} has {shapes[k - 1][1]} output columns")
+        if k and n_in != blocks[k] * shapes[k - 1][1]:
+            per = f" ({blocks[k]} rows per output)" if blocks[k] > 1 else ""
+            raise InputError(f"layer {k}: {n_in} input rows but layer {k - 1} has {shapes[k - 1][1]} output columns{per}")
+
+
+def _block_rows(order: np.ndarray, block: int) -> np.ndarray:
+    """Row indices that move whole blocks: block j of the result is block order[j]."""
+    return (order[:, None] * block + np.arange(block)).ravel()
 
 
 def cost_matrix(a: sp.csr_matrix, b: sp.csr_matrix, deg_a: np.ndarray, deg_b: np.ndarray) -> np.ndarray:
@@ -125,13 +143,14 @@ def nnstd_prepared(a: Topology, b: Topology) -> np.ndarray:
         if last and _fully_connected(mask_a) and _fully_connected(mask_b):
             break  # every cost is 0 and no later layer needs the matching: distance 0
         if order is not None:
-            mask_b = mask_b[order]
+            # equal shapes, equal blocks: each is layer k's rows / layer k-1's columns
+            mask_b = mask_b[order if not a.blocks or a.blocks[k] == 1 else _block_rows(order, a.blocks[k])]
         cost = cost_matrix(mask_a, mask_b, deg_a, deg_b)
         rows, order = linear_sum_assignment(cost)
         out[k] = cost[rows, order].sum() / cost.shape[0]
     return out
 
 
-def nnstd(layers_a, layers_b) -> np.ndarray:
-    """Per-layer NNSTD of network A to network B (lists of ``n_in x n_out`` masks, no bias rows)."""
-    return nnstd_prepared(prepare(layers_a), prepare(layers_b))
+def nnstd(layers_a, layers_b, blocks=None) -> np.ndarray:
+    """Per-layer NNSTD of network A to network B (lists of ``n_in x n_out`` masks, no bias rows; ``blocks``: see prepare)."""
+    return nnstd_prepared(prepare(layers_a, blocks), prepare(layers_b, blocks))

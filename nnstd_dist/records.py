@@ -26,6 +26,7 @@ class NetworkRecord:
     accuracy: float = float("nan")
     source: str = ""
     digest: str = ""
+    layers: tuple = field(default=(), compare=False, repr=False)  # LayerSpec per layer as read; not a column
 
 
 @dataclass

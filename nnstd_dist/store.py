@@ -3,7 +3,9 @@
 Layout of a store (a zarr v3 group on a local or shared filesystem)::
 
     attrs         format="nnstd-dist", format_version=1, shapes=[[n_in, n_out], ...],
-                  n_networks=N, tile=T (once results exist)
+                  n_networks=N, tile=T (once results exist), layers=[{param, weight_shape, block}, ...]
+                  (the first network's parameter names and weight shapes, and rows of layer k per output
+                  of layer k-1; absent in stores written before convolutions: blocks of one row)
     mask_l{k}     bool (N, n_in_k, n_out_k), one chunk per network and layer, blosc-zstd bitshuffle
     network       str  (N,)  unique network names, store order = matrix order
     run, source, digest   str (N,);  epoch int64 (N,), -1 if none;  accuracy float64 (N,), NaN if none
@@ -88,8 +90,8 @@ class TopologyStore:
         return cls(path, group)
 
     @classmethod
-    def create(cls, path: str | Path, shapes: list[tuple[int, int]]) -> "TopologyStore":
-        """A new, empty store for networks of the given layer shapes."""
+    def create(cls, path: str | Path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":
+        """A new, empty store for networks of the given layer shapes; ``layers``: their LayerSpecs, if known."""
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path}: already exists")
@@ -109,9 +111,12 @@ class TopologyStore:
             fill = {"epoch": -1, "accuracy": np.nan}.get(column)
             group.create_array(column, shape=(0,), chunks=(4096,), dtype=dtype, fill_value=fill, dimension_names=("network",))
         # attrs last: a directory without them is not taken for a store
-        group.attrs.update(
-            {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0}
-        )
+        attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0}
+        if layers:
+            attrs["layers"] = [
+                {"param": spec.param, "weight_shape": [int(n) for n in spec.weight_shape], "block": int(spec.block)} for spec in layers
+            ]
+        group.attrs.update(attrs)
         return cls(path, group)
 
     # ---- population --------------------------------------------------------------------------
@@ -131,6 +136,16 @@ class TopologyStore:
     @property
     def n_layers(self) -> int:
         return len(self.shapes)
+
+    @property
+    def layers(self) -> list[dict]:
+        """Per layer: parameter name, weight shape and block as first ingested; [] for a store written before they were kept."""
+        return list(self._group.attrs.get("layers", []))
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Rows of layer k per output neuron of layer k-1 (convolutions); 1 for fully connected layers and older stores."""
+        return tuple(int(layer["block"]) for layer in self.layers) or (1,) * self.n_layers
 
     def column(self, name: str) -> np.ndarray:
         """One metadata column (see METADATA_COLUMNS) for the current population."""
@@ -402,7 +417,7 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
         raise StoreError(f"{path}: cannot create its folder ({exc.strerror})") from None
     staging = path.parent / f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}"
     try:
-        store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]])
+        store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]], networks[0][0].layers)
         report = store.append(networks, replace=replace)
         try:
             os.rename(staging, path)  # atomic; refused if another ingest created the store meanwhile

@@ -47,7 +47,7 @@ def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
     if stop <= start:
         return {}
     networks = store.read_masks(np.arange(start, stop))
-    return {start + k: prepare(layers) for k, layers in enumerate(networks)}
+    return {start + k: prepare(layers, store.blocks) for k, layers in enumerate(networks)}
 
 
 def _holds_valid(block: np.ndarray, task: TileTask) -> bool:
