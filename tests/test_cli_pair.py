@@ -90,12 +90,12 @@ def spoil_layer_count(a, b):
 
 
 def spoil_missing_dir(a, b):
-    return [a, b.parent / "no_such_network"], f"{b.parent / 'no_such_network'}: not a directory"
+    return [a, b.parent / "no_such_network"], f"{b.parent / 'no_such_network'}: no such file or directory"
 
 
 def spoil_bias_kept(a, b):
     # With the bias rows kept, layer 1 has one input more than layer 0 has outputs.
-    return [a, b, "--keep-last-row"], "layer 1: 8 input rows but layer 0 has 7 output columns"
+    return [a, b, "--keep-last-row"], f"{a}: layer 1 has 8 input rows but layer 0 has 7 outputs"
 
 
 SPOILS = {
