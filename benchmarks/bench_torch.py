@@ -155,7 +155,7 @@ def main() -> None:
         for layer, d in zip(store.layers, density):
             print(f"   {layer['param']:>14} {str(tuple(layer['weight_shape'])):>18}  block {layer['block']:3d}  density {100 * d:.1f}%")
 
-        cnn = store.read_networks(np.arange(n))
+        cnn = store.read_masks(np.arange(n))
         cnn_times, cnn_layers = pair_times(cnn, store.blocks)
         fc, fc_label = set_networks(args.topo, 10)
         fc_times, _ = pair_times(fc)
