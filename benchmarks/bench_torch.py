@@ -37,7 +37,9 @@ CHANNELS = (3, 64, 64, 128, 128, 256, 256)
 
 
 def vgg_like(torch, seed: int, sparsity: float):
-    nn, prune = torch.nn, torch.nn.utils.prune
+    import torch.nn.utils.prune as prune
+
+    nn = torch.nn
     torch.manual_seed(seed)
     layers = []
     for k in range(6):
