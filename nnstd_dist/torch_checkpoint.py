@@ -131,7 +131,7 @@ class _ArchiveReader:
             return _RestrictedUnpickler(io.BytesIO(data), self).load()
         except InputError:
             raise
-        except (pickle.UnpicklingError, TypeError, ValueError, AttributeError, KeyError, IndexError, EOFError, RecursionError) as exc:
+        except Exception as exc:  # a hostile or damaged pickle may raise anything; it is one line, never a traceback
             raise InputError(f"{self.path}: refused: {exc}") from None
 
     def record(self, key: str) -> zipfile.ZipInfo:
@@ -174,9 +174,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return allowed
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name, _STORAGE_DTYPES[name])
-        hint = ""
-        if module.startswith(("torch.nn", "__main__")) or not module.startswith(("torch", "collections", "builtins")):
-            hint = " (a whole pickled object; save model.state_dict() instead)"
+        hint = " (a whole pickled model; save model.state_dict() instead)" if module.startswith(("torch.nn.", "__main__")) else ""
         _refuse(f"global {module}.{name} is not on the allow-list of tensors, storages and dicts{hint}")
 
     def persistent_load(self, pid):
