@@ -57,8 +57,9 @@ def param_options(command):
     )(command)
     return click.option(
         "--key", default=None, metavar="NAME",
-        help="Entry of a .pt/.pth checkpoint dict that holds the state_dict [default: the file itself, or the first of "
-        "state_dict, model_state_dict, model_state, model, net, network, module, weights, params].",
+        help="Entry of a .pt/.pth checkpoint dict that holds the state_dict [default: the first of state_dict, "
+        "model_state_dict, model_state, model, net, network, module, weights, params that maps names to tensors, "
+        "else the file itself].",
     )(command)
 
 
