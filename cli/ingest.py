@@ -31,7 +31,8 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
       - any other .npz (dense arrays) or .safetensors file: its 2-D arrays are the layers in
         natural order of their keys (fc2 before fc10, arr_9 before arr_10); 0-D and 1-D arrays
         (biases, counters) are skipped; named by its path relative to SOURCE without the
-        suffix. An .npz saved by scipy.sparse.save_npz is a one-layer network.
+        suffix. An .npz saved by scipy.sparse.save_npz is a one-layer network. Arrays of
+        3+ dimensions are convolutions, (kh, kw, in, out) or with out-in (out, in, kh, kw);
       - a .pt/.pth PyTorch checkpoint (torch.save; read without torch, no pickled code run):
         its state_dict's tensors of 2+ dimensions named *weight, in file order; a pruned
         X.weight_orig + X.weight_mask is the mask. A conv weight (out, in, kh, kw) is a layer

@@ -87,8 +87,11 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
-def read_file_layers(path: str | Path) -> list[tuple[str, object]]:
-    """``(key, 2-D matrix)`` of a single-file network (.npz or .safetensors) in natural key order, 0-D/1-D arrays skipped."""
+def read_file_layers(path: str | Path, convolutions: bool = False) -> list[tuple[str, object]]:
+    """``(key, 2-D matrix)`` of a single-file network (.npz or .safetensors) in natural key order, 0-D/1-D arrays skipped.
+
+    ``convolutions``: arrays of more than two dimensions (conv weights) are returned too, not refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -98,7 +101,7 @@ def read_file_layers(path: str | Path) -> list[tuple[str, object]]:
         arrays = _read_safetensors_arrays(path)
     else:
         raise InputError(f"{path}: not a network file (expected {' or '.join(NETWORK_FILE_SUFFIXES)})")
-    layers = [(key, _checked_layer(path, key, a)) for key, a in arrays if sp.issparse(a) or np.ndim(a) >= 2]
+    layers = [(key, _checked_layer(path, key, a, convolutions)) for key, a in arrays if sp.issparse(a) or np.ndim(a) >= 2]
     if not layers:
         raise InputError(f"{path}: no 2-D arrays (found {len(arrays)} array(s), none 2-D)")
     return layers
@@ -166,9 +169,11 @@ def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:
     return arrays
 
 
-def _checked_layer(path: Path, key: str, matrix):
-    """A layer that is 2-D, numeric and finite, or an InputError naming the file and key."""
+def _checked_layer(path: Path, key: str, matrix, convolutions: bool = False):
+    """A layer that is 2-D (or more with ``convolutions``), numeric and finite, or an InputError naming the file and key."""
     where = f"{path}: array {key!r}" if key else f"{path}"
+    if convolutions and matrix.ndim > 2 and not sp.issparse(matrix):
+        return _checked_layer(path, key, matrix.reshape(matrix.shape[0], -1)).reshape(matrix.shape)
     if matrix.ndim != 2:
         raise InputError(f"{where} has shape {matrix.shape}; layers must be 2-D (0-D and 1-D arrays are skipped)")
     data = matrix.data if sp.issparse(matrix) else matrix

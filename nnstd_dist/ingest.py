@@ -17,7 +17,8 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
 
 Orientation and last rows: layers are ``n_in x n_out`` (in-out). ``orientation="auto"`` reads
 .safetensors and .pt/.pth as PyTorch's ``out x in`` (convolutions ``out x in x kernel``) and
-transposes it, everything else as in-out. The last row
+transposes it, everything else as in-out (convolutions ``kernel x in x out``). A file holding
+arrays of more than two dimensions is read as convolutions (see param_layers). The last row
 (after orienting) is SET's bias: dropped for SET folders, kept for single files, unless
 ``keep_last_row`` says otherwise for all sources.
 """
@@ -154,13 +155,17 @@ def read_network(
         torch_order = "in-out" if orientation == "in-out" else "out-in"
         masks, layers = weights_to_layers(((name, t.numpy()) for name, t in chosen), torch_order, str(source.path))
     else:
-        arrays = [(key, m) for key, m in read_file_layers(source.path) if params.chooses(key, default=True)]
+        arrays = [(key, m) for key, m in read_file_layers(source.path, convolutions=True) if params.chooses(key, default=True)]
         if not arrays:
             raise InputError(f"{source.path}: no arrays left after --include-param/--exclude-param")
-        masks = [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in arrays]
-        layers = [LayerSpec(key, m.shape) for key, m in arrays]
-        if orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors"):
-            masks = [m.T.tocsr() for m in masks]
+        out_in = orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors")
+        if any(m.ndim > 2 for _, m in arrays):  # convolutions: split into blocks like a checkpoint's weights
+            masks, layers = weights_to_layers(arrays, "out-in" if out_in else "in-out", str(source.path))
+        else:
+            masks = [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in arrays]
+            layers = [LayerSpec(key, m.shape) for key, m in arrays]
+            if out_in:
+                masks = [m.T.tocsr() for m in masks]
     drop = source.kind == "set" if keep_last_row is None else not keep_last_row
     if drop:
         masks = [_drop_last_row(m, source, k) for k, m in enumerate(masks)]

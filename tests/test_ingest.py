@@ -384,7 +384,7 @@ def test_other_shapes_than_the_store_names_source_and_both_shapes(tree, tmp_path
         ("empty-folder", "no networks found"),
         ("store-is-a-file", "is a file, not a zarr store"),
         ("store-other-version", "store format version 99"),
-        ("non-2d", "must be 2-D"),
+        ("conv-off-chain", "not a whole number of rows"),
         ("pickled", "not a readable npz"),
         ("inf", "NaN or infinite"),
     ],
@@ -403,9 +403,9 @@ def test_bad_input_one_line_exit_2(case, fragment, tree, tmp_path, rng):
     elif case == "store-other-version":
         assert ingest(root, "--store", store).exit_code == 0
         zarr.open_group(str(store), mode="r+").attrs["format_version"] = 99
-    elif case == "non-2d":
+    elif case == "conv-off-chain":  # a 1-D convolution (k=3, in=3, out=2), then 5 inputs for its 2 channels
         source = tmp_path / "conv.npz"
-        np.savez(source, w=np.ones((3, 3, 2)))
+        np.savez(source, a=np.ones((3, 3, 2)), b=np.ones((5, 4)))
     elif case == "pickled":
         source = tmp_path / "obj.npz"
         np.savez(source, w=np.array([[{"x": 1}]], dtype=object))

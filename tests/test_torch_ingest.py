@@ -166,6 +166,27 @@ def test_reference_pairs_stay_bit_identical_through_pt_files(shared_dir, tmp_pat
         assert json.loads(result.stdout)["layers"] == reference["pairs"][f"{i},{j}"]
 
 
+def test_conv_weights_in_npz_and_safetensors(tmp_path):
+    """The same pruned CNNs as .pt (PyTorch order), .safetensors (PyTorch order) and .npz in Keras order (kh, kw, in, out)."""
+    from safetensors.numpy import save_file
+
+    for seed in range(2):
+        weights = layer_weights(prune_all(vgg_mini(seed), 0.6))
+        names = [f"l{k}.weight" for k in range(len(weights))]  # natural key order = layer order
+        torch.save({n: torch.tensor(w) for n, w in zip(names, weights)}, tmp_path / f"n{seed}.pt")
+        save_file({n: np.ascontiguousarray(w) for n, w in zip(names, weights)}, str(tmp_path / f"n{seed}.safetensors"))
+        keras = {n: np.transpose(w, (*range(2, w.ndim), 1, 0)) for n, w in zip(names, weights)}
+        np.savez(tmp_path / f"n{seed}.npz", **keras)
+    distances = {
+        (suffix, extra): tuple(json.loads(run("pair", tmp_path / f"n1{suffix}", tmp_path / f"n0{suffix}", *extra, "--json").stdout)["layers"])
+        for suffix, extra in [(".pt", ()), (".safetensors", ()), (".npz", ()), (".safetensors", ("--orientation", "out-in"))]
+    }
+    assert len(set(distances.values())) == 1 and distances[".pt", ()][0] > 0
+    store = tmp_path / "k.zarr"
+    assert run("ingest", tmp_path / "n0.npz", tmp_path / "n1.npz", "--store", store, "-q").exit_code == 0
+    assert TopologyStore.open(store).blocks == (9, 9, 3, 16, 1)
+
+
 class Residual(nn.Module):
     def __init__(self, c_in, c_out, stride):
         super().__init__()
