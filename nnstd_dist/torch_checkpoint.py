@@ -207,6 +207,8 @@ def _rebuild_tensor(reader: _ArchiveReader):
             _refuse(f"malformed tensor (offset {offset!r}, shape {shape}, stride {stride})")
         if not _in_bounds(storage, offset, shape, stride):
             _refuse(f"tensor of shape {shape}, stride {stride} at offset {offset} reaches past its storage of {storage.numel} elements")
+        if math.prod(shape) > storage.numel:  # stride-0 views: reading would allocate far more than the file holds
+            _refuse(f"tensor of shape {shape} has more elements than its storage of {storage.numel} (an expanded view)")
         return StoredTensor(storage, offset, shape, stride, reader)
 
     return rebuild

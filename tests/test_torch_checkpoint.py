@@ -243,6 +243,7 @@ def test_big_endian_archive(tmp_path):
         pytest.param(FakeTensor(FakeStorage("0", 4), 3, (2,), (1,)), 16, "reaches past its storage", id="offset-past-storage"),
         pytest.param(FakeTensor(FakeStorage("0", 4), 0, (2, 2), (9, 1)), 16, "reaches past its storage", id="stride-past-storage"),
         pytest.param(FakeTensor(FakeStorage("0", 10**12), 0, (10**6, 10**6), (10**6, 1)), 16, "holds 16 bytes, fewer than", id="huge-numel"),
+        pytest.param(FakeTensor(FakeStorage("0", 4), 0, (10**6, 10**6), (0, 0)), 16, "more elements than its storage", id="stride-0-bomb"),
         pytest.param(FakeTensor(FakeStorage("0", 4), -1, (2,), (1,)), 16, "malformed tensor", id="negative-offset"),
         pytest.param(FakeTensor(FakeStorage("0", 4), 0, (2, -2), (1, 1)), 16, "malformed tensor shape", id="negative-shape"),
         pytest.param(FakeTensor(FakeStorage("9", 4), 0, (2, 2), (2, 1)), 16, "data/9 is missing", id="missing-record"),
