@@ -35,7 +35,9 @@ class ProgressBar:
     def __call__(self, p) -> None:
         if p.tiles_done == 0:
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
-            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tile{'s' if p.tiles_total != 1 else ''} on {p.workers} worker threads{where}")
+            # An adaptive cluster (--cluster) often starts with no worker: its batch jobs are still queued.
+            on = f"on {p.workers} worker threads" if p.workers else "as workers join"
+            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tile{'s' if p.tiles_total != 1 else ''} {on}{where}")
         finished = p.tiles_done == p.tiles_total
         if self.tty:
             now = time.monotonic()

@@ -24,6 +24,8 @@ _BYTES_KEYS = {"memory", "job_mem"}
 # Deprecated by dask-jobqueue in favour of the *_directives / *_prologue / worker_extra_args keys.
 _DEPRECATED_KEYS = {"extra", "env_extra", "job_extra"}
 _EXAMPLE = {"cores": "cores=8", "memory": "memory=16GB"}
+# jobqueue.yaml's `name` is the batch job's name; the cluster classes take it as job_name (their name= names the Dask cluster).
+_KWARGS = {"name": "job_name"}
 
 
 def parse_jobs(text: str) -> tuple[int, int]:
@@ -128,6 +130,7 @@ def job_cluster(kind: str, options: Mapping[str, object] | Iterable[str] = ()):
         )
     try:
         # cores and memory passed explicitly: dask-jobqueue re-reads its config for missing ones when it scales or closes.
+        kwargs = {_KWARGS.get(key, key): value for key, value in kwargs.items()}
         return cluster_class(**{**kwargs, "cores": settings["cores"], "memory": settings["memory"]})
     except (TypeError, ValueError) as exc:
         raise ClusterError(f"--cluster {kind}: {str(exc).strip().splitlines()[0]}") from None

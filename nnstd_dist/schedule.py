@@ -21,16 +21,18 @@ from typing import Callable
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.scheduler import KilledWorker
 
-from .environment import check_cluster
+from .environment import check_cluster, compare, environment_report
 from .errors import ClusterError, NNSTDError, StoreError
 from .plan import Plan, default_tile, make_plan, n_tiles
 from .store import TopologyStore, locked
 from .tasks import TileResult, compute_tile
 
-__all__ = ["ClusterSpec", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
+__all__ = ["ClusterSpec", "EnvironmentGate", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
+
+log = logging.getLogger(__name__)
 
 RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker deaths are counted separately
 # One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
@@ -164,9 +166,10 @@ class RunStats:
     kernel_seconds: float = 0.0  # sum of time inside the kernel
     read_seconds: float = 0.0  # sum of time reading and preparing networks
     write_seconds: float = 0.0  # sum of time writing tiles
-    workers: int = 0  # worker threads available
+    workers: int = 0  # worker threads at the start; after the run, the worker processes that ran at least one tile
     dashboard: str | None = None
     peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
+    refused: dict[str, str] = field(default_factory=dict)  # worker address -> why it got no task (EnvironmentGate)
 
     @property
     def pairs_per_second(self) -> float:
@@ -186,7 +189,7 @@ class RunStats:
             return f"Nothing to compute: all {self.n_networks * (self.n_networks - 1) // 2} pairs of {self.n_networks} networks are done ({self.store})"
         return (
             f"Computed {self.pairs} pairs in {self.tiles} tile{'s' if self.tiles != 1 else ''} of {self.tile} x {self.tile} in {_fmt_seconds(self.wall_seconds)} "
-            f"({self.pairs_per_second:.1f} pairs/s, {self.workers} workers); distances in {self.store}"
+            f"({self.pairs_per_second:.1f} pairs/s, {self.workers} worker{'s' if self.workers != 1 else ''}); distances in {self.store}"
         )
 
 
@@ -206,6 +209,8 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
         on_progress(progress)
     start = time.perf_counter()
     run = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may remember older ones
+    gate = contextlib.ExitStack()
+    gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
     futures = [
         # Earlier submission and higher priority both mean "run first": largest tiles first.
         client.submit(compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False)
@@ -221,8 +226,66 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
                 on_progress(progress)
     finally:
         client.cancel([f for f in futures if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
+        gate.close()
     stats.wall_seconds = time.perf_counter() - start
+    stats.workers = len(stats.peak_rss)  # an adaptive cluster may have had none at the start: count who computed
     return stats
+
+
+class EnvironmentGate(WorkerPlugin):
+    """Checks every worker, including those joining later (adaptive scaling), before it runs a task; a mismatched one is closed.
+
+    A worker sets its plugins up before it reads any message from the scheduler, so a task sent to it
+    meanwhile waits. A worker that differs from the client (``environment.compare``: versions, store
+    access) is paused, removed from the scheduler as an expected departure (its waiting tasks go to
+    the other workers and count as no failure) and closed with its nanny, which ends its batch job
+    and frees the allocation. It is named on the client through the scheduler's event log.
+    """
+
+    name = "nnstd-dist-environment-gate"
+    topic = "nnstd-dist-refused"
+
+    def __init__(self, store_path: str, refused: dict[str, str] | None = None):
+        self.store_path = store_path
+        self.client_report = environment_report(None)
+        self.refused = {} if refused is None else refused  # filled on the client, never sent to workers
+
+    def __getstate__(self):
+        return {"store_path": self.store_path, "client_report": self.client_report, "refused": {}}
+
+    async def setup(self, worker) -> None:
+        from distributed.core import Status
+
+        report = environment_report(self.store_path)
+        # compare() names the worker in front of each problem; the message below names it once.
+        problems = [p.removeprefix(f"worker {worker.address} ").removeprefix(f"{worker.address} ")
+                    for p in compare(self.client_report, {worker.address: report}, need_write=True)]
+        if not problems:
+            return
+        worker.status = Status.paused  # from here on it starts no task
+        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")  # what the user can look up, or scancel
+        where = f"on {report['hostname']}" + (f", batch job {job}" if job else "")
+        worker.log_event(self.topic, {"worker": worker.address, "where": where, "problems": problems})
+        await worker.scheduler.unregister(address=worker.address, stimulus_id=f"nnstd-dist-refused-{time.time()}", expected=True, close=False)
+        worker.loop.add_callback(worker.close, nanny=True, reason="nnstd-dist: environment differs from the client's")
+
+    @contextlib.contextmanager
+    def installed(self, client: Client):
+        """Registered on every worker present and to come, for the duration of the block; refusals logged and kept."""
+        def on_refused(event) -> None:
+            _, message = event
+            why = "; ".join(message["problems"])
+            self.refused[message["worker"]] = why
+            log.warning("refused worker %s %s: %s; the run goes on with the others", message["worker"], message["where"], why)
+
+        client.subscribe_topic(self.topic, on_refused)
+        client.register_plugin(self, name=self.name)
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(Exception):  # a lost cluster has no plugin left to remove
+                client.unregister_worker_plugin(self.name)
+            client.unsubscribe_topic(self.topic)
 
 
 def _result(future) -> TileResult:
