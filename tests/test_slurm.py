@@ -164,7 +164,7 @@ def test_a_killed_client_job_resumes_from_another_job(slurm, population, tmp_pat
 
     def tiles_done() -> int:
         with contextlib.suppress(Exception):  # the store's result arrays may not exist yet
-            return int(np.count_nonzero(TopologyStore.open(path).tiles_done()))
+            return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
         return 0
 
     slurm.wait_until(lambda: tiles_done() >= 3, JOB_WAIT, "the first compute to write 3 tiles")
