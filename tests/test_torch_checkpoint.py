@@ -12,6 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnstd_dist.errors import InputError
 from nnstd_dist.torch_checkpoint import read_state_dict
@@ -123,6 +125,31 @@ def test_views_offsets_and_shared_storage(tmp_path):
     )
     path = tmp_path / "views.pt"
     torch.save(state, path)
+    assert_same_state(read_state_dict(path), torch.load(path, weights_only=True))
+
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool]
+
+
+@st.composite
+def tensor_views(draw):
+    """A random tensor, then a random view of it: transposed, sliced with steps and offsets, or whole."""
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=4)))
+    dtype = draw(st.sampled_from(DTYPES))
+    base = torch.from_numpy(np.asarray(np.random.default_rng(draw(st.integers(0, 2**32 - 1))).normal(size=shape) * 5)).to(dtype)
+    if base.ndim >= 2 and draw(st.booleans()):
+        base = base.transpose(0, base.ndim - 1)
+    for dim in range(base.ndim):
+        start, step = draw(st.integers(0, 2)), draw(st.integers(1, 3))
+        base = base.narrow(dim, min(start, base.shape[dim]), base.shape[dim] - min(start, base.shape[dim]))[(slice(None),) * dim + (slice(None, None, step),)]
+    return base
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(tensor_views(), min_size=1, max_size=4))
+def test_random_views_and_dtypes_equal_torch_load(tmp_path_factory, tensors):
+    path = tmp_path_factory.mktemp("views") / "t.pt"
+    torch.save({f"t{k}.weight": t for k, t in enumerate(tensors)}, path)
     assert_same_state(read_state_dict(path), torch.load(path, weights_only=True))
 
 
