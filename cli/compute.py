@@ -7,7 +7,10 @@ import time
 
 import click
 
+from nnstd_dist.hpc import KINDS
+
 from .options import quiet_option, store_option
+from .text import clock, count, describe_plan, run_summary
 
 EPILOG = """Examples:
 
@@ -37,7 +40,7 @@ class ProgressBar:
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
             # An adaptive cluster (--cluster) often starts with no worker: its batch jobs are still queued.
             on = f"on {p.workers} worker threads" if p.workers else "as workers join"
-            self._line(f"{p.pairs_total} pairs in {p.tiles_total} tile{'s' if p.tiles_total != 1 else ''} {on}{where}")
+            self._line(f"{p.pairs_total} pairs in {count(p.tiles_total, 'tile')} {on}{where}")
         finished = p.tiles_done == p.tiles_total
         if self.tty:
             now = time.monotonic()
@@ -57,13 +60,8 @@ class ProgressBar:
     def _text(self, p) -> str:
         fraction = p.pairs_done / p.pairs_total if p.pairs_total else 1.0
         filled = round(fraction * self.WIDTH)
-        eta = "--" if p.eta is None else _clock(p.eta)
+        eta = "--" if p.eta is None else clock(p.eta)
         return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.pairs_done}/{p.pairs_total} pairs  {p.rate:.1f} pairs/s  ETA {eta}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
 @click.command(epilog=EPILOG)
@@ -78,7 +76,7 @@ def _clock(seconds: float) -> str:
 @click.option("--memory-limit", default=None, help="Local cluster: memory limit per worker, e.g. 2GB [default: auto, RAM / workers].")
 @click.option("--scheduler", metavar="ADDRESS", default=None, help="Use the Dask scheduler at ADDRESS (or set DASK_SCHEDULER_ADDRESS).")
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None, help="Use the Dask scheduler described in this file.")
-@click.option("--cluster", "job_queue", type=click.Choice(["slurm", "pbs"]), default=None,
+@click.option("--cluster", "job_queue", type=click.Choice(list(KINDS)), default=None,
               help="Run the workers as SLURM or PBS batch jobs (dask-jobqueue, the hpc extra), as set in Dask's jobqueue.yaml.")
 @click.option("--cluster-option", "job_options", multiple=True, metavar="KEY=VALUE",
               help="With --cluster: override one jobqueue.yaml setting, e.g. memory=16GB; repeatable.")
@@ -101,11 +99,7 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     from nnstd_dist.schedule import ClusterSpec, compute
 
     local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
-    if scheduler and scheduler_file:
-        raise click.UsageError("give --scheduler or --scheduler-file, not both")
-    if (job_options or jobs) and not job_queue:
-        raise click.UsageError("--cluster-option and --jobs go with --cluster slurm|pbs")
-    hpc = {"job_queue": job_queue, "job_options": job_options, "jobs": parse_jobs(jobs or "1:1")}
+    hpc = {"job_queue": job_queue, "job_options": job_options, "jobs": parse_jobs(jobs) if jobs else None}
     cluster = ClusterSpec.from_env(scheduler=scheduler, scheduler_file=scheduler_file, **hpc, **{k: v for k, v in local.items() if v is not None})
     given = [f"--{k.replace('_', '-')}" for k, v in local.items() if v is not None]
     if cluster.external and given:
@@ -119,6 +113,6 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
         click.echo("\nInterrupted: finished tiles are kept; run the same command again to resume.", err=True)
         sys.exit(130)
     if dry_run:
-        click.echo(f"store:           {store}\n{plan.describe()}\nwould run on:    {cluster.describe()}")
+        click.echo(f"store:           {store}\n{describe_plan(plan)}\nwould run on:    {cluster.describe()}")
     elif not quiet:
-        click.echo(stats.summary())
+        click.echo(run_summary(stats))

@@ -10,6 +10,7 @@ import click
 from nnstd_dist.generate import MODES, write_networks
 
 from .options import quiet_option
+from .text import duration
 
 
 class LayerSizes(click.ParamType):
@@ -71,4 +72,4 @@ def command(out, layers, density, n_networks, rewire, seed, mode, overwrite, qui
             n_bytes += size
     if not quiet:
         seconds = time.perf_counter() - started
-        click.echo(f"wrote {n_networks} networks ({n_bytes / 1e6:.1f} MB) to {out} in {seconds:.1f} s")
+        click.echo(f"wrote {n_networks} networks ({n_bytes / 1e6:.1f} MB) to {out} in {duration(seconds)}")

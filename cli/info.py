@@ -7,6 +7,7 @@ import json
 import click
 
 from .options import json_option, store_option
+from .text import byte_size
 
 _RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists the first and last few
 
@@ -36,7 +37,7 @@ def command(store, as_json):
 
 
 def _lines(s: dict):
-    yield "store", f"{s['store']} (format {s['format_version']}, {_bytes(s['bytes'])} in {s['files']} files)"
+    yield "store", f"{s['store']} (format {s['format_version']}, {byte_size(s['bytes'])} in {s['files']} files)"
     yield "networks", str(s["networks"])
     for layer in s["layers"]:
         density = "n/a" if layer["density"] is None else f"{100 * layer['density']:.3g}%"
@@ -56,9 +57,3 @@ def _lines(s: dict):
     tile = f" (tile {s['tile']} x {s['tile']})" if s["tile"] else " (compute not run yet)"
     yield "pairs", f"{s['pairs_computed']} of {s['pairs_total']} computed{tile}"
 
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import click
@@ -49,8 +50,17 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NNSTDError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            command = self._load(ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+            click.echo(f"Error: {in_option_terms(str(exc), command)}", err=True)
             ctx.exit(2)
+
+
+def in_option_terms(message: str, command: click.Command | None) -> str:
+    """A library message with each `parameter` it names shown as the option of ``command`` that sets it."""
+    if command is None:
+        return message
+    flags = {p.name: "/".join(p.opts + p.secondary_opts) for p in command.params if isinstance(p, click.Option)}
+    return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m[1], m[0]), message)
 
 
 @click.group(

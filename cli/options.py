@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nnstd_dist.ingest import ORIENTATIONS
+
 store_option = click.option(
     "--store",
     "store",
@@ -27,7 +29,7 @@ layer_option = click.option("--layer", type=click.IntRange(min=0), default=0, sh
 
 orientation_option = click.option(
     "--orientation",
-    type=click.Choice(["auto", "in-out", "out-in"]),
+    type=click.Choice(ORIENTATIONS),
     default="auto",
     show_default=True,
     help="How layers are stored: in-out = n_in x n_out rows (convolutions kh x kw x in x out); out-in = PyTorch's "

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from nnstd_dist.errors import InputError
+from nnstd_dist.reduce import FACET_KEYS
 
 from .options import layer_option, store_option
+from .text import count
 
 KINDS = ("heatmap", "evolution", "embedding", "dendrogram")
 EXTENSIONS = (".png", ".pdf", ".svg")
@@ -30,7 +32,7 @@ EXTENSIONS = (".png", ".pdf", ".svg")
     "--select", "select", multiple=True, metavar="KEY=VALUE",
     help="Keep networks whose run, epoch or name matches (repeatable; VALUE may be a comma list, run/name may be globs).",
 )
-@click.option("--facet", type=click.Choice(["epoch", "run"]), help="Heatmap: one panel per value of this key, one shared colour bar.")
+@click.option("--facet", type=click.Choice(FACET_KEYS), help="Heatmap: one panel per value of this key, one shared colour bar.")
 @click.option("--facet-values", metavar="V1,V2,...", help="With --facet: the values to draw, in this order (default: all).")
 @click.option("--order", type=click.Choice(["store", "cluster"]), default="store", show_default=True,
               help="Heatmap: network order; cluster = average-linkage clustering with optimal leaf order.")
@@ -78,7 +80,7 @@ def command(store, output, kind, layer, cumulative, select, facet, facet_values,
     except OSError as exc:
         raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
     n = sum(m.size for m in matrices)
-    click.echo(f"wrote {output}: {kind}, {n} network{'s' if n != 1 else ''}, {matrices[0].layer}")
+    click.echo(f"wrote {output}: {kind}, {count(n, 'network')}, {matrices[0].layer}")
 
 
 def _check_combination(kind, facet, facet_values, order, to_final, color_by) -> None:

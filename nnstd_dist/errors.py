@@ -1,4 +1,9 @@
-"""The package's one error family: anything a user can cause raises a subclass of NNSTDError."""
+"""The package's one error family: anything a user can cause raises a subclass of NNSTDError.
+
+Messages speak Python, not the command line: a parameter is named in backticks as the keyword
+that sets it ("`density` must be in (0, 1], got 2"); the CLI shows each such name as the option
+that sets it ("--density must be in (0, 1], got 2"), see cli/main.py.
+"""
 
 
 class NNSTDError(Exception):

@@ -92,19 +92,19 @@ def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float,
     """Check the parameters and work out each layer's size, link count and links per step."""
     sizes = list(layers)
     if len(sizes) < 2:
-        raise InputError(f"--layers needs at least 2 sizes (input and output), got {len(sizes)}")
+        raise InputError(f"`layers` needs at least 2 sizes (input and output), got {len(sizes)}")
     if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
-        raise InputError(f"--layers: every size must be a positive integer, got {sizes}")
+        raise InputError(f"`layers`: every size must be a positive integer, got {sizes}")
     if not 0.0 < density <= 1.0:
-        raise InputError(f"--density must be in (0, 1], got {density}")
+        raise InputError(f"`density` must be in (0, 1], got {density}")
     if not 0.0 <= rewire <= 1.0:
-        raise InputError(f"--rewire must be in [0, 1], got {rewire}")
+        raise InputError(f"`rewire` must be in [0, 1], got {rewire}")
     if n_networks < 1:
-        raise InputError(f"--networks must be at least 1, got {n_networks}")
+        raise InputError(f"`n_networks` must be at least 1, got {n_networks}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"`seed` must be a non-negative integer, got {seed!r}")
     if mode not in MODES:
-        raise InputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InputError(f"`mode` must be one of {', '.join(MODES)}, got {mode!r}")
     shapes = [(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])]
     n_links, n_moved = [], []
     for k, (n_in, n_out) in enumerate(shapes[:-1]):
@@ -115,7 +115,7 @@ def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float,
         if moved > n_in * n_out - m:
             raise InputError(
                 f"layer {k} ({n_in} x {n_out}): cannot move {moved} of {m} connections, "
-                f"only {n_in * n_out - m} free positions (lower --density or --rewire)"
+                f"only {n_in * n_out - m} free positions (lower `density` or `rewire`)"
             )
         n_links.append(m)
         n_moved.append(moved)
@@ -195,7 +195,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     existing = _network_dirs(out)
     if existing and not overwrite:
         raise InputError(
-            f"{out}: holds {len(existing)} network(s) (e.g. {existing[0].name}); pass --overwrite to replace them"
+            f"{out}: holds {len(existing)} network(s) (e.g. {existing[0].name}); `overwrite` replaces them"
         )
     foreign = [d for d in existing if not _written_by_us(d)]
     if foreign:

@@ -34,20 +34,24 @@ def parse_jobs(text: str) -> tuple[int, int]:
     try:
         jobs = (int(low), int(high or low))
     except ValueError:
-        raise ClusterError(f"--jobs {text!r}: expected MIN:MAX job counts, e.g. 1:10") from None
-    if not 0 <= jobs[0] <= jobs[1] or jobs[1] < 1:
-        raise ClusterError(f"--jobs {text!r}: need 0 <= MIN <= MAX and MAX >= 1")
+        raise ClusterError(f"`jobs` {text!r}: expected MIN:MAX job counts, e.g. 1:10") from None
+    _check_jobs(jobs, repr(text))
     return jobs
+
+
+def _check_jobs(jobs: tuple[int, int], shown: str) -> None:
+    if not 0 <= jobs[0] <= jobs[1] or jobs[1] < 1:
+        raise ClusterError(f"`jobs` {shown}: need 0 <= MIN <= MAX and MAX >= 1")
 
 
 def _jobqueue(kind: str):
     """The dask_jobqueue cluster class for ``kind``; imported here so the base install never needs it."""
     if kind not in KINDS:
-        raise ClusterError(f"--cluster {kind!r}: expected one of {', '.join(KINDS)}")
+        raise ClusterError(f"`job_queue` {kind!r}: expected one of {', '.join(KINDS)}")
     try:
         module = importlib.import_module("dask_jobqueue")
     except ImportError:
-        raise ClusterError(f"--cluster {kind} needs dask-jobqueue: pip install 'nnstd-dist[hpc]'") from None
+        raise ClusterError(f"`job_queue` {kind} needs dask-jobqueue: pip install 'nnstd-dist[hpc]'") from None
     return getattr(module, KINDS[kind])
 
 
@@ -65,21 +69,21 @@ def _typed(kind: str, key: str, value: str, default: object):
         try:
             return int(value)
         except ValueError:
-            raise ClusterError(f"--cluster-option {key}={value}: {key} must be an integer") from None
+            raise ClusterError(f"`job_options` {key}={value}: {key} must be an integer") from None
     if key in _BYTES_KEYS:
         from dask.utils import parse_bytes
 
         try:
             parse_bytes(value)
         except ValueError:
-            raise ClusterError(f"--cluster-option {key}={value}: not a memory size such as 16GB or 3.5GiB") from None
+            raise ClusterError(f"`job_options` {key}={value}: not a memory size such as 16GB or 3.5GiB") from None
         return value  # dask-jobqueue formats the string itself (e.g. SLURM --mem)
     if isinstance(default, bool):
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ClusterError(f"--cluster-option {key}={value}: expected true or false")
+            raise ClusterError(f"`job_options` {key}={value}: expected true or false")
         return value.lower() in ("true", "1", "yes")
     if isinstance(default, Mapping):
-        raise ClusterError(f"--cluster-option {key}: a mapping; set jobqueue.{kind}.{key.replace('_', '-')} in jobqueue.yaml instead")
+        raise ClusterError(f"`job_options` {key}: a mapping; set jobqueue.{kind}.{key.replace('_', '-')} in jobqueue.yaml instead")
     return value
 
 
@@ -91,7 +95,7 @@ def _pairs(options: Mapping[str, object] | Iterable[str]) -> list[tuple[str, str
     for item in options:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
-            raise ClusterError(f"--cluster-option {item!r}: expected KEY=VALUE, e.g. memory=16GB")
+            raise ClusterError(f"`job_options` {item!r}: expected KEY=VALUE, e.g. memory=16GB")
         pairs.append((key.strip(), value))
     return pairs
 
@@ -109,7 +113,7 @@ def parse_cluster_options(kind: str, options: Mapping[str, object] | Iterable[st
     for raw_key, value in _pairs(options):
         key = raw_key.replace("-", "_")
         if key not in known:
-            raise ClusterError(f"--cluster-option {raw_key}: not a jobqueue.{kind} setting; known: {', '.join(known)}")
+            raise ClusterError(f"`job_options` {raw_key}: not a jobqueue.{kind} setting; known: {', '.join(known)}")
         if isinstance(defaults[key], list):
             kwargs.setdefault(key, []).append(value)
         else:
@@ -125,26 +129,25 @@ def job_cluster(kind: str, options: Mapping[str, object] | Iterable[str] = ()):
     missing = [key for key in ("cores", "memory") if settings.get(key) is None]
     if missing:
         raise ClusterError(
-            f"--cluster {kind}: no {' or '.join(missing)} per job; set jobqueue.{kind}.{'/'.join(missing)} in jobqueue.yaml "
-            f"or pass --cluster-option {' --cluster-option '.join(_EXAMPLE[key] for key in missing)}"
+            f"`job_queue` {kind}: no {' or '.join(missing)} per job; set jobqueue.{kind}.{'/'.join(missing)} in jobqueue.yaml "
+            f"or pass `job_options` {' `job_options` '.join(_EXAMPLE[key] for key in missing)}"
         )
     try:
         # cores and memory passed explicitly: dask-jobqueue re-reads its config for missing ones when it scales or closes.
         kwargs = {_KWARGS.get(key, key): value for key, value in kwargs.items()}
         return cluster_class(**{**kwargs, "cores": settings["cores"], "memory": settings["memory"]})
     except (TypeError, ValueError) as exc:
-        raise ClusterError(f"--cluster {kind}: {str(exc).strip().splitlines()[0]}") from None
+        raise ClusterError(f"`job_queue` {kind}: {str(exc).strip().splitlines()[0]}") from None
 
 
 def make_job_cluster(kind: str, options: Mapping[str, object] | Iterable[str] = (), jobs: tuple[int, int] = (1, 1)):
     """``job_cluster`` scaled adaptively between ``jobs[0]`` and ``jobs[1]`` batch jobs; close it when done."""
     minimum, maximum = jobs
-    if not 0 <= minimum <= maximum or maximum < 1:
-        raise ClusterError(f"--jobs {minimum}:{maximum}: need 0 <= MIN <= MAX and MAX >= 1")
+    _check_jobs(jobs, f"{minimum}:{maximum}")
     submit = _jobqueue(kind).job_cls.submit_command
     if shutil.which(submit) is None:
         # Adaptive scaling would only log the failed submissions while compute waited for workers forever.
-        raise ClusterError(f"--cluster {kind}: no `{submit}` on PATH; run compute on a machine that submits {kind.upper()} jobs")
+        raise ClusterError(f"`job_queue` {kind}: no `{submit}` on PATH; run compute on a machine that submits {kind.upper()} jobs")
     cluster = job_cluster(kind, options)
     cluster.adapt(minimum_jobs=minimum, maximum_jobs=maximum)
     return cluster

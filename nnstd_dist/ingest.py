@@ -146,7 +146,7 @@ def read_network(
 ) -> tuple[NetworkRecord, list[sp.csr_matrix]]:
     """One source's record (name, run, epoch, accuracy, absolute source path, digest, layers) and CSR bool masks."""
     if orientation not in ORIENTATIONS:
-        raise InputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+        raise InputError(f"`orientation` must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
     if source.kind == "set":
         masks = load_set_network(source.path, keep_last_row=True)
         layers = [LayerSpec(f"weight_l{k}", m.shape) for k, m in enumerate(masks)]
@@ -157,7 +157,7 @@ def read_network(
     else:
         arrays = [(key, m) for key, m in read_file_layers(source.path, convolutions=True) if params.chooses(key, default=True)]
         if not arrays:
-            raise InputError(f"{source.path}: no arrays left after --include-param/--exclude-param")
+            raise InputError(f"{source.path}: no arrays left after `include_params`/`exclude_params`")
         out_in = orientation == "out-in" or (orientation == "auto" and source.path.suffix == ".safetensors")
         if any(m.ndim > 2 for _, m in arrays):  # convolutions: split into blocks like a checkpoint's weights
             masks, layers = weights_to_layers(arrays, "out-in" if out_in else "in-out", str(source.path))
@@ -188,7 +188,7 @@ def _check_chain(source: Source, shapes: list[tuple[int, int]], blocks: list[int
             per = f" ({blocks[k]} rows each)" if blocks[k] > 1 else ""
             raise ShapeMismatchError(
                 f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} outputs{per} "
-                f"(shapes {_fmt(shapes)}; check --orientation and --keep-last-row/--drop-last-row)"
+                f"(shapes {_fmt(shapes)}; check `orientation` and `keep_last_row`)"
             )
 
 

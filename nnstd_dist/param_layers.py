@@ -73,7 +73,7 @@ def select_weights(named, params: ParamFilter = ParamFilter(), where: str = "") 
         chosen.append((layer, topology))
     if not chosen:
         names = ", ".join(repr(n) for n, _ in named[:8]) + (", ..." if len(named) > 8 else "")
-        raise InputError(f"{where}: no layers among the parameters ({names}); choose them with --include-param GLOB")
+        raise InputError(f"{where}: no layers among the parameters ({names}); choose them with `include_params` GLOB")
     return chosen
 
 
@@ -124,4 +124,4 @@ def _block(name: str, shape: tuple, previous: tuple, where: str) -> int:
             f"its {channels} input {'channels' if len(shape) > 2 else 'neurons'} are not the {prev_out} outputs of {prev_name!r} "
             f"({kind}a layer off the main path such as a ResNet downsample shortcut)"
         )
-    raise InputError(f"{where}: parameter {name!r}: {reason}; leave it out with --exclude-param '{name}'")
+    raise InputError(f"{where}: parameter {name!r}: {reason}; leave it out with `exclude_params` '{name}'")

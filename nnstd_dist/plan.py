@@ -176,18 +176,6 @@ class Plan:
             f"{self.n_pairs} of {self.total_pairs} pairs to compute>"
         )
 
-    def describe(self) -> str:
-        """A few lines for `compute --dry-run`."""
-        largest = f" (one task each, the largest {self.tasks[0].n_pairs} pairs)" if self.tasks else ""
-        return "\n".join(
-            [
-                f"networks:        {self.n}",
-                f"tile size:       {self.tile} x {self.tile} networks ({self.n_tiles} tiles in the lower triangle)",
-                f"tiles remaining: {len(self.tasks)}{largest}",
-                f"pairs remaining: {self.n_pairs} of {self.total_pairs}",
-            ]
-        )
-
 
 def make_plan(n: int, tile: int, tiles_done: np.ndarray) -> Plan:
     """The tasks left for a population of n given ``tiles_done`` (see store.py), largest first."""

@@ -74,7 +74,7 @@ def heatmaps(matrices: list[LabelledMatrix], facet_key: str, ncols: int | None =
     if n == 0:
         raise ValueError("heatmaps needs at least one matrix")
     if n > MAX_PANELS:
-        raise InputError(f"--facet {facet_key} gives {n} panels (at most {MAX_PANELS}); choose some with --facet-values")
+        raise InputError(f"`facet` {facet_key} gives {n} panels (at most {MAX_PANELS}); choose some with `facet_values`")
     ncols = ncols or (n if n <= 4 else 3 if n <= 9 else 4 if n <= 16 else 6)
     nrows = -(-n // ncols)
     side = 3.2 if max(m.size for m in matrices) <= 12 else 4.5

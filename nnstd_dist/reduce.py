@@ -71,12 +71,12 @@ def parse_selection(items) -> dict[str, list[str]]:
         key, sep, value = item.partition("=")
         key = key.strip().lower()
         if not sep or not value.strip():
-            raise InputError(f"--select {item!r}: expected KEY=VALUE, e.g. epoch=190 or run=e5_s0_w3")
+            raise InputError(f"`select` {item!r}: expected KEY=VALUE, e.g. epoch=190 or run=e5_s0_w3")
         if key not in SELECT_KEYS:
-            raise InputError(f"--select {item!r}: unknown key {key!r}; use {', '.join(SELECT_KEYS)}")
+            raise InputError(f"`select` {item!r}: unknown key {key!r}; use {', '.join(SELECT_KEYS)}")
         values = [v.strip() for v in value.split(",") if v.strip()]
         if key == "epoch":
-            _check_epochs(values, f"--select {item!r}")
+            _check_epochs(values, f"`select` {item!r}")
         selection.setdefault(key, []).extend(values)
     return selection
 
@@ -110,10 +110,10 @@ def select_indices(store: "TopologyStore", selection: dict[str, list[str]] | Non
     for key, values in (selection or {}).items():
         hit = _matches(store.column(_COLUMN[key]), key, values)
         if not hit.any():
-            raise InputError(f"{store.path}: --select {key}={','.join(values)} matches no network")
+            raise InputError(f"{store.path}: `select` {key}={','.join(values)} matches no network")
         keep &= hit
     if not keep.any():
-        raise InputError(f"{store.path}: no network matches --select {describe_selection(selection)}")
+        raise InputError(f"{store.path}: no network matches `select` {describe_selection(selection)}")
     return np.flatnonzero(keep)
 
 
@@ -124,7 +124,7 @@ def _check_layer(store: "TopologyStore", layer: int) -> None:
     if not store.has_results:
         raise StoreError(f"{store.path}: no distances yet (run `nnstd-dist compute --store {store.path}`)")
     if not 0 <= layer < store.n_layers:
-        raise InputError(f"--layer {layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
+        raise InputError(f"`layer` {layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
 
 
 def layer_description(layer: int, cumulative: bool) -> str:
@@ -190,14 +190,14 @@ def facet(
 ) -> list[LabelledMatrix]:
     """One labelled matrix per value of ``key`` (run or epoch) within the selection, each read on its own."""
     if key not in FACET_KEYS:
-        raise InputError(f"--facet {key!r}: use one of {', '.join(FACET_KEYS)}")
+        raise InputError(f"`facet` {key!r}: use one of {', '.join(FACET_KEYS)}")
     _check_layer(store, layer)
     selection = dict(selection or {})
     base = select_indices(store, selection)
     if values is None:
         values = facet_values(store, key, base)
     elif key == "epoch":
-        _check_epochs(values, "--facet-values")
+        _check_epochs(values, "`facet_values`")
     column = store.column(_COLUMN[key])[base]
     matrices = []
     for value in values:
@@ -231,7 +231,7 @@ def linkage_of(values: np.ndarray) -> np.ndarray:
     if missing:
         raise InputError(
             f"clustering needs every pair: {missing} of the selection's pairs are not computed yet "
-            "(finish `nnstd-dist compute`, or narrow --select)"
+            "(finish `nnstd-dist compute`, or narrow `select`)"
         )
     symmetric = (values + values.T) / 2
     np.fill_diagonal(symmetric, 0.0)

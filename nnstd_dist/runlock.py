@@ -37,7 +37,7 @@ def hold(directory: str | Path, command: str, force: bool = False):
                 continue
             raise LockError(
                 f"{directory}: in use by `{other.get('command', '?')}` (host {other.get('host', '?')}, pid {other.get('pid', '?')}, "
-                f"started {other.get('started', '?')}); wait for it, or use --force if that run is dead"
+                f"started {other.get('started', '?')}); wait for it, or use `force` if that run is dead"
             ) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
@@ -65,7 +65,7 @@ def _is_stale(holder: dict) -> bool:
     if not holder:
         return True
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return False  # another machine's run: only --force may take it
+        return False  # another machine's run: only `force` may take it
     try:
         os.kill(holder["pid"], 0)
     except ProcessLookupError:

@@ -54,13 +54,15 @@ class ClusterSpec:
     memory_limit: str | int = "auto"
     job_queue: str | None = None  # "slurm" or "pbs": workers are batch jobs (dask-jobqueue, nnstd_dist.hpc)
     job_options: tuple[str, ...] = ()  # KEY=VALUE overrides of Dask's jobqueue.<job_queue> settings
-    jobs: tuple[int, int] = (1, 1)  # adaptive scaling between MIN and MAX batch jobs
+    jobs: tuple[int, int] | None = None  # adaptive scaling between MIN and MAX batch jobs; None = 1:1
 
     def __post_init__(self):
         if self.scheduler and self.scheduler_file:
-            raise ClusterError("give a scheduler address or a scheduler file, not both")
+            raise ClusterError("give `scheduler` or `scheduler_file`, not both")
         if self.job_queue and (self.scheduler or self.scheduler_file):
-            raise ClusterError("--cluster starts its own scheduler: give it without --scheduler or --scheduler-file")
+            raise ClusterError("`job_queue` starts its own scheduler: give it without `scheduler` or `scheduler_file`")
+        if (self.job_options or self.jobs) and not self.job_queue:
+            raise ClusterError("`job_options` and `jobs` go with `job_queue` (slurm or pbs)")
 
     @classmethod
     def from_env(cls, **kwargs) -> "ClusterSpec":
@@ -80,7 +82,8 @@ class ClusterSpec:
 
     def describe(self) -> str:
         if self.job_queue:
-            return f"{self.job_queue} cluster of {self.jobs[0]} to {self.jobs[1]} batch jobs"
+            low, high = self.jobs or (1, 1)
+            return f"{self.job_queue} cluster of {low} to {high} batch jobs"
         if self.scheduler:
             return f"scheduler {self.scheduler}"
         if self.scheduler_file:
@@ -105,7 +108,7 @@ def connect(spec: ClusterSpec):
         if spec.job_queue:
             from .hpc import make_job_cluster  # dask-jobqueue: the optional hpc extra
 
-            with make_job_cluster(spec.job_queue, spec.job_options, spec.jobs) as cluster, Client(cluster) as client:
+            with make_job_cluster(spec.job_queue, spec.job_options, spec.jobs or (1, 1)) as cluster, Client(cluster) as client:
                 yield client
             return
         if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
@@ -183,21 +186,6 @@ class RunStats:
         self.read_seconds += result.read_seconds
         self.write_seconds += result.write_seconds
         self.peak_rss[result.worker] = max(self.peak_rss.get(result.worker, 0), result.peak_rss)
-
-    def summary(self) -> str:
-        if not self.tiles:
-            return f"Nothing to compute: all {self.n_networks * (self.n_networks - 1) // 2} pairs of {self.n_networks} networks are done ({self.store})"
-        return (
-            f"Computed {self.pairs} pairs in {self.tiles} tile{'s' if self.tiles != 1 else ''} of {self.tile} x {self.tile} in {_fmt_seconds(self.wall_seconds)} "
-            f"({self.pairs_per_second:.1f} pairs/s, {self.workers} worker{'s' if self.workers != 1 else ''}); distances in {self.store}"
-        )
-
-
-def _fmt_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, s = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m{s:02d}s" if minutes >= 60 else f"{minutes}m{s:02d}s"
 
 
 def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None) -> RunStats:
@@ -294,7 +282,7 @@ def _result(future) -> TileResult:
     except KilledWorker as exc:
         raise ClusterError(
             f"task {future.key} killed {dask.config.get('distributed.scheduler.allowed-failures') + 1} workers in a row "
-            f"(out of memory? try a larger --memory-limit): {exc}"
+            f"(out of memory? try a larger `memory_limit`): {exc}"
         ) from None
     except NNSTDError:
         raise
@@ -307,7 +295,7 @@ def plan_store(store: TopologyStore, tile: int | None, recompute: bool, slots: i
     n = store.n_networks
     if store.has_results and not recompute:
         if tile is not None and tile != store.tile:
-            raise StoreError(f"{store.path}: results were created with tile {store.tile}; --tile {tile} needs --recompute")
+            raise StoreError(f"{store.path}: results were created with tile {store.tile}; `tile` {tile} needs `recompute`")
         return make_plan(n, store.tile, store.tile_markers())
     tile = tile or default_tile(n, slots)
     if create:

@@ -238,7 +238,7 @@ class TopologyStore:
                 replaced.append((existing[record.name], record, masks))
             else:
                 raise StoreError(
-                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use --replace)"
+                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use `replace`)"
                 )
         # ---- nothing is written above this line ----
         old_n = self.n_networks

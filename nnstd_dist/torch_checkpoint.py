@@ -268,7 +268,7 @@ def _state_dict(path: Path, top, key: str | None) -> list[tuple[str, StoredTenso
     found = list(_tensors(top))
     if found:
         return found
-    raise InputError(f"{path}: no state_dict found (entries: {_entries(top)}); name the one holding the weights with --key")
+    raise InputError(f"{path}: no state_dict found (entries: {_entries(top)}); name the one holding the weights with `key`")
 
 
 def _entries(top: dict) -> str:

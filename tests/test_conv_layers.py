@@ -235,7 +235,7 @@ def test_include_and_exclude_globs():
     assert [name for name, _ in chosen] == ["features.0.weight", "features.3.weight", "embed.positions"]
     chosen = select_weights(STATE, ParamFilter(include=("features.*",)))  # 1-D tensors never are layers
     assert [name for name, _ in chosen] == ["features.0.weight", "features.3.weight"]
-    with pytest.raises(InputError, match="no layers among the parameters.*--include-param"):
+    with pytest.raises(InputError, match="no layers among the parameters.*`include_params`"):
         select_weights(STATE, ParamFilter(include=("nothing*",)))
 
 

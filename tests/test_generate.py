@@ -186,7 +186,7 @@ def test_files_have_a_full_bias_row_that_the_reader_drops(tmp_path):
 
 def test_refuses_an_out_with_networks_unless_overwrite(tmp_path):
     write_population(tmp_path, SMALL, 0.1, 5, 0.1, seed=0)
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="`overwrite`"):
         write_population(tmp_path, SMALL, 0.1, 2, 0.1, seed=1)
     write_population(tmp_path, SMALL, 0.1, 2, 0.1, seed=1, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net_000", "net_001"]  # no stale net_002..4

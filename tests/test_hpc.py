@@ -50,7 +50,7 @@ def test_jobs_parse(text, jobs):
 
 @pytest.mark.parametrize("text", ["a:b", "5:2", "0:0", "-1:3", "1:2:3"], ids=["words", "min-above-max", "no-job", "negative", "three"])
 def test_bad_jobs_are_refused(text):
-    with pytest.raises(ClusterError, match=rf"^--jobs '{text}'"):
+    with pytest.raises(ClusterError, match=rf"^`jobs` '{text}'"):
         hpc.parse_jobs(text)
 
 
@@ -78,12 +78,12 @@ def test_a_mapping_of_options_is_accepted():
 @pytest.mark.parametrize(
     "option, message",
     [
-        ("cores=eight", r"^--cluster-option cores=eight: cores must be an integer$"),
-        ("memory=lots", r"^--cluster-option memory=lots: not a memory size"),
-        ("quue=short", r"^--cluster-option quue: not a jobqueue.slurm setting; known: account, cores, .*, walltime"),
-        ("job-extra=--x", r"^--cluster-option job-extra: not a jobqueue.slurm setting"),  # deprecated by dask-jobqueue
-        ("scheduler-options=port:0", r"^--cluster-option scheduler_options: a mapping; set jobqueue.slurm.scheduler-options in jobqueue.yaml"),
-        ("cores", r"^--cluster-option 'cores': expected KEY=VALUE"),
+        ("cores=eight", r"^`job_options` cores=eight: cores must be an integer$"),
+        ("memory=lots", r"^`job_options` memory=lots: not a memory size"),
+        ("quue=short", r"^`job_options` quue: not a jobqueue.slurm setting; known: account, cores, .*, walltime"),
+        ("job-extra=--x", r"^`job_options` job-extra: not a jobqueue.slurm setting"),  # deprecated by dask-jobqueue
+        ("scheduler-options=port:0", r"^`job_options` scheduler_options: a mapping; set jobqueue.slurm.scheduler-options in jobqueue.yaml"),
+        ("cores", r"^`job_options` 'cores': expected KEY=VALUE"),
     ],
     ids=["bad-int", "bad-memory", "typo", "deprecated", "mapping", "no-value"],
 )
@@ -93,13 +93,13 @@ def test_bad_options_are_refused_on_one_line(option, message):
 
 
 def test_unknown_kind_is_refused():
-    with pytest.raises(ClusterError, match=r"^--cluster 'sge': expected one of slurm, pbs$"):
+    with pytest.raises(ClusterError, match=r"^`job_queue` 'sge': expected one of slurm, pbs$"):
         hpc.job_cluster("sge", [])
 
 
 def test_without_the_hpc_extra_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if dask-jobqueue were not installed
-    with pytest.raises(ClusterError, match=r"^--cluster slurm needs dask-jobqueue: pip install 'nnstd-dist\[hpc\]'$"):
+    with pytest.raises(ClusterError, match=r"^`job_queue` slurm needs dask-jobqueue: pip install 'nnstd-dist\[hpc\]'$"):
         hpc.job_cluster("slurm", ["cores=1", "memory=1GB"])
 
 
@@ -107,7 +107,7 @@ def test_without_the_hpc_extra_the_error_says_what_to_install(monkeypatch):
                          ids=["both", "memory", "cores"])
 def test_a_job_needs_cores_and_memory(options, missing):
     with dask.config.set({"jobqueue.slurm.cores": None, "jobqueue.slurm.memory": None}):
-        with pytest.raises(ClusterError, match=rf"^--cluster slurm: no {missing} per job; set jobqueue.slurm"):
+        with pytest.raises(ClusterError, match=rf"^`job_queue` slurm: no {missing} per job; set jobqueue.slurm"):
             hpc.job_cluster("slurm", options)
 
 
@@ -154,10 +154,10 @@ def test_jobqueue_config_is_the_default_and_options_override_it(job_cluster):
 
 def test_without_sbatch_the_error_says_where_to_run(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no qsub
-    with pytest.raises(ClusterError, match=r"^--cluster pbs: no `qsub` on PATH; run compute on a machine that submits PBS jobs$"):
+    with pytest.raises(ClusterError, match=r"^`job_queue` pbs: no `qsub` on PATH; run compute on a machine that submits PBS jobs$"):
         hpc.make_job_cluster("pbs", ["cores=1", "memory=1GB"])
 
 
 def test_make_job_cluster_refuses_bad_bounds_before_building():
-    with pytest.raises(ClusterError, match=r"^--jobs 3:1"):
+    with pytest.raises(ClusterError, match=r"^`jobs` 3:1"):
         hpc.make_job_cluster("slurm", ["cores=1", "memory=1GB"], jobs=(3, 1))

@@ -190,7 +190,7 @@ def test_set_masks_equal_the_reader(tree):
 def test_keep_last_row_for_set(tree):
     root, _ = tree
     source = discover([root / "run_a" / "epoch_000"])[0]
-    with pytest.raises(ShapeMismatchError, match=r"layer 1 has 7 input rows but layer 0 has 6 outputs.*--keep-last-row"):
+    with pytest.raises(ShapeMismatchError, match=r"layer 1 has 7 input rows but layer 0 has 6 outputs.*`keep_last_row`"):
         read_network(source, keep_last_row=True)  # SET's bias rows break the layer chain
 
 
@@ -211,7 +211,7 @@ def test_safetensors_default_is_out_in(tmp_path, rng):
     assert [m.shape for m in masks] == SHAPES
     for k, mask in enumerate(masks):
         np.testing.assert_array_equal(mask.toarray(), tensors[f"layers.{k}.weight"].T != 0)
-    with pytest.raises(ShapeMismatchError, match="check --orientation"):
+    with pytest.raises(ShapeMismatchError, match="check `orientation`"):
         read_network(source, orientation="in-out")
 
 

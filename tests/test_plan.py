@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnstd_dist.cli.text import describe_plan
 from nnstd_dist.plan import Plan, TileTask, default_tile, extent, make_plan, n_tiles, tile_task, total_pairs
 
 
@@ -79,7 +80,7 @@ def test_partially_valid_diagonal_tile():
 def test_repr_and_describe():
     plan = make_plan(23, 4, np.zeros((6, 6), dtype=np.int64))
     assert repr(plan) == "<Plan N=23 tile=4: 21 of 21 tiles, 253 of 253 pairs to compute>"
-    assert "pairs remaining: 253 of 253" in plan.describe()
+    assert "pairs remaining: 253 of 253" in describe_plan(plan)
     assert repr(plan.tasks[0]) == "TileTask((1, 0), rows 4:8, cols 0:4, 16 of 16 pairs)"
 
 

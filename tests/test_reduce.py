@@ -85,7 +85,7 @@ def test_parse_selection(items, parsed):
 
 @pytest.mark.parametrize("item", ["epoch", "epoch=", "colour=red", "epoch=ten"], ids=["no-equals", "no-value", "unknown-key", "not-int"])
 def test_parse_selection_rejects(item):
-    with pytest.raises(InputError, match="--select"):
+    with pytest.raises(InputError, match="`select`"):
         reduce.parse_selection([item])
 
 
@@ -145,7 +145,7 @@ def test_reads_selected_indices_one_layer_at_a_time(full_store, monkeypatch):
 
 @pytest.mark.parametrize("layer", [2, 99], ids=["just-past", "far"])
 def test_layer_out_of_range(full_store, layer):
-    with pytest.raises(InputError, match=f"--layer {layer} out of range"):
+    with pytest.raises(InputError, match=f"`layer` {layer} out of range"):
         reduce.labelled_matrix(full_store, layer=layer)
 
 
@@ -187,7 +187,7 @@ def test_facet_defaults_to_every_value_in_natural_order(full_store):
 
 
 @pytest.mark.parametrize(
-    "key, values, message", [("epoch", ["20"], "no network with epoch=20"), ("name", None, "--facet 'name'"), ("epoch", ["x"], "not an integer")],
+    "key, values, message", [("epoch", ["20"], "no network with epoch=20"), ("name", None, "`facet` 'name'"), ("epoch", ["x"], "not an integer")],
     ids=["absent-value", "bad-key", "bad-epoch"],
 )
 def test_facet_errors(full_store, key, values, message):

@@ -113,7 +113,7 @@ def test_same_name_same_content_is_unchanged(store, rng):
 
 
 def test_same_name_other_content_needs_replace(store, rng):
-    with pytest.raises(StoreError, match="a different network named 'net_002'.*--replace"):
+    with pytest.raises(StoreError, match="a different network named 'net_002'.*`replace`"):
         store.append([(NetworkRecord("net_002"), network(rng))])
     replacement = network(rng)
     report = store.append([(NetworkRecord("net_002", run="new"), replacement)], replace=True)

@@ -1,0 +1,55 @@
+"""How the commands word numbers for people: counts with their noun, durations, clock times, byte sizes."""
+
+from __future__ import annotations
+
+from nnstd_dist.plan import total_pairs
+
+
+def count(n: int, noun: str) -> str:
+    """``3 tiles``, ``1 tile``: the noun takes an s unless n is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """``12.3 s`` under a minute, then ``4m05s`` and ``1h02m03s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m{s:02d}s" if minutes >= 60 else f"{minutes}m{s:02d}s"
+
+
+def clock(seconds: float) -> str:
+    """``4:05`` or ``1:02:03``: a time left, as a progress bar shows it."""
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
+
+
+def byte_size(n: float) -> str:
+    """Decimal units: ``512 B``, ``1.5 kB``, ``3.2 MB``, ``1.0 GB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def describe_plan(plan) -> str:
+    """A few lines for `compute --dry-run`: networks, tile size, tiles and pairs remaining."""
+    largest = f" (one task each, the largest {plan.tasks[0].n_pairs} pairs)" if plan.tasks else ""
+    return "\n".join(
+        [
+            f"networks:        {plan.n}",
+            f"tile size:       {plan.tile} x {plan.tile} networks ({plan.n_tiles} tiles in the lower triangle)",
+            f"tiles remaining: {len(plan.tasks)}{largest}",
+            f"pairs remaining: {plan.n_pairs} of {plan.total_pairs}",
+        ]
+    )
+
+
+def run_summary(stats) -> str:
+    """One line on what a compute run did (a schedule.RunStats)."""
+    if not stats.tiles:
+        return f"Nothing to compute: all {total_pairs(stats.n_networks)} pairs of {stats.n_networks} networks are done ({stats.store})"
+    return (
+        f"Computed {stats.pairs} pairs in {count(stats.tiles, 'tile')} of {stats.tile} x {stats.tile} in {duration(stats.wall_seconds)} "
+        f"({stats.pairs_per_second:.1f} pairs/s, {count(stats.workers, 'worker')}); distances in {stats.store}"
+    )
