@@ -172,12 +172,12 @@ def test_in_out_orientation_is_the_transposed_layout(rng):
     [
         pytest.param(
             [("stem.weight", np.ones((8, 3, 3, 3))), ("dw.weight", np.ones((8, 1, 3, 3)))],
-            r"'dw.weight': its 1 input channels are not the 8 outputs of 'stem.weight' \(a grouped or depthwise.*--exclude-param 'dw.weight'",
+            r"'dw.weight': its 1 input channels are not the 8 outputs of 'stem.weight' \(a grouped or depthwise.*`exclude_params` 'dw.weight'",
             id="depthwise",
         ),
         pytest.param(
             [("layer1.conv.weight", np.ones((16, 8, 3, 3))), ("layer2.downsample.0.weight", np.ones((32, 8, 1, 1)))],
-            r"'layer2.downsample.0.weight'.*ResNet downsample shortcut\); leave it out with --exclude-param",
+            r"'layer2.downsample.0.weight'.*ResNet downsample shortcut\); leave it out with `exclude_params`",
             id="downsample",
         ),
         pytest.param(

@@ -101,7 +101,7 @@ def test_key_names_any_entry(tmp_path):
 def test_no_state_dict_found_says_use_key(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"weights_of_student": mlp().state_dict(), "step": 3}, path)
-    with pytest.raises(InputError, match="no state_dict found .*'weights_of_student', 'step'.*--key"):
+    with pytest.raises(InputError, match="no state_dict found .*'weights_of_student', 'step'.*`key`"):
         read_state_dict(path)
     assert_same_state(read_state_dict(path, key="weights_of_student"), torch.load(path, weights_only=True)["weights_of_student"])
     with pytest.raises(InputError, match="'step' is not a state_dict"):
