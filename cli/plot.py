@@ -100,7 +100,7 @@ def _check_combination(kind, facet, facet_values, order, to_final, color_by) -> 
 def _ordered(matrix, order: str):
     if order != "cluster":
         return matrix
-    from nnstd_dist.reduce import cluster_order
+    from nnstd_dist.embedding import cluster_order
 
     return matrix.reordered(cluster_order(matrix.values), "clustered")
 

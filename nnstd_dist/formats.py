@@ -21,17 +21,29 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
+from .labels import natural_key
+from .masks import has_nonfinite, to_mask
 
 __all__ = [
-    "load_set_network", "set_layer_files", "read_npz_matrix", "natural_key", "read_file_layers",
-    "load_file_network", "dense_to_csr", "NETWORK_FILE_SUFFIXES",
+    "load_set_network", "set_layer_files", "set_layer_name", "is_set_layer_file", "read_npz_matrix",
+    "read_file_layers", "load_file_network", "NETWORK_FILE_SUFFIXES",
 ]
 
-_LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
+_LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")  # the SET layout's one file name pattern: set_layer_name(k)
 NETWORK_FILE_SUFFIXES = (".npz", ".safetensors")
 # what a damaged npz raises: a bad zip directory, a bad CRC, a broken deflate stream, a truncated member
 _NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error)
 _SPARSE_NPZ_KEYS = {"format", "shape", "data"}  # scipy.sparse.save_npz
+
+
+def set_layer_name(k: int) -> str:
+    """The file name of layer k in a SET directory: ``weight_l{k}.npz``."""
+    return f"weight_l{k}.npz"
+
+
+def is_set_layer_file(name: str) -> bool:
+    """Whether a file name is one layer of a SET directory."""
+    return _LAYER_FILE.match(name) is not None
 
 
 def set_layer_files(directory: str | Path) -> list[Path]:
@@ -48,7 +60,7 @@ def set_layer_files(directory: str | Path) -> list[Path]:
         raise InputError(f"{directory}: no weight_l*.npz files")
     missing = [k for k in range(max(found) + 1) if k not in found]
     if missing:
-        raise InputError(f"{directory}: missing weight_l{missing[0]}.npz (layers found: {sorted(found)})")
+        raise InputError(f"{directory}: missing {set_layer_name(missing[0])} (layers found: {sorted(found)})")
     return [found[k] for k in sorted(found)]
 
 
@@ -75,16 +87,11 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
             if matrix.shape[0] < 2:
                 raise InputError(f"{file}: {matrix.shape[0]} row(s), nothing left once the bias row is dropped")
             matrix = matrix[:-1]
-        masks.append(_mask(matrix))
+        masks.append(to_mask(matrix))
     return masks
 
 
 # ---- single-file networks -------------------------------------------------------------------------
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key comparing digit runs as numbers: ``layer2 < layer10``, ``arr_9 < arr_10``."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def read_file_layers(path: str | Path, convolutions: bool = False) -> list[tuple[str, object]]:
@@ -109,23 +116,7 @@ def read_file_layers(path: str | Path, convolutions: bool = False) -> list[tuple
 
 def load_file_network(path: str | Path) -> list[sp.csr_matrix]:
     """Layer masks (CSR bool) of a single-file network, as stored: no transpose, no row dropped."""
-    return [_mask(m) for _, m in read_file_layers(path)]
-
-
-def _mask(matrix) -> sp.csr_matrix:
-    """Non-zero entries of a dense or sparse 2-D matrix as CSR bool."""
-    return sp.csr_matrix(matrix != 0, dtype=bool) if sp.issparse(matrix) else dense_to_csr(matrix)
-
-
-def dense_to_csr(array: np.ndarray) -> sp.csr_matrix:
-    """A 2-D array's non-zeros as CSR bool with sorted indices; ~15x faster than ``sp.csr_matrix(array != 0)``."""
-    n_rows, n_cols = array.shape
-    flat = np.flatnonzero(array)
-    rows, cols = np.divmod(flat, n_cols)
-    index_dtype = np.int32 if max(flat.size, n_rows, n_cols) < 2**31 else np.int64
-    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return sp.csr_matrix((np.ones(flat.size, dtype=bool), cols.astype(index_dtype), indptr), shape=(n_rows, n_cols))
+    return [to_mask(m) for _, m in read_file_layers(path)]
 
 
 def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
@@ -179,6 +170,6 @@ def _checked_layer(path: Path, key: str, matrix, convolutions: bool = False):
     data = matrix.data if sp.issparse(matrix) else matrix
     if data.dtype != bool and not np.issubdtype(data.dtype, np.number):
         raise InputError(f"{where}: expected numbers, got dtype {data.dtype}")
-    if np.issubdtype(data.dtype, np.inexact) and not np.isfinite(data).all():
+    if has_nonfinite(data):
         raise InputError(f"{where}: contains NaN or infinite weights")
     return matrix

@@ -30,12 +30,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
+from .formats import is_set_layer_file, set_layer_name
+from .masks import positions_to_csr
 
 __all__ = ["MODES", "network_names", "generate_population", "write_networks"]
 
 MODES = ("chain", "independent")
 _NETWORK_DIR = re.compile(r"^net_\d+$")
-_LAYER_FILE = re.compile(r"^weight_l\d+\.npz$")
 
 
 # --------------------------------------------------------------------------- maths
@@ -72,23 +73,14 @@ def _rewire(rng: np.random.Generator, links: np.ndarray, n_positions: int, k: in
     return np.sort(np.concatenate([links[keep], added]))  # disjoint sets: no dedup needed
 
 
-def _to_csr(links: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    """Sorted flat positions -> CSR bool mask (row-major positions are already in CSR order)."""
-    n_in, n_out = shape
-    rows, cols = np.divmod(links, n_out)
-    indptr = np.zeros(n_in + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_in), out=indptr[1:])
-    return sp.csr_matrix((np.ones(links.size, dtype=bool), cols, indptr), shape=shape)
-
-
 @dataclass(frozen=True)
-class _Plan:
+class _Layout:
     shapes: list[tuple[int, int]]  # every layer's n_in x n_out
     n_links: list[int]  # per sparse layer (all but the last)
     n_moved: list[int]  # per sparse layer, links moved by one chain step
 
 
-def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float, seed: int, mode: str) -> _Plan:
+def _layout(layers: Sequence[int], density: float, n_networks: int, rewire: float, seed: int, mode: str) -> _Layout:
     """Check the parameters and work out each layer's size, link count and links per step."""
     sizes = list(layers)
     if len(sizes) < 2:
@@ -119,7 +111,7 @@ def _plan(layers: Sequence[int], density: float, n_networks: int, rewire: float,
             )
         n_links.append(m)
         n_moved.append(moved)
-    return _Plan(shapes, n_links, n_moved)
+    return _Layout(shapes, n_links, n_moved)
 
 
 def generate_population(
@@ -136,26 +128,26 @@ def generate_population(
     but the last is sparse with exactly ``round(density * n_in * n_out)`` connections; the last
     is dense, as in SET. Parameters are checked here, before the first network is made.
     """
-    plan = _plan(layers, density, n_networks, rewire, seed, mode)
-    return _networks(plan, n_networks, seed, mode)
+    layout = _layout(layers, density, n_networks, rewire, seed, mode)
+    return _networks(layout, n_networks, seed, mode)
 
 
-def _networks(plan: _Plan, n_networks: int, seed: int, mode: str):
-    dense_out = sp.csr_matrix(np.ones(plan.shapes[-1], dtype=bool))
-    sparse_shapes = plan.shapes[:-1]
+def _networks(layout: _Layout, n_networks: int, seed: int, mode: str):
+    dense_out = sp.csr_matrix(np.ones(layout.shapes[-1], dtype=bool))
+    sparse_shapes = layout.shapes[:-1]
     links = None
     for i, name in enumerate(network_names(n_networks)):
         if links is None or mode == "independent":
             links = [
                 _draw(_stream(seed, i, k), a * b, m)
-                for k, ((a, b), m) in enumerate(zip(sparse_shapes, plan.n_links))
+                for k, ((a, b), m) in enumerate(zip(sparse_shapes, layout.n_links))
             ]
         else:
             links = [
                 _rewire(_stream(seed, i, k), prev, a * b, moved)
-                for k, (prev, (a, b), moved) in enumerate(zip(links, sparse_shapes, plan.n_moved))
+                for k, (prev, (a, b), moved) in enumerate(zip(links, sparse_shapes, layout.n_moved))
             ]
-        masks = [_to_csr(pos, shape) for pos, shape in zip(links, sparse_shapes)]
+        masks = [positions_to_csr(pos, shape) for pos, shape in zip(links, sparse_shapes)]
         yield name, masks + [dense_out.copy()]
 
 
@@ -180,7 +172,7 @@ def _network_dirs(out: Path) -> list[Path]:
 
 
 def _is_layer_file(path: Path) -> bool:
-    return _LAYER_FILE.match(path.name) is not None
+    return is_set_layer_file(path.name)
 
 
 def _written_by_us(directory: Path) -> bool:
@@ -238,6 +230,6 @@ def _write_each(out: Path, networks) -> Iterator[tuple[str, int]]:
         partial = out / f".{name}.partial"
         partial.mkdir()
         for k, blob in enumerate(blobs):
-            (partial / f"weight_l{k}.npz").write_bytes(blob)
+            (partial / set_layer_name(k)).write_bytes(blob)
         os.rename(partial, out / name)
         yield name, sum(len(b) for b in blobs)

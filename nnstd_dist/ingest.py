@@ -36,7 +36,9 @@ import scipy.sparse as sp
 
 from .errors import InputError, ShapeMismatchError
 from .formats import NETWORK_FILE_SUFFIXES as _ARRAY_FILE_SUFFIXES
-from .formats import dense_to_csr, load_set_network, natural_key, read_file_layers
+from .formats import is_set_layer_file, load_set_network, read_file_layers
+from .labels import natural_key
+from .masks import chain_break, describe_shapes, to_mask
 from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
 from .records import NetworkRecord, mask_digest
 from .torch_checkpoint import TORCH_SUFFIXES, read_state_dict
@@ -45,7 +47,6 @@ __all__ = ["ORIENTATIONS", "Source", "discover", "read_network", "read_networks"
 
 ORIENTATIONS = ("auto", "in-out", "out-in")
 ACCURACY_FILE = "testacc.txt"
-_SET_LAYER_FILE = re.compile(r"^weight_l\d+\.npz$")
 _EPOCH_PART = re.compile(r"^epoch_(\d+)$")
 NETWORK_FILE_SUFFIXES = _ARRAY_FILE_SUFFIXES + TORCH_SUFFIXES
 
@@ -79,7 +80,7 @@ def _discover_one(root: Path) -> list[Source]:
     if root.is_file():
         if root.suffix not in NETWORK_FILE_SUFFIXES:
             raise InputError(f"{root}: not a network file ({' or '.join(NETWORK_FILE_SUFFIXES)}) nor a folder")
-        if _SET_LAYER_FILE.match(root.name):
+        if is_set_layer_file(root.name):
             raise InputError(f"{root}: one layer of a SET network; give its folder {root.parent} instead")
         return [Source(root.stem, root, "file")]
     if _is_set_folder(root):
@@ -117,7 +118,7 @@ def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
 
 
 def _is_set_folder(folder: Path) -> bool:
-    return any(_SET_LAYER_FILE.match(entry.name) for entry in os.scandir(folder) if entry.is_file())
+    return any(is_set_layer_file(entry.name) for entry in os.scandir(folder) if entry.is_file())
 
 
 def read_networks(
@@ -134,7 +135,7 @@ def read_networks(
             first = (source, shapes)
         elif shapes != first[1]:
             raise ShapeMismatchError(
-                f"{source.path}: layer shapes {_fmt(shapes)} differ from {_fmt(first[1])} of {first[0].path}"
+                f"{source.path}: layer shapes {describe_shapes(shapes)} differ from {describe_shapes(first[1])} of {first[0].path}"
             )
         networks.append((record, masks))
     return networks
@@ -162,7 +163,7 @@ def read_network(
         if any(m.ndim > 2 for _, m in arrays):  # convolutions: split into blocks like a checkpoint's weights
             masks, layers = weights_to_layers(arrays, "out-in" if out_in else "in-out", str(source.path))
         else:
-            masks = [sp.csr_matrix(m != 0, dtype=bool) if sp.issparse(m) else dense_to_csr(m) for _, m in arrays]
+            masks = [to_mask(m) for _, m in arrays]
             layers = [LayerSpec(key, m.shape) for key, m in arrays]
             if out_in:
                 masks = [m.T.tocsr() for m in masks]
@@ -183,13 +184,13 @@ def _drop_last_row(mask: sp.csr_matrix, source: Source, k: int) -> sp.csr_matrix
 
 def _check_chain(source: Source, shapes: list[tuple[int, int]], blocks: list[int]) -> None:
     """Layer k's inputs must be layer k-1's outputs (blocks[k] rows each), or NNSTD's neuron matching cannot carry over."""
-    for k in range(1, len(shapes)):
-        if shapes[k][0] != blocks[k] * shapes[k - 1][1]:
-            per = f" ({blocks[k]} rows each)" if blocks[k] > 1 else ""
-            raise ShapeMismatchError(
-                f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} outputs{per} "
-                f"(shapes {_fmt(shapes)}; check `orientation` and `keep_last_row`)"
-            )
+    k = chain_break(shapes, blocks)
+    if k is not None:
+        per = f" ({blocks[k]} rows each)" if blocks[k] > 1 else ""
+        raise ShapeMismatchError(
+            f"{source.path}: layer {k} has {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} outputs{per} "
+            f"(shapes {describe_shapes(shapes)}; check `orientation` and `keep_last_row`)"
+        )
 
 
 def _run_epoch_accuracy(source: Source, accuracies: dict) -> tuple[str, int, float]:
@@ -222,6 +223,3 @@ def _absolute(path: Path) -> Path:
     """Absolute and normalised, but symlinks kept: names and runs are what the user sees."""
     return Path(os.path.abspath(path))
 
-
-def _fmt(shapes) -> str:
-    return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from .errors import InputError, ShapeMismatchError
+from .masks import chain_break, has_nonfinite
 
 __all__ = ["Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
 
@@ -56,7 +57,7 @@ def as_mask(layer, where: str = "layer") -> sp.csr_matrix:
 
 def _check_finite(values: np.ndarray, where: str) -> None:
     # NaN != 0 would silently count as a connection; the file readers refuse it too.
-    if np.issubdtype(values.dtype, np.inexact) and not np.isfinite(values).all():
+    if has_nonfinite(values):
         raise InputError(f"{where}: contains NaN or infinite weights")
 
 
@@ -97,9 +98,10 @@ def _check_chain(shapes: list[tuple[int, int]], blocks: tuple[int, ...]) -> None
     for k, (n_in, n_out) in enumerate(shapes):
         if n_in == 0 or n_out == 0:
             raise InputError(f"layer {k}: empty shape {(n_in, n_out)}")
-        if k and n_in != blocks[k] * shapes[k - 1][1]:
-            per = f" ({blocks[k]} rows per output)" if blocks[k] > 1 else ""
-            raise InputError(f"layer {k}: {n_in} input rows but layer {k - 1} has {shapes[k - 1][1]} output columns{per}")
+    k = chain_break(shapes, blocks)
+    if k is not None:
+        per = f" ({blocks[k]} rows per output)" if blocks[k] > 1 else ""
+        raise InputError(f"layer {k}: {shapes[k][0]} input rows but layer {k - 1} has {shapes[k - 1][1]} output columns{per}")
 
 
 def _block_rows(order: np.ndarray, block: int) -> np.ndarray:

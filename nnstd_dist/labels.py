@@ -1,12 +1,18 @@
-"""Shortest unambiguous labels for network names: drop the path parts and the text that all names share."""
+"""Network names for people: natural order (digit runs as numbers) and the shortest unambiguous labels."""
 
 from __future__ import annotations
 
 import os
+import re
 
-__all__ = ["short_labels"]
+__all__ = ["natural_key", "short_labels"]
 
 _SEPARATORS = "/_-. "
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``layer2 < layer10``, ``arr_9 < arr_10``, ``r2 < r10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def short_labels(names) -> list[str]:

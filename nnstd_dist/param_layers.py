@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
-from .formats import dense_to_csr
+from .masks import dense_to_csr, has_nonfinite
 
 __all__ = ["LayerSpec", "ParamFilter", "select_weights", "weights_to_layers"]
 
@@ -88,7 +88,7 @@ def weights_to_layers(weights, orientation: str = "out-in", where: str = "") -> 
         weight = _out_in(np.asarray(array), orientation)
         if not (np.issubdtype(weight.dtype, np.number) or weight.dtype == bool):
             raise InputError(f"{where}: parameter {name!r}: expected numbers, got dtype {weight.dtype}")
-        if np.issubdtype(weight.dtype, np.inexact) and not np.isfinite(weight).all():
+        if has_nonfinite(weight):
             raise InputError(f"{where}: parameter {name!r} contains NaN or infinite weights")
         n_out, channels, kernel = weight.shape[0], weight.shape[1], math.prod(weight.shape[2:])
         if n_out == 0 or channels * kernel == 0:

@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D
 
 from .errors import InputError
 from .labels import short_labels
-from .reduce import LabelledMatrix, linkage_of, mds, trajectory
+from .embedding import linkage_of, mds, trajectory
+from .reduce import LabelledMatrix, describe_selection
 
 __all__ = ["HEATMAP_CMAP", "MISSING_COLOUR", "MAX_LABELS", "heatmap", "heatmaps", "evolution", "embedding", "dendrogram"]
 
@@ -61,7 +62,7 @@ def heatmap(matrix: LabelledMatrix, title: str | None = None) -> Figure:
     fig = Figure(figsize=(side + 1.2, side), layout="constrained")
     ax = fig.add_subplot()
     image = _draw_matrix(ax, matrix)
-    selection = matrix.selection or f"all {matrix.size} networks"
+    selection = describe_selection(matrix.selection) or f"all {matrix.size} networks"
     title = title or _title(f"NNSTD, {matrix.layer}", selection, matrix.ordering)
     ax.set_title("\n".join(p for p in (title, _missing_note(matrix.n_missing)) if p), fontsize=10)
     fig.colorbar(image, ax=ax, label="NNSTD", shrink=0.85)
@@ -85,11 +86,11 @@ def heatmaps(matrices: list[LabelledMatrix], facet_key: str, ncols: int | None =
     for ax, matrix in zip(axes, matrices):
         image = _draw_matrix(ax, matrix)
         value = matrix.metadata.get(facet_key)
-        label = f"{facet_key} {value[0]}" if value is not None and len(value) else matrix.selection
+        label = f"{facet_key} {value[0]}" if value is not None and len(value) else describe_selection(matrix.selection)
         label = ", ".join(p for p in (label, matrix.ordering) if p)
         ax.set_title("\n".join(p for p in (label, _missing_note(matrix.n_missing)) if p), fontsize=10)
     layer = matrices[0].layer
-    rest = " ".join(part for part in matrices[0].selection.split() if not part.startswith(f"{facet_key}="))
+    rest = describe_selection(matrices[0].selection, leave_out=facet_key)
     fig.suptitle(_title(f"NNSTD, {layer}, by {facet_key}", rest))
     fig.colorbar(image, ax=list(axes[:n]), label="NNSTD", shrink=0.8)
     return fig
@@ -127,7 +128,7 @@ def evolution(matrices: list[LabelledMatrix], to_final: bool = False) -> Figure:
     if len(paths) <= 12:
         axes[0].legend(title="run", fontsize=8, loc="best")
     layer = matrices[0].layer if matrices else ""
-    rest = " ".join(part for part in (matrices[0].selection if matrices else "").split() if not part.startswith("run="))
+    rest = describe_selection(matrices[0].selection, leave_out="run") if matrices else ""
     n_missing = sum(m.n_missing for m in matrices)
     fig.suptitle(_title(f"NNSTD evolution per run, {layer}", rest, _missing_note(n_missing).replace(" (grey)", ": gaps")))
     return fig
@@ -160,7 +161,7 @@ def embedding(matrix: LabelledMatrix, color_by: str = "epoch") -> Figure:
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("MDS 1")
     ax.set_ylabel("MDS 2")
-    selection = matrix.selection or f"all {matrix.size} networks"
+    selection = describe_selection(matrix.selection) or f"all {matrix.size} networks"
     ax.set_title(_title(f"metric MDS of NNSTD, {matrix.layer}", selection, f"stress-1 {stress:.3f}", _missing_note(matrix.n_missing).replace(" (grey)", "")), fontsize=10)
     return fig
 
@@ -190,6 +191,6 @@ def dendrogram(matrix: LabelledMatrix) -> Figure:
     labels = matrix.labels if k <= MAX_LABELS else None
     draw(linkage_of(matrix.values), labels=labels, no_labels=labels is None, ax=ax, leaf_rotation=90, leaf_font_size=_label_size(k) + 1)
     ax.set_ylabel("NNSTD (average linkage)")
-    selection = matrix.selection or f"all {k} networks"
+    selection = describe_selection(matrix.selection) or f"all {k} networks"
     ax.set_title(_title(f"NNSTD dendrogram, {matrix.layer}", selection), fontsize=10)
     return fig

@@ -42,7 +42,7 @@ from zarr.codecs import BloscCodec
 
 from . import runlock
 from .errors import ShapeMismatchError, StoreError
-from .formats import dense_to_csr
+from .masks import dense_to_csr, describe_shapes
 from .plan import n_tiles, tile_of
 from .records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
 from .store_markers import read_marker_files
@@ -223,7 +223,7 @@ class TopologyStore:
             got = [tuple(m.shape) for m in masks]
             if got != shapes:
                 raise ShapeMismatchError(
-                    f"{record.source or record.name}: layer shapes {_fmt_shapes(got)} differ from the store's {_fmt_shapes(shapes)}"
+                    f"{record.source or record.name}: layer shapes {describe_shapes(got)} differ from the store's {describe_shapes(shapes)}"
                 )
             if record.name in seen:
                 raise StoreError(f"network name {record.name!r} given twice")
@@ -378,10 +378,6 @@ def _runs(sorted_unique: np.ndarray, max_len: int):
     for run in np.split(sorted_unique, breaks):
         for start in range(int(run[0]), int(run[-1]) + 1, max_len):
             yield start, min(start + max_len, int(run[-1]) + 1)
-
-
-def _fmt_shapes(shapes) -> str:
-    return "[" + ", ".join(f"{a}x{b}" for a, b in shapes) + "]"
 
 
 @contextlib.contextmanager

@@ -15,7 +15,9 @@ from hypothesis.extra import numpy as hnp
 from safetensors.numpy import save_file
 
 from nnstd_dist.errors import InputError
-from nnstd_dist.formats import dense_to_csr, load_file_network, natural_key, read_file_layers
+from nnstd_dist.formats import load_file_network, read_file_layers
+from nnstd_dist.labels import natural_key
+from nnstd_dist.masks import dense_to_csr
 
 
 def weights(rng, shape, density=0.4):

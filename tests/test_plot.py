@@ -15,7 +15,7 @@ from click.testing import CliRunner  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
-from nnstd_dist import plot, reduce  # noqa: E402
+from nnstd_dist import embedding, plot, reduce  # noqa: E402
 from nnstd_dist.cli.main import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/_populations.py: helpers shared by test modules
@@ -124,7 +124,7 @@ def test_cluster_order_groups_planted_clusters_on_the_axes(tmp_path):
     records = [NetworkRecord(f"{'ab'[i % 2]}{i // 2}", run="ab"[i % 2]) for i in range(10)]
     st = make_store(tmp_path / "s.zarr", networks, records, tile=4)
     m = reduce.labelled_matrix(st)
-    ordered = m.reordered(reduce.cluster_order(m.values))
+    ordered = m.reordered(embedding.cluster_order(m.values))
     labels = tick_texts(plot.heatmap(ordered).axes[0].get_xticklabels())
     assert {label[0] for label in labels[:5]} in ({"a"}, {"b"}) and {label[0] for label in labels[5:]} in ({"a"}, {"b"})
 
@@ -258,6 +258,6 @@ def test_help_ends_with_the_figure_4_example():
 
 def test_clustered_order_is_named_in_the_title(store):
     m = reduce.labelled_matrix(store, selection={"epoch": ["50"]})
-    ordered = m.reordered(reduce.cluster_order(m.values), "clustered")
+    ordered = m.reordered(embedding.cluster_order(m.values), "clustered")
     assert plot.heatmap(ordered).axes[0].get_title().endswith("clustered")
     assert plot.heatmaps([ordered], "epoch").axes[0].get_title() == "epoch 50, clustered"

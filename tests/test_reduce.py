@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnstd_dist import reduce
+from nnstd_dist import embedding, reduce
 from nnstd_dist.errors import InputError, NNSTDError
 from nnstd_dist.labels import short_labels
 from nnstd_dist.store import TopologyStore
@@ -121,7 +121,7 @@ def test_labelled_matrix_holds_the_selected_block(full_store, expected):
     assert m.labels == ["r0", "r1", "r2"]
     assert m.metadata["epoch"].tolist() == [30, 30, 30]
     assert m.metadata["run"].tolist() == ["r0", "r1", "r2"]
-    assert (m.layer, m.selection, m.n_missing) == ("layer 0", "epoch=30", 0)
+    assert (m.layer, reduce.describe_selection(m.selection), m.n_missing) == ("layer 0", "epoch=30", 0)
 
 
 def test_cumulative_is_the_mean_of_layers_0_to_L(full_store, expected):
@@ -176,7 +176,7 @@ def test_partial_results_are_nan_and_counted(population, expected, tmp_path):
 
 def test_facet_by_epoch(full_store, expected):
     panels = reduce.facet(full_store, "epoch", ["30", "0"], selection={"run": ["r0", "r1"]})
-    assert [p.selection for p in panels] == ["run=r0,r1 epoch=30", "run=r0,r1 epoch=0"]
+    assert [reduce.describe_selection(p.selection) for p in panels] == ["run=r0,r1 epoch=30", "run=r0,r1 epoch=0"]
     np.testing.assert_array_equal(panels[0].values, expected[0][np.ix_([2, 5], [2, 5])])
     assert [p.metadata["epoch"].tolist() for p in panels] == [[30, 30], [0, 0]]
 
@@ -204,7 +204,7 @@ def test_cluster_order_separates_two_planted_clusters():
     shuffle = np.random.default_rng(0).permutation(12)
     networks = [(a + b)[i] for i in shuffle]
     truth = shuffle < 6  # True where the network came from chain a
-    order = reduce.cluster_order(pair_distances(networks)[0])
+    order = embedding.cluster_order(pair_distances(networks)[0])
     assert sorted(order.tolist()) == list(range(12))
     assert len(set(truth[order[:6]])) == 1 and len(set(truth[order[6:]])) == 1
 
@@ -212,7 +212,7 @@ def test_cluster_order_separates_two_planted_clusters():
 def test_clustering_refuses_missing_pairs():
     values = np.array([[0, 0.5, np.nan], [0.5, 0, 0.2], [np.nan, 0.2, 0]])
     with pytest.raises(InputError, match="1 of the selection's pairs are not computed"):
-        reduce.cluster_order(values)
+        embedding.cluster_order(values)
 
 
 def _euclidean(points):
@@ -223,7 +223,7 @@ def _euclidean(points):
 @given(st.integers(4, 25), st.integers(0, 2**32 - 1))
 def test_mds_recovers_a_planar_configuration(n, seed):
     points = np.random.default_rng(seed).random((n, 2))
-    coords, stress = reduce.mds(_euclidean(points))
+    coords, stress = embedding.mds(_euclidean(points))
     assert coords.shape == (n, 2)
     np.testing.assert_allclose(_euclidean(coords), _euclidean(points), atol=1e-5)
     assert stress < 1e-5
@@ -236,7 +236,7 @@ def test_mds_uses_only_the_computed_pairs():
     known = np.triu(known, 1)
     known = known | known.T
     partial = np.where(known | np.eye(12, dtype=bool), delta, np.nan)
-    coords, stress = reduce.mds(partial, max_iter=2000, tol=1e-12)
+    coords, stress = embedding.mds(partial, max_iter=2000, tol=1e-12)
     np.testing.assert_allclose(_euclidean(coords)[known], delta[known], atol=1e-3)
     assert stress < 1e-3
 
@@ -244,7 +244,7 @@ def test_mds_uses_only_the_computed_pairs():
 def test_trajectory_orders_by_epoch():
     values = np.array([[0, 0.3, 0.1], [0.3, 0, 0.2], [0.1, 0.2, 0]])
     meta = {"run": np.array(["r", "r", "r"], dtype=object), "epoch": np.array([20, 0, 10]), "accuracy": np.array([0.9, 0.1, 0.5])}
-    t = reduce.trajectory(reduce.LabelledMatrix(values, ["c", "a", "b"], meta))
+    t = embedding.trajectory(reduce.LabelledMatrix(values, ["c", "a", "b"], meta))
     assert t.run == "r"
     assert t.epochs.tolist() == [0, 10, 20]
     assert t.to_first.tolist() == [0, 0.2, 0.3]  # a -> a, b, c
@@ -255,4 +255,4 @@ def test_trajectory_orders_by_epoch():
 def test_trajectory_needs_epochs():
     meta = {"run": np.array(["r", "r"], dtype=object), "epoch": np.array([-1, -1]), "accuracy": np.full(2, np.nan)}
     with pytest.raises(InputError, match="without an epoch"):
-        reduce.trajectory(reduce.LabelledMatrix(np.zeros((2, 2)), ["a", "b"], meta))
+        embedding.trajectory(reduce.LabelledMatrix(np.zeros((2, 2)), ["a", "b"], meta))
