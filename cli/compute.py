@@ -67,7 +67,7 @@ class ProgressBar:
 @click.command(epilog=EPILOG)
 @store_option
 @click.option(
-    "--tile", type=click.IntRange(min=1), default=None,
+    "--tile", type=int, default=None,  # checked once, by the library
     help="Networks per tile side: one task computes a B x B block of pairs. Fixed when the results are "
     "created [default: 32, or 16 when 32 gives fewer than 4 tiles per worker].",
 )

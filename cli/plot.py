@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nnstd_dist.errors import InputError
+from nnstd_dist.plan import total_pairs
 from nnstd_dist.reduce import FACET_KEYS
 
 from .options import layer_option, store_option
@@ -108,5 +109,5 @@ def _ordered(matrix, order: str):
 def _warn_missing(matrices) -> None:
     missing = sum(m.n_missing for m in matrices)
     if missing:
-        total = sum(m.size * (m.size - 1) // 2 for m in matrices)
+        total = sum(total_pairs(m.size) for m in matrices)
         click.echo(f"Warning: {missing} of {total} pairs drawn are not computed yet (run `nnstd-dist compute`); shown as missing", err=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .plan import total_pairs
 from .reduce import read_layers
 from .store import TopologyStore
 
@@ -57,7 +58,7 @@ def export(store_path: str | Path, output: str | Path, layer: int | None = None)
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
     _replace_atomically(output, lambda tmp: writer(tmp, matrix))
     n = len(names)
-    return ExportReport(output, n, layers, _missing_pairs(distance), n * (n - 1) // 2)
+    return ExportReport(output, n, layers, _missing_pairs(distance), total_pairs(n))
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def _valid_pairs(rows: tuple[int, int], cols: tuple[int, int], diagonal: bool, u
     """Pairs of a tile with both indices < upto."""
     r = max(0, min(rows[1], upto) - rows[0])
     if diagonal:
-        return r * (r - 1) // 2
+        return total_pairs(r)
     return r * max(0, min(cols[1], upto) - cols[0])
 
 

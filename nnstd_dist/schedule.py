@@ -322,7 +322,7 @@ def compute(
     single-threaded worker process per core is started once there is work to do.
     """
     if tile is not None and tile < 1:
-        raise StoreError(f"tile size must be >= 1, got {tile}")
+        raise StoreError(f"`tile` must be at least 1, got {tile}")
     cluster = cluster or ClusterSpec()
     with contextlib.ExitStack() as stack:
         if dry_run:

@@ -291,6 +291,14 @@ def test_bad_cluster_options_exit_2(tmp_path, small, args, message):
     assert result.exit_code == 2 and message in result.output
 
 
+def test_tile_below_one_is_refused_once_by_the_library_in_option_terms(tmp_path, small):
+    path = make_store(tmp_path / "s.zarr", small[0][:3], SMALL)
+    result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--tile", "0"])
+    assert result.exit_code == 2 and "Error: --tile must be at least 1, got 0" in result.output
+    with pytest.raises(StoreError, match="^`tile` must be at least 1, got -2$"):
+        compute(path, tile=-2)
+
+
 def test_missing_store_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["compute", "--store", str(tmp_path / "none.zarr")])
     assert result.exit_code == 2 and "no nnstd-dist store here" in result.output

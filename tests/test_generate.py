@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -254,8 +256,14 @@ def test_cli_bad_layers_exit_2(tmp_path, layers):
     assert not (tmp_path / "pop").exists()
 
 
-def test_cli_help_quotes_the_seed_experiment_and_ends_with_an_example():
+def test_cli_help_examples_work_and_make_the_seed_experiment(tmp_path, monkeypatch):
+    """The help's two example lines run as written (in an empty folder): 10 networks, then a distance > 0."""
     result = CliRunner().invoke(cli, ["generate", "--help"])
     assert result.exit_code == 0
-    assert "changing 1% of the" in result.output
-    assert result.output.rstrip().splitlines()[-1].strip().startswith("nnstd-dist pair topo/net_001")
+    examples = [shlex.split(line) for line in result.output.splitlines() if line.strip().startswith("nnstd-dist ")]
+    assert [e[1] for e in examples] == ["generate", "pair"]
+    monkeypatch.chdir(tmp_path)
+    made, paired = (CliRunner().invoke(cli, e[1:]) for e in examples)
+    assert made.exit_code == 0 and len(list((tmp_path / examples[0][2]).glob("net_*"))) == 10
+    distances = [float(line.split(":")[1]) for line in paired.output.splitlines()]
+    assert paired.exit_code == 0 and len(distances) == 4 and 0 < distances[0] < 1 and distances[-1] == 0.0

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import shlex
 
 import matplotlib
 
@@ -18,7 +17,6 @@ from matplotlib.image import AxesImage  # noqa: E402
 from nnstd_dist import embedding, plot, reduce  # noqa: E402
 from nnstd_dist.cli.main import cli  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/_populations.py: helpers shared by test modules
 from _populations import chain, make_store, runs_population  # noqa: E402
 
 EPOCHS = [0, 10, 30, 50]
@@ -248,12 +246,22 @@ def test_cli_warns_about_partial_results(partial_store, tmp_path):
     assert cluster.exit_code == 2 and "clustering needs every pair" in cluster.stderr
 
 
-def test_help_ends_with_the_figure_4_example():
+def test_the_help_ends_with_a_figure_4_example_that_works(tmp_path):
+    """The last line of `plot --help` is run as written, on a store of two runs at the epochs it names."""
     result = CliRunner().invoke(cli, ["plot", "--help"])
     assert result.exit_code == 0
-    assert result.output.rstrip().splitlines()[-1].strip() == (
-        "nnstd-dist plot --store topos.zarr --facet epoch --facet-values 0,10,30,50,100,190 -o figure4.png"
-    )
+    example = shlex.split(result.output.rstrip().splitlines()[-1])
+    assert example[:2] == ["nnstd-dist", "plot"] and example[example.index("--facet") + 1] == "epoch"
+    epochs = [int(e) for e in example[example.index("--facet-values") + 1].split(",")]
+    networks, records = runs_population(2, epochs, seed=4)
+    store = example[example.index("--store") + 1]
+    make_store(tmp_path / store, networks, records)
+    args = [str(tmp_path / a) if a in (store, example[example.index("-o") + 1]) else a for a in example[2:]]
+    ran = CliRunner().invoke(cli, ["plot", *args])
+    assert ran.exit_code == 0, ran.output
+    figure = tmp_path / example[example.index("-o") + 1]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"heatmap, {2 * len(epochs)} networks, layer 0" in ran.output
 
 
 def test_clustered_order_is_named_in_the_title(store):

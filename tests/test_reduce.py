@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,10 +10,8 @@ from hypothesis import strategies as st
 from nnstd_dist import embedding, reduce
 from nnstd_dist.errors import InputError, NNSTDError
 from nnstd_dist.labels import short_labels
+from _populations import chain, make_store, pair_distances, runs_population
 from nnstd_dist.store import TopologyStore
-
-sys.path.insert(0, str(Path(__file__).parent))  # tests/_populations.py: helpers shared by test modules
-from _populations import chain, make_store, pair_distances, runs_population  # noqa: E402
 
 EPOCHS = [0, 10, 30]
 
