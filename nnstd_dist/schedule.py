@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -99,10 +100,14 @@ def connect(spec: ClusterSpec):
     # worker frees up first instead of waiting in a busy worker's queue (tasks last seconds: no gap to hide).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.scheduler.worker-saturation": 1.0}):
         if not spec.external:
-            with LocalCluster(
-                n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
-                memory_limit=spec.memory_limit, silence_logs=logging.ERROR, dashboard_address=":0",
-            ) as cluster, Client(cluster) as client:
+            # CRITICAL: a task's own error reaches the client through its future; what workers log
+            # besides is noise, such as heartbeats failing while an interrupted run shuts down.
+            with _signals_blocked():
+                cluster = LocalCluster(
+                    n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
+                    memory_limit=spec.memory_limit, silence_logs=logging.CRITICAL, dashboard_address=":0",
+                )
+            with cluster, Client(cluster) as client:
                 yield client
             return
         if spec.job_queue:
@@ -119,6 +124,30 @@ def connect(spec: ClusterSpec):
             raise ClusterError(f"cannot reach the Dask {spec.describe()}: {exc}") from None
         with client:
             yield client
+
+
+@contextlib.contextmanager
+def _signals_blocked():
+    """Block SIGINT and SIGTERM in this thread while the LocalCluster starts; the main thread gets them again after.
+
+    Ctrl-C (and a batch system's SIGTERM) goes to the whole process group. Worker processes that
+    took it would die mid-task with tracebacks and leaked semaphores; instead, the cluster's event
+    loop thread and every worker process spawned from it inherit this mask and never see the
+    signal, and the client, which does, cancels the run and stops the workers in order.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: nothing to block
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # Started first: starting it later, from the thread that spawns workers, would unblock both signals there.
+    resource_tracker.ensure_running()
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a signal that came meanwhile is delivered now
 
 
 def _threads(client: Client) -> int:
