@@ -62,8 +62,15 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
     report, created = add_networks(store, networks, replace=replace, command=f"nnstd-dist ingest --store {store}")
     if not quiet:
         total = TopologyStore.open(store).n_networks
-        verb = "created" if created else "updated"
-        click.echo(
-            f"added {len(report.added)}, unchanged {len(report.unchanged)}, replaced {len(report.replaced)}: "
-            f"{verb} {store} ({total} networks)"
-        )
+        if not created and not report.added and not report.replaced:
+            click.echo(f"nothing to add: all {_networks(len(report.unchanged))} found are already in {store} ({_networks(total)})")
+        else:
+            verb = "created" if created else "updated"
+            click.echo(
+                f"added {len(report.added)}, unchanged {len(report.unchanged)}, replaced {len(report.replaced)}: "
+                f"{verb} {store} ({_networks(total)})"
+            )
+
+
+def _networks(n: int) -> str:
+    return f"{n} network{'s' if n != 1 else ''}"

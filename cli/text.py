@@ -34,11 +34,11 @@ def byte_size(n: float) -> str:
 
 def describe_plan(plan) -> str:
     """A few lines for `compute --dry-run`: networks, tile size, tiles and pairs remaining."""
-    largest = f" (one task each, the largest {plan.tasks[0].n_pairs} pairs)" if plan.tasks else ""
+    largest = f" (one task each, the largest of {count(plan.tasks[0].n_pairs, 'pair')})" if plan.tasks else ""
     return "\n".join(
         [
             f"networks:        {plan.n}",
-            f"tile size:       {plan.tile} x {plan.tile} networks ({plan.n_tiles} tiles in the lower triangle)",
+            f"tile size:       {plan.tile} x {plan.tile} networks ({count(plan.n_tiles, 'tile')} in the lower triangle)",
             f"tiles remaining: {len(plan.tasks)}{largest}",
             f"pairs remaining: {plan.n_pairs} of {plan.total_pairs}",
         ]

@@ -120,6 +120,7 @@ def load_file_network(path: str | Path) -> list[sp.csr_matrix]:
 
 
 def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
+    _check_npz_magic(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -132,8 +133,28 @@ def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
         raise
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except ValueError as exc:
+        if "pickled" in str(exc):  # numpy's advice to load it unsafely is not ours to give
+            raise InputError(f"{path}: not a readable npz file (it holds object arrays, pickled Python objects, which are never loaded)") from None
+        raise InputError(f"{path}: not a readable npz file ({exc})") from None
     except _NPZ_ERRORS as exc:
         raise InputError(f"{path}: not a readable npz file ({exc})") from None
+
+
+def _check_npz_magic(path: Path) -> None:
+    """An npz is a zip archive: anything else (a text file, a pickle) is named for what it is, before numpy guesses."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise InputError(f"{path}: a single .npy array, not an npz archive")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        kind = "an empty file" if not head else "a pickle" if head[:1] == b"\x80" else "not a zip archive"
+        raise InputError(f"{path}: not an npz file ({kind}; numpy.savez and scipy.sparse.save_npz write zip archives)")
 
 
 def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:

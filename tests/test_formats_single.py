@@ -156,8 +156,8 @@ def _write_bad(tmp_path, case):
 BAD_FILES = {
     "truncated": "not a readable npz",
     "corrupt_deflate": "not a readable npz",
-    "not_zip": "not a readable npz",
-    "empty": "not a readable npz",
+    "not_zip": "not an npz file .not a zip archive",
+    "empty": "not an npz file .an empty file",
     "npy": "single .npy array",
     "pickle": "not a readable npz",
     "three_d": "must be 2-D",
