@@ -125,7 +125,7 @@ BAD_DIRECTORIES = {
     "no-weight-files": (without_any_layer, r"no weight_l\*\.npz files"),
     "garbage-bytes": (write_bytes("weight_l1.npz", b"no npz here\x00\xff" * 4), "weight_l1.npz: not an npz file .not a zip archive"),
     "empty-file": (write_bytes("weight_l0.npz", b""), "weight_l0.npz: not an npz file .an empty file"),
-    "truncated": (truncated_npz, "weight_l1.npz: not an npz file .not a zip archive"),
+    "truncated": (truncated_npz, "weight_l1.npz: not a readable npz"),
     "npy-content": (npy_named_npz, "weight_l1.npz: a single .npy array"),
     "3-d": (write_array("weight_l2.npz", w=np.ones((5, 3, 2))), r"weight_l2.npz: expected a 2-D matrix, got shape \(5, 3"),
     "1-d": (write_array("weight_l2.npz", w=np.ones(5)), "weight_l2.npz: expected a 2-D matrix"),
