@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .options import quiet_option, store_option
+from .options import quiet_option, select_option, store_option
 
 EPILOG = """Examples:
 
 \b
   nnstd-dist export --store topos.zarr -o distances.npz
   nnstd-dist export --store topos.zarr -o layer0.csv --layer 0
-  nnstd-dist export --store topos.zarr -o distances.nc
+  nnstd-dist export --store topos.zarr -o distances.nc --select epoch=0,190
+  python -c "import xarray; print(xarray.open_dataset('distances.nc').distance.groupby('epoch_a').mean())"
 """
 
 
@@ -22,19 +23,24 @@ EPILOG = """Examples:
     "--layer", type=click.IntRange(min=0), default=None,
     help="Export only this layer (0 = first) [default: all layers; .csv holds one layer, default 0].",
 )
+@select_option
 @quiet_option
-def command(store, output, layer, quiet):
+def command(store, output, layer, select, quiet):
     """Write the store's distance matrix to FILE, in the format its extension names.
 
-    .npz holds `distance` (layers x N x N, float64) and `names` (N strings) and loads with
-    numpy.load(allow_pickle=False); .csv holds one layer with the network names labelling rows
-    and columns; .nc and .zarr hold a labelled (layer, network_a, network_b) array and need
-    xarray. Entry (i, j) with i > j is NNSTD(network i, network j) in store order, mirrored.
-    Pairs not computed yet are NaN, with a warning.
+    Every format carries each network's name, run, epoch and test accuracy (no run: '', no epoch:
+    -1 or an empty cell, no accuracy: NaN or an empty cell), so the matrix can be grouped without
+    parsing names. .npz holds `distance` (layers x N x N, float64), `names`, `run`, `epoch`,
+    `accuracy` and `layer`, and loads with numpy.load(allow_pickle=False); .csv holds one layer,
+    a row per network: network, layer, run, epoch, accuracy, then one column per network;
+    .nc and .zarr hold a (layer, network_a, network_b) array with run_a, epoch_a, accuracy_a
+    (and _b) as coordinates and need xarray. Entry (i, j) with i > j is NNSTD(network i,
+    network j) in store order, mirrored. Pairs not computed yet are NaN, with a warning.
     """
     from nnstd_dist.export import export
+    from nnstd_dist.reduce import parse_selection
 
-    report = export(store, output, layer)
+    report = export(store, output, layer, parse_selection(select) or None)
     if report.missing_pairs:
         click.echo(
             f"Warning: {report.missing_pairs} of {report.total_pairs} pairs are not computed yet and are NaN in {output} "

@@ -11,16 +11,21 @@ from .options import last_row_option, orientation_option, param_filter, param_op
     epilog="Example:\n\n\b\n  nnstd-dist ingest topo/ --store topos.zarr\n"
     "  nnstd-dist ingest checkpoints/*.safetensors --store models.zarr\n"
     "  nnstd-dist ingest runs/ --store cnns.zarr --exclude-param '*downsample*'\n"
-    "  nnstd-dist ingest ckpt/*.pt --store cnns.zarr --key ema_state_dict",
+    "  nnstd-dist ingest ckpt/*.pt --store cnns.zarr --key ema_state_dict\n"
+    "  nnstd-dist ingest runs/ --store topos.zarr --exclude 'optimizer_*.npz' --exclude scratch",
 )
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
 @store_option
 @orientation_option
 @last_row_option
 @param_options
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="GLOB",
+    help="Skip files and folders whose name, or path relative to SOURCE, matches GLOB (repeatable), e.g. 'optimizer_*.npz'.",
+)
 @click.option("--replace", is_flag=True, help="Overwrite networks whose name is in the store with other connections (their distances are reset).")
 @quiet_option
-def command(sources, store, orientation, keep_last_row, key, include_params, exclude_params, replace, quiet):
+def command(sources, store, orientation, keep_last_row, key, include_params, exclude_params, exclude, replace, quiet):
     """Add the networks found in SOURCE... to the store (created if missing).
 
     \b
@@ -42,6 +47,9 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
     Metadata: an epoch_NNN path part is the epoch and the parts above it the run;
     testacc.txt in the run folder gives the accuracy at epoch e on line e+1.
 
+    Hidden files and folders, zarr stores and the distance matrices that `nnstd-dist export`
+    writes (an exported distances.npz) are skipped, the latter with a note; --exclude skips more.
+
     Non-zero means connected; only the connections are stored. Networks are added in natural
     order of name. A network already stored with the same name and connections is left as it
     is; the same name with other connections is an error unless --replace. Every source is
@@ -49,10 +57,13 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
     """
     import sys
 
-    from nnstd_dist.ingest import discover, read_networks
+    from nnstd_dist.ingest import find_networks, read_networks
     from nnstd_dist.store import TopologyStore, add_networks
 
-    found = discover(sources)
+    discovery = find_networks(sources, exclude)
+    for path in discovery.exports:
+        click.echo(f"Note: skipped {path}: a distance matrix written by `nnstd-dist export`, not a network", err=True)
+    found = discovery.networks
     params = param_filter(key, include_params, exclude_params)
     if quiet or len(found) < 2:
         networks = read_networks(found, orientation, keep_last_row, params)

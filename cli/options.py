@@ -69,3 +69,8 @@ def param_filter(key, include_params, exclude_params):
     from nnstd_dist.param_layers import ParamFilter
 
     return ParamFilter(tuple(include_params), tuple(exclude_params), key)
+
+select_option = click.option(
+    "--select", "select", multiple=True, metavar="KEY=VALUE",
+    help="Keep networks whose run, epoch or name matches (repeatable; VALUE may be a comma list, run/name may be globs).",
+)

@@ -10,7 +10,7 @@ from nnstd_dist.errors import InputError
 from nnstd_dist.plan import total_pairs
 from nnstd_dist.reduce import FACET_KEYS
 
-from .options import layer_option, store_option
+from .options import layer_option, select_option, store_option
 from .text import count
 
 KINDS = ("heatmap", "evolution", "embedding", "dendrogram")
@@ -29,10 +29,7 @@ EXTENSIONS = (".png", ".pdf", ".svg")
 @click.option("--kind", type=click.Choice(KINDS), default="heatmap", show_default=True, help="What to draw.")
 @layer_option
 @click.option("--cumulative", is_flag=True, help="Plot the mean of layers 0..L (the paper's script calls it \"Layer L\").")
-@click.option(
-    "--select", "select", multiple=True, metavar="KEY=VALUE",
-    help="Keep networks whose run, epoch or name matches (repeatable; VALUE may be a comma list, run/name may be globs).",
-)
+@select_option
 @click.option("--facet", type=click.Choice(FACET_KEYS), help="Heatmap: one panel per value of this key, one shared colour bar.")
 @click.option("--facet-values", metavar="V1,V2,...", help="With --facet: the values to draw, in this order (default: all).")
 @click.option("--order", type=click.Choice(["store", "cluster"]), default="store", show_default=True,

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .reduce import describe_selection
 
 __all__ = ["OPTIMAL_ORDER_MAX", "cluster_order", "linkage_of", "mds", "Trajectory", "trajectory"]
 
@@ -148,7 +147,12 @@ def trajectory(matrix) -> Trajectory:
     """The trajectory of a matrix that holds one run's networks (e.g. a ``facet(..., "run")`` panel)."""
     epochs = np.asarray(matrix.metadata["epoch"])
     if (epochs < 0).any():
-        raise InputError(f"{describe_selection(matrix.selection) or 'selection'}: networks without an epoch cannot be placed on an evolution plot")
+        unplaced = [name for name, epoch in zip(matrix.names, epochs) if epoch < 0]
+        raise InputError(
+            f"{len(unplaced)} network{'s' if len(unplaced) != 1 else ''} without an epoch ({', '.join(unplaced[:3])}"
+            f"{', ...' if len(unplaced) > 3 else ''}) cannot be placed on an evolution plot "
+            "(ingest reads epochs from epoch_NNN folders in the network names)"
+        )
     order = np.argsort(epochs, kind="stable")
     values = matrix.values[np.ix_(order, order)]
     runs = sorted(set(np.asarray(matrix.metadata["run"]).astype(str)))

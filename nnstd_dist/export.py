@@ -17,13 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .formats import EXPORT_MARKER
 from .plan import total_pairs
-from .reduce import read_layers
+from .reduce import read_layers, select_indices
 from .store import TopologyStore
 
 __all__ = ["FORMATS", "ExportReport", "export"]
 
 FORMATS = (".npz", ".csv", ".nc", ".zarr")
+LABELS = ("run", "epoch", "accuracy")
+CSV_LABELS = ("layer", *LABELS)
+ABSENT = "a network without a run has run '', without an epoch epoch -1, without an accuracy NaN"  # per-network metadata written beside the names
 DESCRIPTION = "NNSTD distances: distance[k, i, j] (i > j) = layer-k NNSTD(network i, network j), mirrored; diagonal 0; NaN = not computed"
 
 
@@ -38,8 +42,13 @@ class ExportReport:
     total_pairs: int
 
 
-def export(store_path: str | Path, output: str | Path, layer: int | None = None) -> ExportReport:
-    """Write the store's distances to ``output`` (format from its extension); ``layer`` None = all layers (.csv: 0)."""
+def export(
+    store_path: str | Path, output: str | Path, layer: int | None = None, selection: dict[str, list[str]] | None = None
+) -> ExportReport:
+    """Write the store's distances to ``output`` (format from its extension); ``layer`` None = all layers (.csv: 0).
+
+    ``selection`` keeps the networks matching it, as for plots (``reduce.parse_selection``); None keeps all.
+    """
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in FORMATS:
@@ -52,9 +61,12 @@ def export(store_path: str | Path, output: str | Path, layer: int | None = None)
     if layer is None and suffix == ".csv":
         layer = 0  # a table holds one layer
     layers = list(range(store.n_layers)) if layer is None else [int(layer)]
-    distance = read_layers(store, layers)
-    names = store.names()
-    matrix = _Matrix(distance, names, layers, str(store.path.resolve()))
+    indices = select_indices(store, selection) if selection else None
+    distance = read_layers(store, layers, indices)
+    rows = np.arange(store.n_networks) if indices is None else np.asarray(indices)
+    labels = {key: store.column(key)[rows] for key in LABELS}
+    names = [str(n) for n in store.column("network")[rows]]
+    matrix = _Matrix(distance, names, layers, str(store.path.resolve()), labels)
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
     _replace_atomically(output, lambda tmp: writer(tmp, matrix))
     n = len(names)
@@ -67,6 +79,19 @@ class _Matrix:
     names: list[str]
     layers: list[int]
     store: str
+    labels: dict[str, np.ndarray]  # run (str, "" = none), epoch (int, -1 = none), accuracy (float, NaN = none) per network
+
+    @property
+    def runs(self) -> np.ndarray:
+        return np.array([str(r) for r in self.labels["run"]], dtype=str)
+
+    @property
+    def epochs(self) -> np.ndarray:
+        return np.asarray(self.labels["epoch"], dtype=np.int64)
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        return np.asarray(self.labels["accuracy"], dtype=np.float64)
 
 
 def _missing_pairs(distance: np.ndarray) -> int:
@@ -79,7 +104,7 @@ def _require_xarray(output: Path) -> None:
     try:
         import xarray  # noqa: F401
     except ImportError:
-        raise InputError(f"{output}: writing {output.suffix} needs xarray (pip install 'nnstd-dist[xarray]'); .npz and .csv need nothing") from None
+        raise InputError(f"{output}: writing {output.suffix} needs xarray (pip install xarray, or pip install -e '.[xarray]' in the nnstd-dist checkout); .npz and .csv need nothing") from None
 
 
 def _replace_atomically(output: Path, write) -> None:
@@ -104,25 +129,36 @@ def _replace_atomically(output: Path, write) -> None:
 
 def _write_npz(tmp: Path, m: _Matrix) -> None:
     with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-        np.savez(f, distance=m.distance, names=np.array(m.names, dtype=str))
+        np.savez(
+            f, distance=m.distance, names=np.array(m.names, dtype=str), run=m.runs, epoch=m.epochs, accuracy=m.accuracies,
+            layer=np.array(m.layers, dtype=np.int64), **{EXPORT_MARKER: np.array(DESCRIPTION)},
+        )
 
 
 def _write_csv(tmp: Path, m: _Matrix) -> None:
+    """One row per network: its name, layer, run, epoch and accuracy, then its distance to every network (a column each)."""
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(["network", *m.names])
-        for name, row in zip(m.names, m.distance[0]):
-            out.writerow([name, *(repr(float(x)) for x in row)])  # repr: shortest text that reads back exactly
+        out.writerow(["network", *CSV_LABELS, *m.names])
+        for name, run, epoch, accuracy, row in zip(m.names, m.runs, m.epochs, m.accuracies, m.distance[0]):
+            # repr: the shortest text that reads back exactly; an absent label is an empty cell
+            labels = [m.layers[0], run, epoch if epoch >= 0 else "", repr(float(accuracy)) if np.isfinite(accuracy) else ""]
+            out.writerow([name, *labels, *(repr(float(x)) for x in row)])
 
 
 def _dataset(m: _Matrix):
-    """A labelled (layer, network_a, network_b) xarray Dataset."""
+    """A labelled (layer, network_a, network_b) xarray Dataset; run, epoch and accuracy of both axes as coordinates."""
     import xarray as xr
 
     labels = np.array(m.names, dtype=object)  # variable-length strings in every format
     coords = {"layer": np.array(m.layers, dtype=np.int64), "network_a": labels, "network_b": labels}
+    for axis in ("a", "b"):
+        dim = f"network_{axis}"
+        coords[f"run_{axis}"] = (dim, m.runs.astype(object))
+        coords[f"epoch_{axis}"] = (dim, m.epochs)
+        coords[f"accuracy_{axis}"] = (dim, m.accuracies)
     data = xr.DataArray(m.distance, dims=("layer", "network_a", "network_b"), coords=coords, name="distance")
-    return data.to_dataset().assign_attrs(description=DESCRIPTION, store=m.store)
+    return data.to_dataset().assign_attrs(description=DESCRIPTION, store=m.store, absent_labels=ABSENT)
 
 
 def _write_netcdf(tmp: Path, m: _Matrix) -> None:

@@ -26,7 +26,7 @@ from .masks import has_nonfinite, to_mask
 
 __all__ = [
     "load_set_network", "set_layer_files", "set_layer_name", "is_set_layer_file", "read_npz_matrix",
-    "read_file_layers", "load_file_network", "NETWORK_FILE_SUFFIXES",
+    "read_file_layers", "load_file_network", "NETWORK_FILE_SUFFIXES", "is_export", "EXPORT_MARKER",
 ]
 
 _LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")  # the SET layout's one file name pattern: set_layer_name(k)
@@ -34,6 +34,9 @@ NETWORK_FILE_SUFFIXES = (".npz", ".safetensors")
 # what a damaged npz raises: a bad zip directory, a bad CRC, a broken deflate stream, a truncated member
 _NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error)
 _SPARSE_NPZ_KEYS = {"format", "shape", "data"}  # scipy.sparse.save_npz
+# `nnstd-dist export` writes this array into every .npz it makes, so that ingest can tell it from a network.
+EXPORT_MARKER = "nnstd_dist_export"
+_EXPORT_KEYS = {"distance", "names"}  # exports written before the marker existed
 
 
 def set_layer_name(k: int) -> str:
@@ -92,6 +95,16 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
 
 
 # ---- single-file networks -------------------------------------------------------------------------
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether an .npz is a distance matrix written by `nnstd-dist export` (its marker, or distance + names), not a network."""
+    try:
+        with zipfile.ZipFile(path) as archive:  # the member names only: nothing is loaded
+            keys = {name.removesuffix(".npy") for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return EXPORT_MARKER in keys or _EXPORT_KEYS <= keys
 
 
 def read_file_layers(path: str | Path, convolutions: bool = False) -> list[tuple[str, object]]:

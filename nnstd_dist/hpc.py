@@ -51,7 +51,7 @@ def _jobqueue(kind: str):
     try:
         module = importlib.import_module("dask_jobqueue")
     except ImportError:
-        raise ClusterError(f"`job_queue` {kind} needs dask-jobqueue: pip install 'nnstd-dist[hpc]'") from None
+        raise ClusterError(f"`job_queue` {kind} needs dask-jobqueue: pip install dask-jobqueue, or pip install -e '.[hpc]' in the nnstd-dist checkout") from None
     return getattr(module, KINDS[kind])
 
 

@@ -9,7 +9,9 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
   relative to the SOURCE without the suffix (a SOURCE that is a file: its stem). A ``.pt``/``.pth``
   is a PyTorch checkpoint (see torch_checkpoint and param_layers for which parameters are layers).
 - Hidden entries and zarr stores (folders holding ``zarr.json``) are not searched; symlinked
-  folders are, each real folder once.
+  folders are, each real folder once. Distance matrices written by `nnstd-dist export` are skipped
+  (and reported), as is every file or folder whose name or path relative to SOURCE matches an
+  ``exclude`` glob.
 - Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
 - The deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
   are none, the name of the folder above on disk); ``testacc.txt`` in that run folder gives the
@@ -25,6 +27,7 @@ arrays of more than two dimensions is read as convolutions (see param_layers). T
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import re
@@ -40,10 +43,11 @@ from .formats import is_set_layer_file, load_set_network, read_file_layers
 from .labels import natural_key
 from .masks import chain_break, describe_shapes, to_mask
 from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
+from .formats import is_export
 from .records import NetworkRecord, mask_digest
 from .torch_checkpoint import TORCH_SUFFIXES, read_state_dict
 
-__all__ = ["ORIENTATIONS", "Source", "discover", "read_network", "read_networks"]
+__all__ = ["ORIENTATIONS", "Source", "Discovery", "discover", "find_networks", "read_network", "read_networks"]
 
 ORIENTATIONS = ("auto", "in-out", "out-in")
 ACCURACY_FILE = "testacc.txt"
@@ -60,21 +64,45 @@ class Source:
     kind: str
 
 
-def discover(sources: Iterable[str | Path]) -> list[Source]:
+@dataclass(frozen=True)
+class Discovery:
+    """The networks found, and the files passed over because they are the project's own exports."""
+
+    networks: list[Source]
+    exports: list[Path]
+
+
+def discover(sources: Iterable[str | Path], exclude: Iterable[str] = ()) -> list[Source]:
     """Every network under the given paths, in natural order of name; a name found twice is an error."""
+    return find_networks(sources, exclude).networks
+
+
+def find_networks(sources: Iterable[str | Path], exclude: Iterable[str] = ()) -> Discovery:
+    """As ``discover``, also naming the exports skipped; ``exclude`` globs drop files and folders by name or relative path."""
+    exclude = tuple(exclude)
     found: dict[str, Source] = {}
+    exports: list[Path] = []
     for given in sources:
-        for source in _discover_one(Path(given)):
+        for source in _discover_one(Path(given), exclude, exports):
             if source.name in found:
                 raise InputError(
                     f"two networks named {source.name!r}: {found[source.name].path} and {source.path} "
                     "(names are paths relative to each SOURCE; give their common parent folder instead)"
                 )
             found[source.name] = source
-    return [found[name] for name in sorted(found, key=natural_key)]
+    if not found and exports:
+        raise InputError(f"no networks to ingest: {', '.join(map(str, exports[:3]))}{', ...' if len(exports) > 3 else ''} "
+                         "are distance matrices written by `nnstd-dist export`")
+    return Discovery([found[name] for name in sorted(found, key=natural_key)], exports)
 
 
-def _discover_one(root: Path) -> list[Source]:
+def _excluded(relative: str, exclude: tuple[str, ...]) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, glob) or fnmatch.fnmatchcase(relative, glob) for glob in exclude)
+
+
+def _discover_one(root: Path, exclude: tuple[str, ...] = (), exports: list[Path] | None = None) -> list[Source]:
+    exports = [] if exports is None else exports
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
     if root.is_file():
@@ -82,19 +110,23 @@ def _discover_one(root: Path) -> list[Source]:
             raise InputError(f"{root}: not a network file ({' or '.join(NETWORK_FILE_SUFFIXES)}) nor a folder")
         if is_set_layer_file(root.name):
             raise InputError(f"{root}: one layer of a SET network; give its folder {root.parent} instead")
+        if root.suffix == ".npz" and is_export(root):
+            exports.append(root)
+            return []
         return [Source(root.stem, root, "file")]
     if _is_set_folder(root):
-        return [Source(_absolute(root).name, root, "set")] + _walk(root, skip_top_files=True)
-    found = _walk(root)
-    if not found:
+        return [Source(_absolute(root).name, root, "set")] + _walk(root, exclude, exports, skip_top_files=True)
+    n_exports = len(exports)
+    found = _walk(root, exclude, exports)
+    if not found and len(exports) == n_exports:
         raise InputError(
             f"{root}: no networks found (looked for folders of weight_l0.npz, weight_l1.npz, ... "
-            f"and for {' / '.join(NETWORK_FILE_SUFFIXES)} files)"
+            f"and for {' / '.join(NETWORK_FILE_SUFFIXES)} files{', with the exclusions given' if exclude else ''})"
         )
     return found
 
 
-def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
+def _walk(root: Path, exclude: tuple[str, ...] = (), exports: list[Path] | None = None, skip_top_files: bool = False) -> list[Source]:
     """SET folders and network files below ``root`` (``root`` itself only for its files)."""
     found, seen = [], set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -104,7 +136,10 @@ def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
             continue
         seen.add(real)
         # sorted for a deterministic walk; hidden folders and zarr stores hold no networks
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d / "zarr.json").exists())
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith(".") and not (here / d / "zarr.json").exists() and not _excluded((here / d).relative_to(root).as_posix(), exclude)
+        )
         if here != root and _is_set_folder(here):
             found.append(Source(here.relative_to(root).as_posix(), here, "set"))
             continue  # the folder's other files belong to it
@@ -112,8 +147,13 @@ def _walk(root: Path, skip_top_files: bool = False) -> list[Source]:
             continue
         for name in sorted(files):
             path = here / name
-            if path.suffix in NETWORK_FILE_SUFFIXES and not name.startswith("."):
-                found.append(Source(path.relative_to(root).with_suffix("").as_posix(), path, "file"))
+            if path.suffix not in NETWORK_FILE_SUFFIXES or name.startswith(".") or _excluded(path.relative_to(root).as_posix(), exclude):
+                continue
+            if path.suffix == ".npz" and is_export(path):
+                if exports is not None:
+                    exports.append(path)
+                continue
+            found.append(Source(path.relative_to(root).with_suffix("").as_posix(), path, "file"))
     return found
 
 

@@ -174,7 +174,8 @@ def labelled_matrix(
 def facet_values(store: "TopologyStore", key: str, indices) -> list[str]:
     """The distinct values of ``key`` among ``indices``, in natural order (epochs numerically)."""
     column = store.column(_COLUMN[key])[indices]
-    return [str(v) for v in sorted(set(column.tolist()), key=lambda v: natural_key(str(v)))]  # epochs numerically
+    unlabelled = -1 if key == "epoch" else ""  # what ingest records for a network without an epoch or run
+    return [str(v) for v in sorted(set(column.tolist()) - {unlabelled}, key=lambda v: natural_key(str(v)))]  # epochs numerically
 
 
 def facet(
@@ -189,6 +190,12 @@ def facet(
     base = select_indices(store, selection)
     if values is None:
         values = facet_values(store, key, base)
+        if not values:
+            where = "an epoch_NNN folder in its name" if key == "epoch" else "the folder above an epoch_NNN folder in its name"
+            raise InputError(
+                f"{store.path}: none of the {len(base)} selected networks has {'an epoch' if key == 'epoch' else 'a run'} "
+                f"(ingest takes it from {where}), so there is nothing to facet by"
+            )
     elif key == "epoch":
         _check_epochs(values, "`facet_values`")
     column = store.column(_COLUMN[key])[base]

@@ -62,7 +62,7 @@ def test_npz_holds_distance_and_names(store, tmp_path):
     result = CliRunner().invoke(cli, ["export", "--store", str(store), "-o", str(out)])
     assert result.exit_code == 0, result.output
     with np.load(out, allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["distance", "names"]
+        assert sorted(npz.files) == ["accuracy", "distance", "epoch", "layer", "names", "nnstd_dist_export", "run"]
         assert npz["distance"].dtype == np.float64 and npz["distance"].shape == (2, 5, 5)
         np.testing.assert_array_equal(npz["distance"], expected_matrix())
         assert npz["names"].tolist() == NAMES
@@ -82,9 +82,10 @@ def test_csv_is_one_labelled_layer(store, tmp_path, layer):
     assert result.exit_code == 0, result.output
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["network", *NAMES]
+    assert rows[0] == ["network", "layer", "run", "epoch", "accuracy", *NAMES]
     assert [r[0] for r in rows[1:]] == NAMES
-    values = np.array([[float(x) for x in r[1:]] for r in rows[1:]])
+    assert all(r[1:5] == [str(layer), "", "", ""] for r in rows[1:])  # these networks have no run, epoch or accuracy
+    values = np.array([[float(x) for x in r[5:]] for r in rows[1:]])
     np.testing.assert_array_equal(values, expected_matrix()[layer])  # repr round-trips exactly
 
 

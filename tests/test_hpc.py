@@ -99,7 +99,7 @@ def test_unknown_kind_is_refused():
 
 def test_without_the_hpc_extra_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if dask-jobqueue were not installed
-    with pytest.raises(ClusterError, match=r"^`job_queue` slurm needs dask-jobqueue: pip install 'nnstd-dist\[hpc\]'$"):
+    with pytest.raises(ClusterError, match=r"^`job_queue` slurm needs dask-jobqueue: pip install dask-jobqueue, or pip install -e '\.\[hpc\]' in the nnstd-dist checkout$"):
         hpc.job_cluster("slurm", ["cores=1", "memory=1GB"])
 
 
