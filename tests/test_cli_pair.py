@@ -71,7 +71,7 @@ def test_keep_last_row_on_one_layer_networks(tmp_path, rng, synthetic_network, s
 
 def spoil_garbage(a, b):
     (b / "weight_l1.npz").write_bytes(b"not an npz")
-    return [a, b], f"{b / 'weight_l1.npz'}: not a readable npz"
+    return [a, b], f"{b / 'weight_l1.npz'}: not an npz file (not a zip archive"
 
 
 def spoil_gap(a, b):
