@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from nnstd_dist.cli.main import cli
 from nnstd_dist.kernel import nnstd
-from nnstd_dist.store import NetworkRecord, open_or_create
+from _populations import make_store
+from nnstd_dist.records import NetworkRecord
 
 SHAPES = [(24, 24), (24, 3)]
 RUNS, EPOCHS = ("w0", "w1", "w2"), (0, 10)
@@ -31,16 +32,9 @@ def population():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from nnstd_dist.plan import make_plan
-    from nnstd_dist.tasks import compute_tile
-
     path = tmp_path_factory.mktemp("labels") / "s.zarr"
     records, nets = population()
-    s = open_or_create(path, SHAPES)
-    s.append(list(zip(records, nets)))
-    s.init_results(4)
-    for task in make_plan(s.n_networks, 4, s.tiles_done()).tasks:
-        compute_tile(str(path), task.a, task.b, s.n_networks)
+    make_store(path, nets, records, tile=4)
     return path
 
 

@@ -21,7 +21,10 @@ import scipy.sparse as sp
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
 from nnstd_dist.errors import StoreError
-from nnstd_dist.store import LOCK_FILE, NetworkRecord, TopologyStore, open_or_create
+from _populations import open_or_create
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.runlock import LOCK_FILE
+from nnstd_dist.store import TopologyStore
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +58,7 @@ def _store(path: Path, networks) -> Path:
 
 def _done_tiles(path: Path) -> int:
     try:
-        return int(np.count_nonzero(TopologyStore.open(path).tiles_done()))
+        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
     except (StoreError, KeyError):  # result arrays not created yet
         return 0
 
@@ -89,7 +92,7 @@ def _check_stopped_cleanly(result, path: Path, code: int, word: str) -> None:
 
 def _resume(path: Path, expected: np.ndarray) -> None:
     store = TopologyStore.open(path)
-    missing = make_plan(store.n_networks, store.tile, store.tiles_done()).n_pairs
+    missing = make_plan(store.n_networks, store.tile, store.tile_markers()).n_pairs
     assert 0 < missing < N * (N - 1) // 2
     again = subprocess.run([str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--n-workers", "2"],
                            capture_output=True, text=True, timeout=300)
