@@ -11,7 +11,8 @@ from conftest import make_synthetic_network, write_set_network
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
 from nnstd_dist.ingest import discover, find_networks
-from nnstd_dist.reduce import LabelledMatrix, trajectory
+from nnstd_dist.embedding import trajectory
+from nnstd_dist.reduce import LabelledMatrix
 from nnstd_dist.store import TopologyStore
 
 SHAPES = [(12, 12), (12, 3)]
