@@ -21,6 +21,7 @@ COMMANDS = {
     "compute": "compute",
     "export": "export",
     "plot": "plot",
+    "report": "report",
 }
 
 
