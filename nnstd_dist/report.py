@@ -322,16 +322,29 @@ _SELF_CHECK = """<script>
     }
     return count;
   }
-  let tries = 0;
+  // report.html#layer=2&networks=epoch=190 opens on that layer and those networks (a link to share a view)
+  function applyHash(doc) {
+    const wanted = new URLSearchParams(location.hash.slice(1));
+    for (const [name, value] of [["layer", wanted.get("layer")], ["facet", wanted.get("networks")]]) {
+      const menu = doc.get_model_by_name(name);
+      if (value !== null && menu && menu.options.some(o => o[0] === value)) menu.value = value;
+    }
+  }
+  let tries = 0, applied = -1;
   const timer = setInterval(function () {
+    const doc = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
+    ++tries;
+    if (doc && applied < 0 && doc.get_model_by_name("heatmap")) { applied = tries; applyHash(doc); }
     const n = canvases(document);
-    if (n >= @PLOTS@ || ++tries > 100) {
+    if ((n >= @PLOTS@ && applied > 0 && tries > applied + 3) || tries > 150) {
       clearInterval(timer);
       const mark = document.createElement("div");
       mark.id = "nnstd-report-status";
       mark.hidden = true;
       mark.dataset.canvases = String(n);
       mark.dataset.errors = errors.join(" | ");
+      const heat = doc && doc.get_model_by_name("heatmap");
+      mark.dataset.heatmap = heat ? heat.title.text : "";
       document.body.appendChild(mark);
     }
   }, 100);

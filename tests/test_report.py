@@ -76,9 +76,9 @@ def test_a_sampled_page_says_so(tmp_path):
     assert "the heatmap and the embedding show 5 of the 12 networks" in (tmp_path / "r.html").read_text()
 
 
-def _chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+def _chromium(page: Path, profile: Path, *args: str, view: str = "") -> subprocess.CompletedProcess:
     command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1300,1150", *args,
-               page.as_uri()]
+               page.as_uri() + view]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
@@ -94,6 +94,7 @@ def test_chromium_draws_every_plot_without_errors_and_not_blank(tmp_path):
     mark = re.search(r'<div id="nnstd-report-status"[^>]*data-canvases="(\d+)"[^>]*data-errors="([^"]*)"', dump.stdout)
     assert mark, dump.stdout[-2000:]
     assert int(mark.group(1)) >= 4 and mark.group(2) == ""  # heatmap, embedding, evolution, accuracy
+    assert 'data-heatmap="NNSTD, layer 0, all networks (9)"' in dump.stdout
     console = [line for line in dump.stderr.splitlines() if "CONSOLE" in line]
     assert console and not [line for line in console if re.search(r"error|uncaught|warn", line, re.I)], console
     shot = tmp_path / "shot.png"
@@ -126,3 +127,15 @@ def test_a_thousand_networks_stay_under_10_mb(tmp_path):
     assert summary.n_shown == n and not summary.sampled
     print(f"report of {n} networks, 4 layers: {summary.bytes / 1e6:.2f} MB")
     assert summary.bytes < 10e6
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it when run as root)")
+def test_the_menus_redraw_the_heatmap_in_the_browser(tmp_path):
+    """A link such as report.html#layer=1&networks=epoch=10 sets both menus; the page's own code redraws the heatmap."""
+    store = runs_store(tmp_path / "s.zarr")
+    page = tmp_path / "r.html"
+    write_report(TopologyStore.open(store), page)
+    for view, title in [("#layer=1&networks=epoch=10", "NNSTD, layer 1, epoch 10 (3)"), ("#networks=run=w2", "NNSTD, layer 0, run w2 (3)")]:
+        dump = _chromium(page, tmp_path / f"p{len(view)}", "--dump-dom", view=view)
+        assert f'data-heatmap="{title}"' in dump.stdout and 'data-errors=""' in dump.stdout, dump.stdout[-1500:]
