@@ -74,3 +74,13 @@ select_option = click.option(
     "--select", "select", multiple=True, metavar="KEY=VALUE",
     help="Keep networks whose run, epoch or name matches (repeatable; VALUE may be a comma list, run/name may be globs).",
 )
+
+solver_option = click.option(
+    "--solver",
+    type=click.Choice(["exact", "sparse"]),
+    default="exact",
+    show_default=True,
+    help="exact: the paper's dense assignment, bit for bit. sparse: the same optimum per layer from the "
+    "neuron pairs that share inputs, several times faster; layer 0 equals exact within 1e-12, deeper "
+    "layers may differ by another (equally optimal) tie choice, see the README.",
+)

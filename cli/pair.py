@@ -6,12 +6,13 @@ import json
 
 import click
 
-from .options import json_option, last_row_option, orientation_option, param_filter, param_options
+from .options import json_option, last_row_option, orientation_option, param_filter, param_options, solver_option
 
 
 @click.command(
     epilog="Examples:\n\n\b\n  nnstd-dist pair topo/net_001 topo/net_000\n  nnstd-dist pair topo/net_001 topo/net_000 --json\n"
-    "  nnstd-dist pair runs/seed1.pt runs/seed0.pt --exclude-param '*downsample*'",
+    "  nnstd-dist pair runs/seed1.pt runs/seed0.pt --exclude-param '*downsample*'\n"
+    "  nnstd-dist pair topo/net_001 topo/net_000 --solver sparse",
 )
 @click.argument("network_a", type=click.Path(path_type=str))
 @click.argument("network_b", type=click.Path(path_type=str))
@@ -19,7 +20,8 @@ from .options import json_option, last_row_option, orientation_option, param_fil
 @orientation_option
 @last_row_option
 @param_options
-def command(network_a, network_b, as_json, orientation, keep_last_row, key, include_params, exclude_params):
+@solver_option
+def command(network_a, network_b, as_json, orientation, keep_last_row, key, include_params, exclude_params, solver):
     """Print NNSTD(NETWORK_A, NETWORK_B), one distance per layer.
 
     Each network is any one source `nnstd-dist ingest` reads: a SET folder of weight_l0.npz,
@@ -40,9 +42,9 @@ def command(network_a, network_b, as_json, orientation, keep_last_row, key, incl
         record, masks = read_network(found[0], orientation, keep_last_row, params=params)
         networks.append((masks, [spec.block for spec in record.layers] or None))
     (masks_a, blocks_a), (masks_b, blocks_b) = networks
-    distances = nnstd_prepared(prepare(masks_a, blocks_a), prepare(masks_b, blocks_b))
+    distances = nnstd_prepared(prepare(masks_a, blocks_a), prepare(masks_b, blocks_b), solver=solver)
     if as_json:
-        click.echo(json.dumps({"a": network_a, "b": network_b, "layers": [float(d) for d in distances]}))
+        click.echo(json.dumps({"a": network_a, "b": network_b, "solver": solver, "layers": [float(d) for d in distances]}))
     else:
         for k, d in enumerate(distances):
             click.echo(f"layer {k}: {d:.17g}")

@@ -52,6 +52,23 @@ def test_json_output(two_networks):
     assert (report["a"], report["b"]) == (str(a), str(b))
 
 
+@pytest.mark.parametrize("solver", ["exact", "sparse"])
+def test_solver_option(two_networks, solver):
+    a, b = two_networks
+    result = run(a, b, "--json", "--solver", solver)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["solver"] == solver
+    assert report["layers"] == nnstd(load_set_network(a), load_set_network(b), solver=solver).tolist()
+    assert report["layers"][0] == pytest.approx(expected_distances(a, b)[0], abs=1e-12)
+
+
+def test_unknown_solver_is_a_usage_error(two_networks):
+    result = run(*two_networks, "--solver", "fast")
+    assert result.exit_code == 2
+    assert "'fast' is not one of 'exact', 'sparse'" in result.output
+
+
 def test_order_of_arguments_is_kept(two_networks):
     a, b = two_networks
     assert json.loads(run(b, a, "--json").stdout)["layers"] == expected_distances(b, a)
