@@ -139,3 +139,44 @@ def test_the_menus_redraw_the_heatmap_in_the_browser(tmp_path):
     for view, title in [("#layer=1&networks=epoch=10", "NNSTD, layer 1, epoch 10 (3)"), ("#networks=run=w2", "NNSTD, layer 0, run w2 (3)")]:
         dump = _chromium(page, tmp_path / f"p{len(view)}", "--dump-dom", view=view)
         assert f'data-heatmap="{title}"' in dump.stdout and 'data-errors=""' in dump.stdout, dump.stdout[-1500:]
+
+
+# Test harness only (appended to a copy of the page): a real pointer move over heatmap cell (row 5, column 2),
+# then the text of bokeh's tooltip, written where --dump-dom sees it.
+_HOVER_PROBE = """<script>
+setTimeout(function () {
+  function all(root, out) { for (const el of root.querySelectorAll("*")) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); } return out; }
+  const heat = Bokeh.documents[0].get_model_by_name("heatmap");
+  const root = Bokeh.index[Object.keys(Bokeh.index)[0]];
+  const view = root.owner.all_views().find(v => v.model === heat);
+  const el = view.canvas_view.events_el, box = el.getBoundingClientRect();
+  const at = {clientX: box.left + view.frame.x_scale.compute(2.5), clientY: box.top + view.frame.y_scale.compute(5.5),
+              bubbles: true, pointerType: "mouse", isPrimary: true, pointerId: 1};
+  el.dispatchEvent(new PointerEvent("pointerenter", at));
+  el.dispatchEvent(new PointerEvent("pointermove", at));
+  setTimeout(function () {
+    const out = document.createElement("pre");
+    out.id = "hover";
+    out.textContent = all(document, []).filter(e => e.classList && [...e.classList].some(c => /tooltip/i.test(c)))
+                                       .map(t => t.textContent).join(" || ");
+    document.body.appendChild(out);
+  }, 500);
+}, 3000);
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it when run as root)")
+def test_hovering_a_heatmap_cell_names_both_networks_and_their_distance(tmp_path):
+    store = runs_store(tmp_path / "s.zarr")
+    page = tmp_path / "r.html"
+    write_report(TopologyStore.open(store), page)
+    head, tail = page.read_text().rsplit("</body>", 1)
+    probe = tmp_path / "probe.html"
+    probe.write_text(head + _HOVER_PROBE + "</body>" + tail)
+    dump = _chromium(probe, tmp_path / "p", "--dump-dom")
+    text = re.search(r'<pre id="hover">(.*?)</pre>', dump.stdout, re.S)
+    assert text, dump.stdout[-1500:]
+    d = TopologyStore.open(store).read_distance([0])[0][5, 2]
+    assert (f"a: w1/epoch_020  (run w1, epoch 20, accuracy 0.7010) b: w0/epoch_020  (run w0, epoch 20, accuracy 0.7000) "
+            f"NNSTD: {d:.4f}") in text.group(1)
