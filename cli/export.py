@@ -20,7 +20,7 @@ EPILOG = """Examples:
 @store_option
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output file: .npz, .csv, .nc or .zarr.")
 @click.option(
-    "--layer", type=click.IntRange(min=0), default=None,
+    "--layer", type=int, default=None,  # checked once, by the library against the store's layer count
     help="Export only this layer (0 = first) [default: all layers; .csv holds one layer, default 0].",
 )
 @select_option

@@ -25,7 +25,8 @@ keep_last_row_option = click.option(
     "since SET files store the bias there.",
 )
 
-layer_option = click.option("--layer", type=click.IntRange(min=0), default=0, show_default=True, help="Layer index (0 = first).")
+# The range is checked once, by the library, against the store's layer count.
+layer_option = click.option("--layer", type=int, default=0, show_default=True, help="Layer index (0 = first).")
 
 orientation_option = click.option(
     "--orientation",

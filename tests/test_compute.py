@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
+from _populations import open_or_create
 from nnstd_dist.cli.compute import ProgressBar
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import ClusterError, StoreError
@@ -28,7 +29,6 @@ from nnstd_dist.formats import load_set_network
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
 from nnstd_dist.schedule import ClusterSpec, Progress, compute
-from _populations import open_or_create
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.runlock import LOCK_FILE
 from nnstd_dist.store import TopologyStore

@@ -11,11 +11,11 @@ import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
 
+from _populations import open_or_create
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
 from nnstd_dist.export import export
 from nnstd_dist.kernel import nnstd
-from _populations import open_or_create
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store import TopologyStore
 

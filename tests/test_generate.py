@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare, spearmanr
 
+from _populations import write_population
 from nnstd_dist import load_set_network, nnstd
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
-from _populations import write_population
 from nnstd_dist.generate import _rewire, generate_population, network_names, write_networks
 
 SMALL = [30, 20, 25, 4]

@@ -14,11 +14,11 @@ import zarr
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
+from _populations import write_tile
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError, ShapeMismatchError
 from nnstd_dist.formats import load_set_network
 from nnstd_dist.ingest import Source, discover, read_network, read_networks
-from _populations import write_tile
 from nnstd_dist.inventory import pairs_computed
 from nnstd_dist.runlock import LOCK_FILE
 from nnstd_dist.store import TopologyStore

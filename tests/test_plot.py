@@ -14,10 +14,9 @@ from click.testing import CliRunner  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
+from _populations import chain, make_store, runs_population  # noqa: E402
 from nnstd_dist import embedding, plot, reduce  # noqa: E402
 from nnstd_dist.cli.main import cli  # noqa: E402
-
-from _populations import chain, make_store, runs_population  # noqa: E402
 
 EPOCHS = [0, 10, 30, 50]
 
@@ -215,12 +214,13 @@ def test_cli_kinds(store, tmp_path, args):
         (["--select", "colour=red", "-o", "{tmp}/f.png"], "unknown key 'colour'"),
         (["--select", "epoch=20", "-o", "{tmp}/f.png"], "matches no network"),
         (["--layer", "2", "-o", "{tmp}/f.png"], "--layer 2 out of range"),
+        (["--layer", "-1", "-o", "{tmp}/f.png"], "--layer -1 out of range"),
         (["--facet", "epoch", "--facet-values", "0,20", "-o", "{tmp}/f.png"], "no network with epoch=20"),
         (["-o", "{tmp}/no/such/dir/f.png"], "cannot write"),
         (["--kind", "embedding", "--facet", "epoch", "-o", "{tmp}/f.png"], "--facet draws heatmap panels"),
         (["--facet-values", "0", "-o", "{tmp}/f.png"], "--facet-values needs --facet"),
     ],
-    ids=["jpg", "no-extension", "unknown-key", "no-match", "layer", "facet-value", "unwritable", "facet-kind", "values-alone"],
+    ids=["jpg", "no-extension", "unknown-key", "no-match", "layer", "negative-layer", "facet-value", "unwritable", "facet-kind", "values-alone"],
 )
 def test_cli_errors_exit_2_with_one_line(store, tmp_path, args, message):
     result = run("--store", store.path, *[a.format(tmp=tmp_path) for a in args])

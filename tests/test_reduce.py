@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _populations import chain, make_store, pair_distances, runs_population
 from nnstd_dist import embedding, reduce
 from nnstd_dist.errors import InputError, NNSTDError
 from nnstd_dist.labels import short_labels
-from _populations import chain, make_store, pair_distances, runs_population
 from nnstd_dist.store import TopologyStore
 
 EPOCHS = [0, 10, 30]

@@ -14,9 +14,9 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _populations import write_tile
 from nnstd_dist.errors import LockError, ShapeMismatchError, StoreError
 from nnstd_dist.plan import make_plan, total_pairs
-from _populations import write_tile
 from nnstd_dist.inventory import pairs_computed, summarize
 from nnstd_dist.plan import pairs_in_done_tiles
 from nnstd_dist.records import NetworkRecord, mask_digest
