@@ -10,13 +10,14 @@ import click
 
 from nnstd_dist.hpc import KINDS
 
-from .options import quiet_option, store_option
+from .options import quiet_option, solver_option, store_option
 from .text import clock, count, describe_plan, run_summary
 
 EPILOG = """Examples:
 
 \b
   nnstd-dist compute --store topos.zarr
+  nnstd-dist compute --store topos.zarr --solver sparse --max-layer 0   # Figure 4 (layer 0), fast
   nnstd-dist compute --store topos.zarr --dry-run
   nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
@@ -90,12 +91,19 @@ def _raise_terminated(signum, frame):
 @click.option("--cluster-option", "job_options", multiple=True, metavar="KEY=VALUE",
               help="With --cluster: override one jobqueue.yaml setting, e.g. memory=16GB; repeatable.")
 @click.option("--jobs", default=None, metavar="MIN:MAX", help="With --cluster: scale between MIN and MAX batch jobs [default: 1:1].")
-@click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh.")
+@solver_option
+@click.option(
+    "--max-layer", type=click.IntRange(min=0), default=None, metavar="K",
+    help="Compute layers 0..K only (the paper's Figure 4 is layer 0) [default: all]. Recorded in the store; plot/export "
+    "of a later layer is an error. A larger K later means --recompute: layer k needs the matchings of layers 0..k-1, "
+    "which are not stored, so adding layers costs as much as starting over.",
+)
+@click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh (needed to change --tile, --solver or raise --max-layer).")
 @click.option("--force", is_flag=True, help="Take over the store's lock even if another run seems to hold it (a dead run on another host).")
 @click.option("--dry-run", is_flag=True, help="Print what would be computed and exit; changes nothing.")
 @quiet_option
 def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler, scheduler_file, job_queue, job_options, jobs,
-            recompute, force, dry_run, quiet):
+            solver, max_layer, recompute, force, dry_run, quiet):
     """Compute all missing pairwise NNSTD distances of a store.
 
     Pairs are grouped in tiles of networks; each tile is one Dask task that reads its networks
@@ -116,7 +124,7 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         plan, stats = compute(
-            store, tile=tile, recompute=recompute, force=force, cluster=cluster, dry_run=dry_run,
+            store, tile=tile, recompute=recompute, force=force, cluster=cluster, dry_run=dry_run, solver=solver, max_layer=max_layer,
             on_progress=None if quiet else ProgressBar(), command=f"nnstd-dist compute --store {store}",
         )
     except (KeyboardInterrupt, Terminated) as stop:
@@ -127,6 +135,7 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     finally:
         signal.signal(signal.SIGTERM, previous)
     if dry_run:
-        click.echo(f"store:           {store}\n{describe_plan(plan)}\nwould run on:    {cluster.describe()}")
+        layers = "all" if max_layer is None else f"0..{max_layer}"
+        click.echo(f"store:           {store}\n{describe_plan(plan)}\nsolver:          {solver}, layers {layers}\nwould run on:    {cluster.describe()}")
     elif not quiet:
         click.echo(run_summary(stats))

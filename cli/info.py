@@ -54,6 +54,7 @@ def _lines(s: dict):
     epochs = ", ".join(map(str, s["epochs"])) or "none"
     untagged = f"; {s['networks_without_epoch']} network(s) without an epoch" if s["networks_without_epoch"] else ""
     yield "epochs", epochs + untagged
-    tile = f" (tile {s['tile']} x {s['tile']})" if s["tile"] else " (compute not run yet)"
+    layers = "" if s.get("max_layer") is None else f", layers 0..{s['max_layer']}"
+    tile = f" (tile {s['tile']} x {s['tile']}, {s.get('solver')} solver{layers})" if s["tile"] else " (compute not run yet)"
     yield "pairs", f"{s['pairs_computed']} of {s['pairs_total']} computed{tile}"
 

@@ -60,7 +60,8 @@ def export(
         raise InputError(f"{output}: is the store itself; export to another path")
     if layer is None and suffix == ".csv":
         layer = 0  # a table holds one layer
-    layers = list(range(store.n_layers)) if layer is None else [int(layer)]
+    computed = store.n_layers if store.max_layer is None else store.max_layer + 1  # compute --max-layer
+    layers = list(range(computed)) if layer is None else [int(layer)]
     indices = select_indices(store, selection) if selection else None
     distance = read_layers(store, layers, indices)
     rows = np.arange(store.n_networks) if indices is None else np.asarray(indices)

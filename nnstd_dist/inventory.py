@@ -62,6 +62,8 @@ def summarize(store) -> dict:
         "pairs_total": total_pairs(n),
         "pairs_computed": pairs_computed(store),
         "tile": store.tile,
+        "solver": store.solver if store.has_results else None,
+        "max_layer": store.max_layer,
         "bytes": sum(b for b, _ in sizes.values()),
         "files": sum(f for _, f in sizes.values()),
         "mask_bytes_per_connection": mask_bytes / connections.sum() if connections.sum() else None,

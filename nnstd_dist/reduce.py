@@ -123,6 +123,7 @@ def _check_layer(store: "TopologyStore", layer: int) -> None:
         raise StoreError(f"{store.path}: no distances yet (run `nnstd-dist compute --store {store.path}`)")
     if not 0 <= layer < store.n_layers:
         raise InputError(f"`layer` {layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
+    store.check_layer_computed(layer)
 
 
 def layer_description(layer: int, cumulative: bool) -> str:

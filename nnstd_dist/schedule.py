@@ -26,7 +26,8 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.scheduler import KilledWorker
 
 from .environment import check_cluster, compare, environment_report
-from .errors import ClusterError, NNSTDError, StoreError
+from .errors import ClusterError, InputError, NNSTDError, StoreError
+from .kernel import SOLVERS
 from .plan import Plan, default_tile, make_plan, n_tiles
 from .store import TopologyStore, locked
 from .tasks import TileResult, compute_tile
@@ -319,18 +320,38 @@ def _result(future) -> TileResult:
         raise ClusterError(f"lost the Dask cluster during task {future.key}: {exc}") from None
 
 
-def plan_store(store: TopologyStore, tile: int | None, recompute: bool, slots: int, create: bool = True) -> Plan:
+def plan_store(
+    store: TopologyStore, tile: int | None, recompute: bool, slots: int, create: bool = True,
+    solver: str = "exact", max_layer: int | None = None,
+) -> Plan:
     """The plan for ``store``; creates (or with ``recompute`` recreates) its result arrays if ``create``."""
     n = store.n_networks
+    if solver not in SOLVERS:
+        raise InputError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if max_layer is not None and not 0 <= max_layer < store.n_layers:
+        raise InputError(f"`max_layer` {max_layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
     if store.has_results and not recompute:
         if tile is not None and tile != store.tile:
             raise StoreError(f"{store.path}: results were created with tile {store.tile}; `tile` {tile} needs `recompute`")
+        if solver != store.solver:
+            raise StoreError(f"{store.path}: its distances were computed with the {store.solver} solver; `solver` {solver} needs `recompute`")
+        if _layers_beyond(max_layer, store.max_layer):
+            # Layer k needs the matchings of layers 0..k-1, which are not stored: more layers cost a full run.
+            raise StoreError(
+                f"{store.path}: layers 0..{store.max_layer} were computed; more layers need every layer again, so `max_layer` "
+                f"{'all' if max_layer is None else max_layer} needs `recompute`"
+            )
         return make_plan(n, store.tile, store.tile_markers())
     tile = tile or default_tile(n, slots)
     if create:
-        store.init_results(tile)
+        store.init_results(tile, solver=solver, max_layer=max_layer)
     k = n_tiles(n, tile)
     return make_plan(n, tile, np.zeros((k, k), dtype=np.int64))
+
+
+def _layers_beyond(wanted: int | None, stored: int | None) -> bool:
+    """Whether layers 0..wanted (None: all) reach past the stored layers 0..stored (None: all)."""
+    return stored is not None and (wanted is None or wanted > stored)
 
 
 def compute(
@@ -344,11 +365,15 @@ def compute(
     dry_run: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     command: str | None = None,
+    solver: str = "exact",
+    max_layer: int | None = None,
 ) -> tuple[Plan, RunStats | None]:
     """Compute every missing distance of the store; returns the plan and the run's stats (None if ``dry_run``).
 
     ``client`` (an existing Client) wins over ``cluster``; with neither, a LocalCluster of one
-    single-threaded worker process per core is started once there is work to do.
+    single-threaded worker process per core is started once there is work to do. ``solver`` and
+    ``max_layer`` (layers 0..max_layer only) are recorded with the results; a store whose results used
+    another solver, or fewer layers, needs ``recompute`` (a deeper layer needs all earlier matchings).
     """
     if tile is not None and tile < 1:
         raise StoreError(f"`tile` must be at least 1, got {tile}")
@@ -364,7 +389,7 @@ def compute(
             # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
             check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = _threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
-        plan = plan_store(store, tile, recompute, slots, create=not dry_run)
+        plan = plan_store(store, tile, recompute, slots, create=not dry_run, solver=solver, max_layer=max_layer)
         if dry_run:
             return plan, None
         if not plan.tasks:

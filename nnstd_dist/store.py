@@ -308,8 +308,30 @@ class TopologyStore:
     def tile(self) -> int | None:
         return self._group.attrs.get("tile")
 
-    def init_results(self, tile: int) -> None:
-        """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results."""
+    @property
+    def solver(self) -> str:
+        """The solver of the stored distances ("exact" or "sparse"); absent, as in older stores, means exact."""
+        return self._group.attrs.get("solver", "exact")
+
+    @property
+    def max_layer(self) -> int | None:
+        """The last layer computed (compute --max-layer); absent or None means every layer."""
+        return self._group.attrs.get("max_layer")
+
+    def check_layer_computed(self, layer: int) -> None:
+        """A layer beyond the run's --max-layer holds no distances: say so rather than hand out NaN."""
+        if self.max_layer is not None and layer > self.max_layer:
+            raise StoreError(
+                f"{self.path}: layer {layer} was not computed (compute ran with --max-layer {self.max_layer}); "
+                f"run `nnstd-dist compute --store {self.path} --max-layer {layer} --recompute`"
+            )
+
+    def init_results(self, tile: int, solver: str = "exact", max_layer: int | None = None) -> None:
+        """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results.
+
+        ``solver`` and ``max_layer`` are recorded as attributes (absent in stores made before them:
+        exact, all layers), so that one matrix never mixes solvers and a layer not computed is known.
+        """
         n, n_layers = self.n_networks, self.n_layers
         n_t = n_tiles(n, tile)
         names = np.array(self.names(), dtype=object)
@@ -328,7 +350,7 @@ class TopologyStore:
                 arr[:] = names
         layer = self._group.create_array("layer", shape=(n_layers,), dtype="int64", dimension_names=("layer",), overwrite=True)
         layer[:] = np.arange(n_layers)
-        self._group.attrs["tile"] = int(tile)
+        self._group.attrs.update({"tile": int(tile), "solver": solver, "max_layer": None if max_layer is None else int(max_layer)})
 
     def tile_markers(self) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
@@ -363,6 +385,7 @@ class TopologyStore:
         layers = list(range(self.n_layers)) if layers is None else [int(k) for k in layers]
         for k in layers:
             self._check_layer(k)
+            self.check_layer_computed(k)
         distance = self._group["distance"]
         if indices is None:
             return distance.get_orthogonal_selection((np.asarray(layers), slice(0, n), slice(0, n)))

@@ -50,12 +50,12 @@ def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
     return {start + k: prepare(layers, store.blocks) for k, layers in enumerate(networks)}
 
 
-def _holds_valid(block: np.ndarray, task: TileTask) -> bool:
+def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
     """Whether a stored block really holds every pair the task will not recompute (i < valid_upto)."""
     (r0, r1), (c0, c1) = task.rows, task.cols
     i, j = np.arange(r0, r1)[:, None], np.arange(c0, c1)[None, :]
     kept = (i < task.valid_upto) & (j < i)
-    return not np.isnan(block[:, kept]).any()
+    return not np.isnan(block[:layers, kept]).any()
 
 
 def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, float, float]:
@@ -64,8 +64,9 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
+    layers = store.n_layers if store.max_layer is None else store.max_layer + 1  # layers past max_layer stay NaN
     block = store.read_block(task.rows, task.cols) if task.valid_upto else None
-    if block is None or not _holds_valid(block, task):
+    if block is None or not _holds_valid(block, task, layers):
         task = tile_task(task.a, task.b, task.tile, task.n, 0)
         block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
     pairs = task.pairs()
@@ -78,14 +79,14 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     kernel = 0.0
     for i, j in pairs:
         start = time.perf_counter()
-        distances = nnstd_prepared(networks[i], networks[j])  # the larger index is A
+        distances = nnstd_prepared(networks[i], networks[j], solver=store.solver, max_layer=store.max_layer)  # the larger index is A
         kernel += time.perf_counter() - start
-        block[:, i - r0, j - c0] = distances
+        block[:layers, i - r0, j - c0] = distances
         if task.diagonal:
-            block[:, j - c0, i - r0] = distances  # a diagonal tile holds its own mirror
+            block[:layers, j - c0, i - r0] = distances  # a diagonal tile holds its own mirror
     if task.diagonal:
         idx = np.arange(r1 - r0)
-        block[:, idx, idx] = 0.0
+        block[:layers, idx, idx] = 0.0
     return block, len(pairs), read, kernel
 
 

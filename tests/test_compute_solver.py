@@ -1,0 +1,110 @@
+"""compute --solver and --max-layer: recorded in the store, never mixed, a layer not computed is an error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+from distributed import Client, LocalCluster
+
+from nnstd_dist.cli.main import cli
+from nnstd_dist.errors import StoreError
+from nnstd_dist.kernel import nnstd_prepared, prepare
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.schedule import compute
+from nnstd_dist.store import TopologyStore
+
+from _populations import open_or_create
+
+SHAPES = [(40, 40), (40, 40), (40, 5)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def networks():
+    rng = np.random.default_rng(16)
+    return [[sp.random(*s, density=0.15, random_state=rng, format="csr") != 0 for s in SHAPES] for _ in range(9)]
+
+
+@pytest.fixture
+def store_path(tmp_path, networks):
+    store = open_or_create(tmp_path / "s.zarr", SHAPES)
+    store.append([(NetworkRecord(f"net_{k}"), net) for k, net in enumerate(networks)])
+    return tmp_path / "s.zarr"
+
+
+def direct(networks, **kwargs) -> np.ndarray:
+    prepared = [prepare(net) for net in networks]
+    n = len(prepared)
+    out = np.full((len(SHAPES), n, n), np.nan)
+    for i in range(n):
+        out[:, i, i] = 0.0
+        for j in range(i):
+            d = nnstd_prepared(prepared[i], prepared[j], **kwargs)
+            out[: len(d), i, j] = out[: len(d), j, i] = d
+    return out
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_sparse_run_equals_the_sparse_kernel_and_is_recorded(store_path, networks, client):
+    compute(store_path, tile=4, client=client, solver="sparse")
+    store = TopologyStore.open(store_path)
+    assert store.solver == "sparse" and store.max_layer is None
+    got = store.read_distance()
+    np.testing.assert_array_equal(got, direct(networks, solver="sparse"))
+    np.testing.assert_allclose(got[0], direct(networks)[0], rtol=0, atol=1e-12)
+
+
+def test_one_matrix_never_mixes_solvers(store_path, client):
+    compute(store_path, tile=4, client=client)
+    result = run("compute", "--store", store_path, "--solver", "sparse")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {store_path}: its distances were computed with the exact solver; --solver sparse needs --recompute"
+    ]
+    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).solver == "sparse"
+
+
+def test_max_layer(store_path, networks, client, tmp_path):
+    compute(store_path, tile=4, client=client, max_layer=0)
+    store = TopologyStore.open(store_path)
+    assert store.max_layer == 0
+    np.testing.assert_array_equal(store.read_distance([0]), direct(networks)[:1])
+    assert np.isnan(store._group["distance"][1:]).all()  # nothing beyond layer 0 was written
+    with pytest.raises(StoreError, match="layer 1 was not computed"):
+        store.read_distance([1])
+    for command in (["export", "--layer", "2", "-o", tmp_path / "d.npz"], ["plot", "--layer", "1", "-o", tmp_path / "d.png"]):
+        result = run(*command, "--store", store_path)
+        assert result.exit_code == 2 and "was not computed (compute ran with --max-layer 0)" in result.output, result.output
+    result = run("export", "--store", store_path, "-o", tmp_path / "d.npz")  # default: the computed layers
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as f:
+        assert f["layer"].tolist() == [0]
+    plan, _ = compute(store_path, client=client, max_layer=0)
+    assert len(plan) == 0  # the same layers again: nothing to do
+    for more in (1, None):
+        with pytest.raises(StoreError, match="more layers need every layer again"):
+            compute(store_path, client=client, max_layer=more)
+    result = run("compute", "--store", store_path, "--max-layer", "5")
+    assert result.exit_code == 2 and "--max-layer 5 out of range" in result.output
+
+
+def test_a_store_without_the_new_attributes_is_exact_with_all_layers(store_path, client):
+    compute(store_path, tile=4, client=client)
+    store = TopologyStore.open(store_path, mode="r+")
+    for key in ("solver", "max_layer"):
+        del store._group.attrs[key]
+    store = TopologyStore.open(store_path)
+    assert (store.solver, store.max_layer) == ("exact", None)
+    plan, _ = compute(store_path, client=client)
+    assert len(plan) == 0
