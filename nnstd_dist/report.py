@@ -34,7 +34,7 @@ MAX_RUN_LINES = 20  # more runs than this: the evolution plot shows their mean o
 
 @dataclass(frozen=True)
 class ReportSummary:
-    """What the page shows: networks in the store, in the heatmap (a sample beyond the limit), layers, bytes written."""
+    """What the page shows: networks in the store, in the heatmap (a sample beyond the limit), layers computed, bytes written."""
 
     path: Path
     n_networks: int
@@ -82,7 +82,7 @@ def write_report(store: "TopologyStore", output: str | Path, max_networks: int =
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    return ReportSummary(output, store.n_networks, page.n_shown, store.n_layers, page.n_runs, output.stat().st_size)
+    return ReportSummary(output, store.n_networks, page.n_shown, page.n_layers, page.n_runs, output.stat().st_size)
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class _Page:
     html: str
     n_shown: int
     n_runs: int
+    n_layers: int
 
 
 def _labels(store: "TopologyStore", indices) -> dict[str, list]:
@@ -130,7 +131,9 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
 
-    n, n_layers = store.n_networks, store.n_layers
+    n = store.n_networks
+    # only the layers compute filled (all, unless it ran with a last layer)
+    n_layers = store.n_layers if store.max_layer is None else min(store.n_layers, store.max_layer + 1)
     shown = sample_indices(n, max_networks)
     values = read_layers(store, range(n_layers), shown)
     codes = quantise_lower_triangle(values)
@@ -170,11 +173,13 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     layer_menu.js_on_change("value", redraw)
     facet_menu.js_on_change("value", redraw)
 
-    evolution, accuracy_plot, n_runs, evolution_note = _evolution(store, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS)
+    evolution, accuracy_plot, n_runs, evolution_note = _evolution(store, n_layers, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS)
     embedding, stress = _embedding(values[0], labels, figure, ColumnDataSource, HoverTool, LinearColorMapper, ColorBar)
 
-    notes = [f"<b>{n}</b> network{'s' if n != 1 else ''}, {n_layers} layer{'s' if n_layers != 1 else ''}, from "
-             f"<code>{html.escape(str(store.path))}</code>."]
+    computed = f" ({n_layers} of {store.n_layers} computed)" if n_layers < store.n_layers else ""
+    solver = "" if store.solver == "exact" else f" Distances from the {html.escape(store.solver)} solver."
+    notes = [f"<b>{n}</b> network{'s' if n != 1 else ''}, {store.n_layers} layer{'s' if store.n_layers != 1 else ''}{computed}, from "
+             f"<code>{html.escape(str(store.path))}</code>.{solver}"]
     if k < n:
         notes.append(f"<b>Sampled:</b> the heatmap and the embedding show {k} of the {n} networks, evenly spaced in store "
                      f"order (at most {max_networks}); the evolution lines use every network.")
@@ -196,10 +201,10 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     page = file_html(document, INLINE, title=title)
     head, tail = page.rsplit("</body>", 1)  # the last one: bokeh's inline scripts may spell the tag too
     page = head + _SELF_CHECK.replace("@PLOTS@", str(len(plots))) + "</body>" + tail
-    return _Page(page, k, n_runs)
+    return _Page(page, k, n_runs, n_layers)
 
 
-def _evolution(store, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS):
+def _evolution(store, n_layers, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS):
     """Per run, NNSTD of each epoch's network to the run's final one (every layer, the menu's shown), and accuracy."""
     runs, epochs, accuracy = store.column("run"), store.column("epoch"), store.column("accuracy")
     run_names = sorted({str(r) for r, e in zip(runs, epochs) if r and e >= 0}, key=natural_key)
@@ -209,11 +214,11 @@ def _evolution(store, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS)
     for run in run_names:
         members = np.flatnonzero((runs.astype(str) == run) & (epochs >= 0))
         members = members[np.argsort(epochs[members], kind="stable")]
-        to_final = read_layers(store, range(store.n_layers), members)[:, :, -1]  # (L, k): distance to the last epoch
+        to_final = read_layers(store, range(n_layers), members)[:, :, -1]  # (L, k): distance to the last epoch
         curves.append((run, epochs[members].astype(np.int64), to_final, accuracy[members].astype(float)))
     all_epochs = np.array(sorted({int(e) for _, ep, _, _ in curves for e in ep}))
-    mean = np.full((store.n_layers, len(all_epochs)), np.nan)
-    for li in range(store.n_layers):
+    mean = np.full((n_layers, len(all_epochs)), np.nan)
+    for li in range(n_layers):
         for col, e in enumerate(all_epochs):
             vals = [d[li][ep == e][0] for _, ep, d, _ in curves if (ep == e).any()]
             vals = [v for v in vals if np.isfinite(v)]
