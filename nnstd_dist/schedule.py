@@ -1,7 +1,8 @@
 """Tiles to Dask tasks: which cluster, one task per remaining tile largest first, progress. The only module that imports dask.
 
 A run holds the store's lock, creates the result arrays if needed (fixing the tile size), plans the
-remaining tiles from ``tiles_done`` and submits ``tasks.compute_tile(path, a, b, N)`` for each: no array
+remaining tiles from ``tiles_done`` and runs ``tasks.compute_tile(path, a, b, N)`` for each, a bounded window
+of them in flight and refilled as they finish (progress from the first finished tile at any N): no array
 ever travels through the graph. A worker that dies takes its task with it; the scheduler reruns the
 task elsewhere (up to ``distributed.scheduler.allowed-failures`` times), which is safe because a task
 writes whole chunks and marks its tile only at the end.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -36,6 +38,8 @@ __all__ = ["ClusterSpec", "EnvironmentGate", "Progress", "RunStats", "compute", 
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT_PER_THREAD = 4  # futures submitted ahead per worker thread: no worker idles between tiles
+MIN_IN_FLIGHT = 32  # an adaptive cluster may start with no workers
 RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker deaths are counted separately
 # One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
 _ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
@@ -229,21 +233,34 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
     run = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may remember older ones
     gate = contextlib.ExitStack()
     gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
-    futures = [
-        # Earlier submission and higher priority both mean "run first": largest tiles first.
-        client.submit(compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False)
-        for t in plan.tasks
-    ]
+    # A bounded window of futures, refilled as tiles finish: at N = 10,000 (49,141 tiles) submitting
+    # everything first kept the first result from the progress bar for minutes, and a window keeps
+    # the scheduler's memory flat. Tiles go in largest-first order, so the window keeps LPT order.
+    pending = iter(plan.tasks)
+    window = max(IN_FLIGHT_PER_THREAD * stats.workers, MIN_IN_FLIGHT)
+
+    def submit(t):
+        return client.submit(
+            compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
+        )
+
+    in_flight = {submit(t) for t in itertools.islice(pending, window)}
+    finished = as_completed(list(in_flight))
     try:
-        for future in as_completed(futures):
+        for future in finished:
+            in_flight.discard(future)
             result = _result(future)
+            for t in itertools.islice(pending, 1):  # one out, one in
+                new = submit(t)
+                in_flight.add(new)
+                finished.add(new)
             stats.add(result)
             progress.pairs_done, progress.tiles_done = stats.pairs, stats.tiles
             progress.elapsed = time.perf_counter() - start
             if on_progress:
                 on_progress(progress)
     finally:
-        client.cancel([f for f in futures if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
+        client.cancel([f for f in in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
         gate.close()
     stats.wall_seconds = time.perf_counter() - start
     stats.workers = len(stats.peak_rss)  # an adaptive cluster may have had none at the start: count who computed
