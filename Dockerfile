@@ -1,6 +1,9 @@
 # The nnstd-dist image: docker-compose.yml runs the scheduler, the workers and the compute client
 # from it, so every process has the same versions (compute checks this before its first task).
-FROM python:3.11.13-slim-bookworm
+# BASE_IMAGE: any Debian-like image with python3 (>= 3.11, with venv) on PATH; the default is the official
+# one users pull. Where no registry is reachable, scripts/stand-in-base.sh builds one from Debian's packages.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,6 +17,9 @@ COPY scripts/install.sh scripts/install.sh
 COPY nnstd_dist nnstd_dist
 COPY cli cli
 # The same script as the README's install line, into a virtual environment outside the source tree.
+# PIP_CERT (optional): a CA bundle for pip, for networks behind a TLS proxy; mount the file with
+# --volume and pass its path with --build-arg. A build argument, so it is not kept in the image.
+ARG PIP_CERT
 RUN scripts/install.sh --no-editable /opt/nnstd-dist hpc
 
 # Run as the unprivileged user nnstd (uid 1000, numeric so that runAsNonRoot can check it);
