@@ -117,7 +117,21 @@ def test_workers_and_compute_reach_the_scheduler_by_service_name():
 
 def test_workers_can_be_scaled():
     worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker  # --scale worker=N needs neither
+    assert "container_name" not in worker and "ports" not in worker  # more than one container needs neither
+    assert worker["scale"] == "${NNSTD_WORKERS:-2}"  # a setting, so that podman-compose's down finds them all
+
+
+def test_no_service_waits_for_a_health_check_that_podman_never_runs():
+    # Podman runs health checks from systemd timers: without systemd a container never turns healthy.
+    for name, spec in SERVICES.items():
+        depends = spec.get("depends_on", [])
+        assert isinstance(depends, list) or all(d.get("condition") != "service_healthy" for d in depends.values()), name
+    script = command("compute")[-1]
+    assert script.index(f"http://scheduler:{DASHBOARD_PORT}/health") < script.index("nnstd-dist ingest")  # it waits itself
+
+
+def test_compute_prints_the_dashboard_link_this_host_can_open():
+    assert SERVICES["compute"]["environment"]["DASK_DISTRIBUTED__DASHBOARD__LINK"] == f"http://127.0.0.1:{DASHBOARD_PORT}/status"
     args = command("worker")
     assert args[args.index("--nthreads") + 1] == "1"
     assert "--memory-limit" in args
@@ -228,6 +242,7 @@ class LocalCompose:
     def localize(self, arg: str) -> str:
         arg = arg.replace(f"scheduler:{SCHEDULER_PORT}", f"127.0.0.1:{self.scheduler_port}")
         arg = arg.replace(f"localhost:{DASHBOARD_PORT}", f"localhost:{self.dashboard_port}")
+        arg = arg.replace(f"scheduler:{DASHBOARD_PORT}", f"127.0.0.1:{self.dashboard_port}")
         arg = {str(SCHEDULER_PORT): str(self.scheduler_port), f":{DASHBOARD_PORT}": f":{self.dashboard_port}"}.get(arg, arg)
         arg = re.sub(rf"(?<![\w/]){DATA}(?=/|$|\s|\")", str(self.data), arg)
         return sys.executable if arg == "python" else arg
