@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -251,8 +252,18 @@ def test_compose_run_completes_the_same_matrix_when_a_worker_container_is_killed
     with compose_project(compose_client, data, "/data/topo") as compose:
         # Detached: with --exit-code-from, the first container to stop (the killed worker) would stop them all.
         def run():
-            done = _run(compose.args("up", "--detach", "--no-build"), env=compose.env)
-            return done.returncode, done.stdout + done.stderr
+            # podman-compose waits without end for a dependency that never started (the scheduler, when
+            # 8787 is taken): give it 240 s, then stop it and everything it started, and show its output.
+            log_path = tmp_path / "up.log"
+            with open(log_path, "w") as log:
+                up = subprocess.Popen(compose.args("up", "--detach", "--no-build"), env=compose.env, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+                try:
+                    returncode = up.wait(timeout=240)
+                except subprocess.TimeoutExpired:
+                    os.killpg(up.pid, signal.SIGKILL)
+                    returncode = up.wait()
+            return returncode, log_path.read_text()
 
         returncode, output = _up(compose, data, run)
         assert returncode == 0, f"podman-compose up --detach failed:\n{_tail(output)}"
