@@ -22,6 +22,7 @@ COMMANDS = {
     "export": "export",
     "plot": "plot",
     "report": "report",
+    "verify": "verify",
 }
 
 

@@ -49,7 +49,11 @@ def run_summary(stats) -> str:
     """One line on what a compute run did (a schedule.RunStats)."""
     if not stats.tiles:
         return f"Nothing to compute: all {total_pairs(stats.n_networks)} pairs of {stats.n_networks} networks are done ({stats.store})"
-    return (
+    repaired = ""
+    if getattr(stats, "repaired", None):
+        shown = "; ".join(stats.repaired[:3]) + ("; ..." if len(stats.repaired) > 3 else "")
+        repaired = f"Recomputed {count(len(stats.repaired), 'tile')} whose stored results were damaged or missing ({shown}). "
+    return repaired + (
         f"Computed {stats.pairs} pairs in {count(stats.tiles, 'tile')} of {stats.tile} x {stats.tile} in {duration(stats.wall_seconds)} "
         f"({stats.pairs_per_second:.1f} pairs/s, {count(stats.workers, 'worker')}); distances in {stats.store}"
     )

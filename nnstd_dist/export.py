@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
+import json
 import os
 import shutil
 import warnings
@@ -58,6 +60,7 @@ def export(
     store = TopologyStore.open(store_path)
     if output.resolve() == store.path.resolve():
         raise InputError(f"{output}: is the store itself; export to another path")
+    _check_replaceable(output)
     if layer is None and suffix == ".csv":
         layer = 0  # a table holds one layer
     computed = store.n_layers if store.max_layer is None else store.max_layer + 1  # compute --max-layer
@@ -108,10 +111,45 @@ def _require_xarray(output: Path) -> None:
         raise InputError(f"{output}: writing {output.suffix} needs xarray (pip install xarray, or pip install -e '.[xarray]' in the nnstd-dist checkout); .npz and .csv need nothing") from None
 
 
+def _is_our_export(path: Path) -> bool:
+    """Whether ``path`` is a .zarr folder this module wrote (its group attributes carry DESCRIPTION)."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("attributes"), dict) and meta["attributes"].get("description") == DESCRIPTION
+
+
+def _check_replaceable(output: Path) -> None:
+    """Files are overwritten; a folder only if it is an earlier export: export never deletes what it did not create."""
+    if output.is_dir() and not output.is_symlink() and not _is_our_export(output):
+        raise InputError(f"{output}: an existing folder that is not an nnstd-dist export; remove it yourself or choose another path")
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Hidden .tmp/.old siblings of ``output`` left by an export that was killed (its process is gone)."""
+    for entry in output.parent.glob(f".{glob.escape(output.name)}.*.*"):
+        pid, _, kind = entry.name[len(output.name) + 2 :].partition(".")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _replace_atomically(output: Path, write) -> None:
     """Write to a hidden temporary beside ``output``, then rename it over ``output``."""
+    _check_replaceable(output)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
+        _remove_leftovers(output)
         write(tmp)
         if output.is_dir() and not output.is_symlink():
             # os.replace cannot put a directory over another: move the old one aside first

@@ -12,7 +12,11 @@ transpose, no row dropped). An ``.npz`` written by ``scipy.sparse.save_npz`` is 
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .budget import check_bytes, check_layer_shape, fmt_bytes
 from .errors import InputError
 from .labels import natural_key
 from .masks import has_nonfinite, to_mask
@@ -55,7 +60,11 @@ def set_layer_files(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
     found = {}
-    for path in directory.iterdir():
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot list ({exc.strerror or exc})") from None
+    for path in entries:
         m = _LAYER_FILE.match(path.name)
         if m:
             found[int(m.group(1))] = path
@@ -113,8 +122,7 @@ def read_file_layers(path: str | Path, convolutions: bool = False) -> list[tuple
     ``convolutions``: arrays of more than two dimensions (conv weights) are returned too, not refused.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    regular_file(path)
     if path.suffix == ".npz":
         arrays = _read_npz_arrays(path)
     elif path.suffix == ".safetensors":
@@ -132,15 +140,60 @@ def load_file_network(path: str | Path) -> list[sp.csr_matrix]:
     return [to_mask(m) for _, m in read_file_layers(path)]
 
 
+def regular_file(path: Path) -> None:
+    """Refuse anything but a regular file (a FIFO would block forever, a device never end) before opening it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:  # a symlink loop, a path through a file, no permission
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputError(f"{path}: {kind}, not a regular file")
+
+
+def _check_npz_members(path: Path) -> None:
+    """Every member's declared sizes against the budget, before numpy allocates anything.
+
+    A member's .npy header declares shape and dtype: its bytes must fit the budget and the member
+    (a header larger than its data is a lie); the zip entry's uncompressed size bounds decompression.
+    """
+    with zipfile.ZipFile(path) as zf:
+        total = sum(info.file_size for info in zf.infolist())
+        check_bytes(str(path), "decompressing it", total)
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                header = f.tell()
+            where = f"{path}: array {info.filename[:-4]!r}"
+            if dtype.hasobject:
+                raise InputError(f"{path}: not a readable npz file (array {info.filename[:-4]!r} holds Python objects: pickle, never loaded)")
+            nbytes = dtype.itemsize
+            for size in shape:
+                nbytes *= int(size)
+            check_bytes(where, f"shape {tuple(shape)} of {dtype}", nbytes)
+            if nbytes > info.file_size - header:
+                raise InputError(f"{where}: its header declares {fmt_bytes(nbytes)} but the file holds {fmt_bytes(info.file_size - header)}")
+
+
 def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
+    regular_file(path)
     _check_npz_magic(path)
     try:
+        _check_npz_members(path)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise InputError(f"{path}: a single .npy array, not an npz archive")
         with loaded as npz:
             if _SPARSE_NPZ_KEYS <= set(npz.files):
-                return [("", sp.load_npz(path))]
+                return [("", _load_sparse(path, npz))]
             return [(key, npz[key]) for key in sorted(npz.files, key=natural_key)]
     except InputError:
         raise
@@ -170,11 +223,52 @@ def _check_npz_magic(path: Path) -> None:
         raise InputError(f"{path}: not an npz file ({kind}; numpy.savez and scipy.sparse.save_npz write zip archives)")
 
 
+def _load_sparse(path: Path, npz) -> object:
+    """A save_npz matrix whose declared shape fits the budget and whose every index is inside it."""
+    shape = npz["shape"]
+    if shape.shape != (2,) or not np.issubdtype(shape.dtype, np.integer):
+        raise InputError(f"{path}: a sparse matrix whose 'shape' entry is {shape.tolist()!r}, not two integers")
+    check_layer_shape(str(path), shape.tolist())
+    matrix = sp.load_npz(path)  # coo checks its indices here; csr, csc and bsr only their lengths
+    if hasattr(matrix, "indptr"):
+        matrix.check_format(full_check=True)  # indices inside the shape, indptr monotonic
+    return matrix
+
+
+def _safetensors_header(path: Path) -> dict:
+    """The JSON header of a .safetensors file, its declared sizes checked before any tensor is read."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise InputError(f"{path}: not a readable safetensors file (shorter than its 8-byte header length)")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise InputError(f"{path}: not a readable safetensors file (header of {n} bytes in a file of {size})")
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError):
+            raise InputError(f"{path}: not a readable safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: not a readable safetensors file (its header is not a JSON object)")
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise InputError(f"{path}: tensor {key!r} has no valid shape ({shape!r})")
+        if len(shape) >= 2:
+            check_layer_shape(f"{path}: tensor {key!r}", (shape[0], int(np.prod(shape[1:], dtype=object))))
+    return header
+
+
 def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:
     try:
         from safetensors import safe_open
     except ImportError:
         raise InputError(f"{path}: reading .safetensors needs the safetensors package (pip install safetensors)") from None
+    regular_file(path)
+    _safetensors_header(path)
     arrays = []
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -201,6 +295,7 @@ def _checked_layer(path: Path, key: str, matrix, convolutions: bool = False):
         return _checked_layer(path, key, matrix.reshape(matrix.shape[0], -1)).reshape(matrix.shape)
     if matrix.ndim != 2:
         raise InputError(f"{where} has shape {matrix.shape}; layers must be 2-D (0-D and 1-D arrays are skipped)")
+    check_layer_shape(where, matrix.shape)
     data = matrix.data if sp.issparse(matrix) else matrix
     if data.dtype != bool and not np.issubdtype(data.dtype, np.number):
         raise InputError(f"{where}: expected numbers, got dtype {data.dtype}")

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from .errors import InputError, ShapeMismatchError
 from .formats import NETWORK_FILE_SUFFIXES as _ARRAY_FILE_SUFFIXES
-from .formats import is_set_layer_file, load_set_network, read_file_layers
+from .formats import is_set_layer_file, load_set_network, read_file_layers, regular_file
 from .labels import natural_key
 from .masks import chain_break, describe_shapes, to_mask
 from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
@@ -53,6 +53,8 @@ ORIENTATIONS = ("auto", "in-out", "out-in")
 ACCURACY_FILE = "testacc.txt"
 _EPOCH_PART = re.compile(r"^epoch_(\d+)$")
 NETWORK_FILE_SUFFIXES = _ARRAY_FILE_SUFFIXES + TORCH_SUFFIXES
+MAX_EPOCH = 2**63 - 1  # the store keeps epochs as int64
+MAX_ACCURACY_BYTES = 64 * 2**20  # one number per line: far more epochs than any run has
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def _discover_one(root: Path, exclude: tuple[str, ...] = (), exports: list[Path]
     exports = [] if exports is None else exports
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
+    if not root.is_dir():
+        regular_file(root)  # a FIFO or device is refused, never opened
     if root.is_file():
         if root.suffix not in NETWORK_FILE_SUFFIXES:
             raise InputError(f"{root}: not a network file ({' or '.join(NETWORK_FILE_SUFFIXES)}) nor a folder")
@@ -129,7 +133,11 @@ def _discover_one(root: Path, exclude: tuple[str, ...] = (), exports: list[Path]
 def _walk(root: Path, exclude: tuple[str, ...] = (), exports: list[Path] | None = None, skip_top_files: bool = False) -> list[Source]:
     """SET folders and network files below ``root`` (``root`` itself only for its files)."""
     found, seen = [], set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+
+    def unreadable(exc: OSError):  # os.walk skips what it cannot list: that would lose networks silently
+        raise InputError(f"{exc.filename}: cannot list ({exc.strerror or exc})")
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
         here, real = Path(folder), os.path.realpath(folder)
         if real in seen:  # a symlink back up the tree, or a second link to one folder
             dirs[:] = []
@@ -158,7 +166,12 @@ def _walk(root: Path, exclude: tuple[str, ...] = (), exports: list[Path] | None 
 
 
 def _is_set_folder(folder: Path) -> bool:
-    return any(is_set_layer_file(entry.name) for entry in os.scandir(folder) if entry.is_file())
+    """Whether ``folder`` holds a weight_lK.npz entry (a non-regular one is refused when read, not skipped)."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(is_set_layer_file(entry.name) and not entry.is_dir() for entry in entries)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list ({exc.strerror or exc})") from None
 
 
 def read_networks(
@@ -239,6 +252,8 @@ def _run_epoch_accuracy(source: Source, accuracies: dict) -> tuple[str, int, flo
         match = _EPOCH_PART.match(parts[i])
         if match:
             epoch = int(match.group(1))
+            if epoch > MAX_EPOCH:
+                raise InputError(f"{source.path}: epoch {parts[i][6:][:30]}... is too large (at most {MAX_EPOCH})")
             run_folder = _absolute(source.path).parents[len(parts) - 1 - i]  # the folder holding part i
             run = "/".join(parts[:i]) or run_folder.name
             return run, epoch, _accuracy(run_folder, epoch, accuracies)
@@ -249,7 +264,7 @@ def _accuracy(run_folder: Path, epoch: int, cache: dict) -> float:
     """Line epoch + 1 of the run's testacc.txt, NaN when the file or the line is missing."""
     if run_folder not in cache:
         path = run_folder / ACCURACY_FILE
-        cache[run_folder] = path.read_text().splitlines() if path.is_file() else None
+        cache[run_folder] = _accuracy_lines(path) if os.path.lexists(path) else None
     lines = cache[run_folder]
     if lines is None or epoch >= len(lines) or not lines[epoch].strip():
         return math.nan
@@ -257,6 +272,19 @@ def _accuracy(run_folder: Path, epoch: int, cache: dict) -> float:
         return float(lines[epoch])
     except ValueError:
         raise InputError(f"{run_folder / ACCURACY_FILE}: line {epoch + 1} is not a number: {lines[epoch].strip()[:40]!r}") from None
+
+
+def _accuracy_lines(path: Path) -> list[str]:
+    """The lines of a testacc.txt: a regular, bounded, UTF-8 text file."""
+    regular_file(path)
+    try:
+        if os.path.getsize(path) > MAX_ACCURACY_BYTES:
+            raise InputError(f"{path}: {os.path.getsize(path)} bytes, too large for a file of one accuracy per epoch")
+        return Path(path).read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (one accuracy per line expected)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _absolute(path: Path) -> Path:

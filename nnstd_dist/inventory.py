@@ -40,6 +40,7 @@ def _walk_files(directory: str):
 
 def summarize(store) -> dict:
     """Plain-JSON facts about ``store`` (a TopologyStore): what `nnstd-dist info` prints."""
+    store.check_columns()  # damage is reported, never summarised
     n, shapes = store.n_networks, store.shapes
     connections = store.connections()
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)

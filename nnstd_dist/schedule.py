@@ -31,6 +31,7 @@ from .environment import check_cluster, compare, environment_report
 from .errors import ClusterError, InputError, NNSTDError, StoreError
 from .kernel import SOLVERS
 from .plan import Plan, default_tile, make_plan, n_tiles
+from .budget import check_bytes
 from .store import TopologyStore, locked
 from .tasks import TileResult, compute_tile
 
@@ -207,6 +208,7 @@ class RunStats:
     dashboard: str | None = None
     peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
     refused: dict[str, str] = field(default_factory=dict)  # worker address -> why it got no task (EnvironmentGate)
+    repaired: list[str] = field(default_factory=list)  # done tiles found damaged or missing on disk, recomputed
 
     @property
     def pairs_per_second(self) -> float:
@@ -360,7 +362,9 @@ def plan_store(
             )
         return make_plan(n, store.tile, store.tile_markers())
     tile = tile or default_tile(n, slots)
+    check_bytes(f"--tile {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
     if create:
+        store.check_masks()  # damaged inputs stop the run before the results are reset
         store.init_results(tile, solver=solver, max_layer=max_layer)
     k = n_tiles(n, tile)
     return make_plan(n, tile, np.zeros((k, k), dtype=np.int64))
@@ -406,11 +410,19 @@ def compute(
             # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
             check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = _threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
-        plan = plan_store(store, tile, recompute, slots, create=not dry_run, solver=solver, max_layer=max_layer)
+        repaired = []
+        if store.has_results and not recompute and not dry_run:
+            # Results on disk that are damaged or missing: their tiles are reopened and recomputed.
+            repaired = store.damaged_tiles()
+            for a, b, _ in repaired:
+                store.mark_tile(a, b, 0)
+                plan = plan_store(store, tile, recompute, slots, create=not dry_run, solver=solver, max_layer=max_layer)
         if dry_run:
             return plan, None
         if not plan.tasks:
             return plan, RunStats(str(store.path), plan.n, plan.tile)
         if client is None:
             client = stack.enter_context(connect(cluster))
-        return plan, run_plan(client, store.path, plan, on_progress)
+        stats = run_plan(client, store.path, plan, on_progress)
+        stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired]
+        return plan, stats

@@ -65,7 +65,10 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
     layers = store.n_layers if store.max_layer is None else store.max_layer + 1  # layers past max_layer stay NaN
-    block = store.read_block(task.rows, task.cols) if task.valid_upto else None
+    try:
+        block = store.read_block(task.rows, task.cols) if task.valid_upto else None
+    except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
+        block = None
     if block is None or not _holds_valid(block, task, layers):
         task = tile_task(task.a, task.b, task.tile, task.n, 0)
         block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
@@ -101,12 +104,15 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:
         raise StoreError(f"{store_path}: no result arrays (they are created by `nnstd-dist compute`)")
+    generation = store.generation
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
         block, pairs, read, kernel = tile_block(store, task)
         write = time.perf_counter()
         store.write_block(task.rows, task.cols, block)
+        if store.generation_on_disk() != generation:  # a replace or a new set of results since this task read its networks
+            raise StoreError(f"{store_path}: the store changed while tile ({a}, {b}) was computed (ingest --replace or compute --recompute); run compute again")
         store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(

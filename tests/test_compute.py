@@ -252,7 +252,7 @@ def test_force_takes_a_lock_from_another_host(tmp_path, small):
     lock = {"host": "node-17", "pid": 4242, "started": "2024-01-01 00:00:00", "command": "nnstd-dist compute --store s.zarr"}
     (path / LOCK_FILE).write_text(json.dumps(lock))
     refused = CliRunner().invoke(cli, ["compute", "--store", str(path), "--n-workers", "1"])
-    assert refused.exit_code == 2 and "node-17" in refused.output and "--force" in refused.output
+    assert refused.exit_code == 2 and "node-17" in refused.output and f"remove {path / LOCK_FILE}" in refused.output
     forced = CliRunner().invoke(cli, ["compute", "--store", str(path), "--n-workers", "1", "--force"])
     assert forced.exit_code == 0, forced.output
     assert "Computed 15 pairs" in forced.output and "15/15 pairs" in forced.output  # summary and progress

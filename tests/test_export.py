@@ -19,6 +19,8 @@ from nnstd_dist.kernel import nnstd
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store import TopologyStore
 
+from _populations import make_store, runs_population
+
 SHAPES = [(30, 30), (30, 4)]
 NAMES = ["run 0/epoch_000", "run,1/epoch_000", "ŵ2/epoch_010", "net-3", "net-4"]  # a comma and a non-ASCII name
 
@@ -174,3 +176,23 @@ def test_store_of_the_export_is_untouched(store, tmp_path):
     before = TopologyStore.open(store).read_distance()
     export(store, tmp_path / "d.csv")
     np.testing.assert_array_equal(TopologyStore.open(store).read_distance(), before)
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(tmp_path):
+    """-o onto another store or any foreign folder is refused and leaves it whole; an earlier .zarr export is replaced."""
+    pytest.importorskip("xarray")
+    networks, records = runs_population(2, [0, 1])
+    store = make_store(tmp_path / "s.zarr", networks, records, tile=2)
+    other = make_store(tmp_path / "other.zarr", networks, records, tile=2)
+    foreign = tmp_path / "mine.zarr"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    for target in (other.path, foreign):
+        before = sorted(p.name for p in target.rglob("*"))
+        result = CliRunner().invoke(cli, ["export", "--store", str(store.path), "-o", str(target)])
+        assert result.exit_code == 2 and "not an nnstd-dist export" in result.output
+        assert sorted(p.name for p in target.rglob("*")) == before
+    out = tmp_path / "d.zarr"
+    for _ in range(2):  # the second export replaces the first
+        assert CliRunner().invoke(cli, ["export", "--store", str(store.path), "-o", str(out)]).exit_code == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".d.zarr")]

@@ -1,0 +1,35 @@
+"""`nnstd-dist verify --store PATH`: check every checksum and invariant of a store; exit 1 if anything is damaged."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import json_option, store_option
+
+
+@click.command(epilog="Example:\n\n\b\n  nnstd-dist verify --store topos.zarr\n  nnstd-dist verify --store topos.zarr --json")
+@store_option
+@json_option
+def command(store, as_json):
+    """Read everything the store holds and check it: every chunk's checksum, every network's digest
+    and connection counts against its masks, names, and every tile marked done (its chunks present,
+    its distances finite, in [0, 1], mirrored, zero diagonal).
+
+    Prints each problem by network or tile and exits with 1 if there is any, 0 if none.
+    `nnstd-dist compute` recomputes damaged or missing distances; ingesting a damaged network's
+    source again rewrites its masks.
+    """
+    from nnstd_dist.verify import verify
+
+    report = verify(store)
+    if as_json:
+        click.echo(json.dumps({"store": report.store, "networks": report.networks, "tiles": report.tiles, "problems": report.problems}, indent=2))
+    elif report.ok:
+        click.echo(f"OK: {report.store}: {report.networks} networks and {report.tiles} computed tiles checked, no damage")
+    else:
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''} found in {report.store}", err=True)
+    raise SystemExit(0 if report.ok else 1)

@@ -1,0 +1,457 @@
+"""The bad-input corpus: hostile files and damaged stores, each a case that must end in one `Error:` line.
+
+A case builds its input under a fresh folder beside a small store, returns the command line, and is
+run in-process (CliRunner) under an alarm. ``outcome`` classifies the run the way issue #11 counts:
+clean (exit 2, one ``Error:`` line, the store's files unchanged), traceback, silent (accepted: exit 0),
+hang (the alarm fired), lost (the store's files changed by a refused command).
+
+``python tests/_corpus.py`` prints the outcome table for the nnstd_dist that is importable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import struct
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+SHAPES = [(8, 6), (6, 3)]
+BUDGET = "4MB"  # NNSTD_DIST_MEMORY_BUDGET during the corpus: bombs stay small, still 1000x their file
+HANG_SECONDS = 90  # a compute case starts a local cluster: slow on a loaded machine, never this slow
+NEW_STORE = "new.zarr"  # cases that ingest into a new store name it so; it must not appear
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    cls: int  # the class of issue #11's list it belongs to
+    build: Callable[[Path, Path], list[str]]  # (work folder, store) -> argv
+
+
+def write_set(folder: Path, layers, seed: int = 0) -> Path:
+    """A SET folder: weight_lK.npz (save_npz, CSR float) with a bias row."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, mask in enumerate(layers):
+        w = np.where(mask, rng.uniform(0.1, 1, mask.shape), 0.0)
+        sp.save_npz(folder / f"weight_l{k}.npz", sp.csr_matrix(np.vstack([w, np.ones((1, mask.shape[1]))])))
+    return folder
+
+
+def population(seed: int, shapes=SHAPES):
+    rng = np.random.default_rng(seed)
+    return [rng.random(s) < 0.4 for s in shapes]
+
+
+def good_set(folder: Path, seed: int = 7) -> Path:
+    return write_set(folder, population(seed))
+
+
+def tree_hashes(path: Path) -> dict[str, str]:
+    """sha256 of every file below ``path`` (relative path -> digest)."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            p = Path(root) / name
+            out[p.relative_to(path).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# ---- builders ---------------------------------------------------------------------------------
+
+
+def _ingest(src: Path, store: Path, *extra) -> list[str]:
+    return ["ingest", str(src), "--store", str(store), *extra]
+
+
+def _set_with_layer(work: Path, store: Path, layer1_writer) -> list[str]:
+    """A SET folder whose weight_l0.npz is good and weight_l1.npz is written by ``layer1_writer(path)``."""
+    folder = good_set(work / "run" / "epoch_001")
+    (folder / "weight_l1.npz").unlink()
+    layer1_writer(folder / "weight_l1.npz")
+    return _ingest(work / "run", store)
+
+
+def _save_arrays(path: Path, **arrays) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _csr_members(path: Path, shape, indices, indptr, data, fmt=b"csr") -> None:
+    _save_arrays(path, indices=np.asarray(indices), indptr=np.asarray(indptr), format=np.array(fmt),
+                 shape=np.asarray(shape), data=np.asarray(data, dtype=float))
+
+
+def _lying_npy_header(path: Path) -> None:
+    """An npz whose member's header declares (10^6, 10^6) float64 (7.3 TiB) over 48 bytes of data."""
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 48
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("arr_0.npy", npy)
+
+
+def _bomb(path: Path) -> None:
+    """A dense layer of 2048 x 4096 float64 zeros but one: 64 MiB compressed to ~70 kB."""
+    a = np.zeros((2048, 4096))
+    a[0, 0] = 1
+    with open(path, "wb") as f:
+        np.savez_compressed(f, a)
+
+
+def _safetensors(path: Path, header: dict, data: bytes = b"") -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _symlink_loop(path: Path) -> None:
+    path.symlink_to(path.name)
+
+
+def _dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _single(work: Path, store: Path, writer, name="net.npz", *extra) -> list[str]:
+    src = work / "files"
+    src.mkdir()
+    writer(src / name)
+    return _ingest(src, store, *extra)
+
+
+def _fresh(work: Path, store: Path, writer, name="net.npz") -> list[str]:
+    """Like _single, into a new store: the file must be refused for itself, not for differing from a store."""
+    return _single(work, work / NEW_STORE, writer, name)
+
+
+def _with_testacc(work: Path, store: Path, writer) -> list[str]:
+    good_set(work / "run" / "epoch_001")
+    writer(work / "run" / "testacc.txt")
+    return _ingest(work / "run", store)
+
+
+def _unreadable_subfolder(work: Path, store: Path) -> list[str]:
+    good_set(work / "runs" / "a" / "epoch_001")
+    good_set(work / "runs" / "b" / "epoch_001", seed=8)
+    (work / "runs" / "b").chmod(0)
+    return _ingest(work / "runs", store)
+
+
+def _other_shapes(work: Path, store: Path) -> list[str]:
+    write_set(work / "x", population(1, [(8, 6), (6, 4)]))
+    return _ingest(work / "x", store)
+
+
+def _broken_chain(work: Path, store: Path) -> list[str]:
+    src = work / "files"
+    src.mkdir()
+    _save_arrays(src / "net.npz", a=np.ones((8, 6)), b=np.ones((5, 3)))
+    return _ingest(src, store)
+
+
+def _gap(work: Path, store: Path) -> list[str]:
+    folder = good_set(work / "n")
+    (folder / "weight_l1.npz").rename(folder / "weight_l2.npz")
+    return _ingest(folder, store)
+
+
+def _duplicate_names(work: Path, store: Path) -> list[str]:
+    good_set(work / "a" / "net")
+    good_set(work / "b" / "net", seed=9)
+    return ["ingest", str(work / "a"), str(work / "b"), "--store", str(store)]
+
+
+def _changed_without_replace(work: Path, store: Path) -> list[str]:
+    write_set(work / "r0" / "epoch_000", population(99))  # the base store's first network's name, other connections
+    return _ingest(work, store)
+
+
+def _huge_epoch(work: Path, store: Path) -> list[str]:
+    good_set(work / "run" / ("epoch_" + "9" * 25))
+    return _ingest(work / "run", store)
+
+
+def _text(content: bytes):
+    return lambda path: path.write_bytes(content)
+
+
+def _csr(shape, indices, indptr, data, fmt=b"csr"):
+    return lambda path: _csr_members(path, shape, indices, indptr, data, fmt)
+
+
+CASES = [
+    # 4: indices outside the declared shape, and other lying sparse members
+    Case("sparse column index outside the shape", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 5], [0, 1, 2, 2, 2, 2, 2, 2], [1, 1]))),
+    Case("sparse negative column index", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, -1], [0, 1, 2, 2, 2, 2, 2, 2], [1, 1]))),
+    Case("sparse indptr decreasing", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 2, 1, 2, 2, 2, 2, 2], [1, 1]))),
+    Case("sparse indptr past the data", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 1, 2, 2, 2, 2, 2, 9], [1, 1]))),
+    Case("sparse indptr of the wrong length", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 1, 2], [1, 1]))),
+    Case("sparse coo row outside the shape", 4, lambda w, s: _set_with_layer(w, s, lambda p: _save_arrays(
+        p, row=np.array([0, 9]), col=np.array([0, 1]), format=np.array(b"coo"), shape=np.array([7, 3]), data=np.ones(2))) ),
+    Case("sparse csc row index outside the shape", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 8], [0, 1, 2, 2], [1, 1], b"csc"))),
+    Case("sparse unknown format", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"xyz"))),
+    Case("sparse shape of three numbers", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3, 1), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1]))),
+    Case("sparse data shorter than indices", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 1, 2, 2, 2, 2, 2, 2], [1]))),
+    # 7: non-regular files
+    Case("FIFO named weight_l1.npz", 7, lambda w, s: _set_with_layer(w, s, _fifo)),
+    Case("FIFO named net.npz", 7, lambda w, s: _single(w, s, _fifo)),
+    Case("FIFO named net.safetensors", 7, lambda w, s: _single(w, s, _fifo, "net.safetensors")),
+    Case("/dev/zero linked as weight_l1.npz", 7, lambda w, s: _set_with_layer(w, s, _dev_zero)),
+    Case("/dev/zero linked as net.npz", 7, lambda w, s: _single(w, s, _dev_zero)),
+    Case("FIFO named testacc.txt", 7, lambda w, s: _with_testacc(w, s, _fifo)),
+    Case("FIFO given as SOURCE", 7, lambda w, s: (_fifo(w / "pipe.npz"), _ingest(w / "pipe.npz", s))[1]),
+    Case("directory named weight_l1.npz", 7, lambda w, s: _set_with_layer(w, s, lambda p: p.mkdir())),
+    # 10: declared sizes
+    Case("npy header declaring 7.3 TiB", 10, lambda w, s: _single(w, s, _lying_npy_header)),
+    Case("npy header declaring 7.3 TiB as a SET layer", 10, lambda w, s: _set_with_layer(w, s, _lying_npy_header)),
+    Case("sparse layer of 10^6 x 10^6", 10, lambda w, s: _set_with_layer(w, s, _csr((10**6, 10**6), [0], [0, 1] + [1] * (10**6 - 1), [1]))),
+    Case("sparse shape 10^12 x 3 (no indptr)", 10, lambda w, s: _set_with_layer(w, s, _csr((10**12, 3), [0], [0, 1], [1]))),
+    Case("safetensors of shape [0, 1e12]", 10, lambda w, s: _single(w, s, lambda p: _safetensors(p, {"w": {"dtype": "F32", "shape": [0, 10**12], "data_offsets": [0, 0]}}), "net.safetensors")),
+    Case("safetensors of shape [1e6, 1e6]", 10, lambda w, s: _single(w, s, lambda p: _safetensors(p, {"w": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}}), "net.safetensors")),
+    Case("safetensors header length beyond the file", 10, lambda w, s: _single(w, s, lambda p: p.write_bytes(struct.pack("<Q", 10**15) + b"{}"), "net.safetensors")),
+    Case("safetensors header not JSON", 10, lambda w, s: _single(w, s, lambda p: p.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{["), "net.safetensors")),
+    Case("safetensors data offsets outside the file", 10, lambda w, s: _single(w, s, lambda p: _safetensors(p, {"w": {"dtype": "F32", "shape": [6, 3], "data_offsets": [0, 72]}}), "net.safetensors")),
+    Case("safetensors BF16 tensor", 10, lambda w, s: _single(w, s, lambda p: _safetensors(p, {"w": {"dtype": "BF16", "shape": [6, 3], "data_offsets": [0, 36]}}, bytes(36)), "net.safetensors")),
+    Case("npz bomb: 64 MiB of zeros in 70 kB", 10, lambda w, s: _fresh(w, s, _bomb)),
+    Case("layer too wide for the dense solver", 10, lambda w, s: _fresh(w, s, lambda p: _save_arrays(p, a=np.ones((1, 600))))),
+    Case("empty layer 0 x 3", 10, lambda w, s: _fresh(w, s, lambda p: _save_arrays(p, a=np.ones((0, 3)), b=np.ones((3, 3))))),
+    # 12: tracebacks seen
+    Case("symlink loop as weight_l1.npz", 12, lambda w, s: _set_with_layer(w, s, _symlink_loop)),
+    Case("symlink loop as net.npz", 12, lambda w, s: _single(w, s, _symlink_loop)),
+    Case("binary testacc.txt", 12, lambda w, s: _with_testacc(w, s, _text(b"\xff\xfe\x00\x01garbage\n"))),
+    Case("testacc.txt line not a number", 12, lambda w, s: _with_testacc(w, s, _text(b"0.9\nabc\n"))),
+    Case("huge epoch number", 12, _huge_epoch),
+    Case("unreadable subfolder", 12, _unreadable_subfolder),
+    Case("truncated npz", 12, lambda w, s: _set_with_layer(w, s, lambda p: (sp.save_npz(p, sp.csr_matrix(np.ones((7, 3)))), p.write_bytes(p.read_bytes()[:200])))),
+    Case("npz of random bytes", 12, lambda w, s: _set_with_layer(w, s, _text(os.urandom(300)))),
+    Case("zero-byte npz", 12, lambda w, s: _set_with_layer(w, s, _text(b""))),
+    Case("a .npy renamed .npz", 12, lambda w, s: _set_with_layer(w, s, lambda p: np.save(open(p, "wb"), np.ones((7, 3))))),
+    Case("npz with a pickled object array", 12, lambda w, s: _single(w, s, lambda p: np.savez(open(p, "wb"), a=np.array([{}, 1], dtype=object)))),
+    Case("npz with NaN weights", 12, lambda w, s: _single(w, s, lambda p: _save_arrays(p, a=np.full((8, 6), np.nan), b=np.ones((6, 3))))),
+    Case("npz with string weights", 12, lambda w, s: _single(w, s, lambda p: _save_arrays(p, a=np.full((8, 6), "x"), b=np.ones((6, 3))))),
+    Case("npz with a 3-D layer", 12, lambda w, s: _single(w, s, lambda p: _save_arrays(p, a=np.ones((8, 6, 2))))),
+    Case("npz with no arrays", 12, lambda w, s: _single(w, s, lambda p: _save_arrays(p))),
+    Case("npz with only 1-D arrays", 12, lambda w, s: _single(w, s, lambda p: _save_arrays(p, bias=np.ones(3)))),
+    Case("SET layer with only the bias row", 12, lambda w, s: _set_with_layer(w, s, lambda p: sp.save_npz(p, sp.csr_matrix(np.ones((1, 3)))))),
+    Case("zip member whose CRC is wrong", 12, lambda w, s: _set_with_layer(w, s, _bad_crc)),
+    # shapes and names
+    Case("layer shapes differ from the store's", 0, _other_shapes),
+    Case("layer chain broken (8x6 then 5x3)", 0, _broken_chain),
+    Case("gap in weight_lK numbering", 0, _gap),
+    Case("two sources give one name", 0, _duplicate_names),
+    Case("same name, other connections, no --replace", 0, _changed_without_replace),
+    Case("source does not exist", 0, lambda w, s: _ingest(w / "nothing", s)),
+    Case("folder without networks", 0, lambda w, s: ((w / "empty").mkdir(), _ingest(w / "empty", s))[1]),
+    Case("a text file as SOURCE", 0, lambda w, s: ((w / "a.txt").write_text("x"), _ingest(w / "a.txt", s))[1]),
+]
+
+
+def _bad_crc(path: Path) -> None:
+    sp.save_npz(path, sp.csr_matrix(np.ones((7, 3))), compressed=False)
+    raw = bytearray(path.read_bytes())
+    i = raw.index(b"\x93NUMPY") + 200  # inside the first member's data
+    raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+# ---- damaged stores: the template holds 3 networks and their distances in tiles of 2 ------------------
+
+
+def _flip(relative: str, offset: float = 0.5):
+    """Damage one file of the store: flip every bit of the byte at ``offset`` (a fraction of its length)."""
+
+    def damage(store: Path) -> None:
+        path = store / relative
+        raw = bytearray(path.read_bytes())
+        raw[int(len(raw) * offset)] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    return damage
+
+
+def _delete(relative: str):
+    return lambda store: (store / relative).unlink()
+
+
+def _truncate(relative: str):
+    return lambda store: (store / relative).write_bytes((store / relative).read_bytes()[:5])
+
+
+def _write(relative: str, content: bytes):
+    return lambda store: (store / relative).write_bytes(content)
+
+
+def _edit_attrs(**changes):
+    def damage(store: Path) -> None:
+        meta = json.loads((store / "zarr.json").read_text())
+        meta["attributes"].update(changes)
+        (store / "zarr.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _live_lock(store: Path) -> None:
+    import socket
+
+    lock = {"host": socket.gethostname(), "pid": 1, "started": "2026-01-01 00:00:00", "command": "nnstd-dist compute --store x"}
+    (store / "nnstd-dist.lock").write_text(json.dumps(lock))
+
+
+def _on_store(damage, *argv):
+    """A case that damages the store, then runs ``argv`` (STORE stands for the store's path)."""
+
+    def build(work: Path, store: Path) -> list[str]:
+        damage(store)
+        good_set(work / "more" / "epoch_009", seed=11)
+        return [str(store) if a == "STORE" else str(work / a[5:]) if a.startswith("WORK/") else a for a in argv]
+    return build
+
+
+def _nothing(store: Path) -> None:
+    pass
+
+
+EXPORT = ("export", "--store", "STORE", "-o", "WORK/d.npz")
+INFO = ("info", "--store", "STORE")
+RECOMPUTE = ("compute", "--store", "STORE", "--recompute", "--n-workers", "1")
+COMPUTE = ("compute", "--store", "STORE", "--n-workers", "1")
+APPEND = ("ingest", "WORK/more", "--store", "STORE")
+
+STORE_CASES = [
+    # 3: on-disk damage
+    Case("bit flip in a distance chunk, export", 3, _on_store(_flip("distance/c/0/1/0"), *EXPORT)),
+    Case("bit flip near the end of a distance chunk, export", 3, _on_store(_flip("distance/c/0/1/0", 0.97), *EXPORT)),
+    Case("deleted distance chunk, export", 3, _on_store(_delete("distance/c/0/1/0"), *EXPORT)),
+    Case("truncated distance chunk, export", 3, _on_store(_truncate("distance/c/0/1/1"), *EXPORT)),
+    Case("deleted mask chunk, compute --recompute", 3, _on_store(_delete("mask_l0/c/1/0/0"), *RECOMPUTE)),
+    Case("bit flip in a mask chunk, compute --recompute", 3, _on_store(_flip("mask_l0/c/1/0/0", 0.9), *RECOMPUTE)),
+    Case("deleted names chunk, export", 3, _on_store(_delete("network/c/0"), *EXPORT)),
+    Case("deleted names chunk, info", 3, _on_store(_delete("network/c/0"), *INFO)),
+    Case("deleted connections chunk, info", 3, _on_store(_delete("connections/c/0/0"), *INFO)),
+    Case("bit flip in the connections chunk, info", 3, _on_store(_flip("connections/c/0/0", 0.9), *INFO)),
+    Case("bit flip in a done marker, info", 3, _on_store(_flip("tiles_done/c/1/0", 0.0), *INFO)),
+    Case("n_networks above the real count, info", 3, _on_store(_edit_attrs(n_networks=5), *INFO)),
+    Case("n_networks above the real count, export", 3, _on_store(_edit_attrs(n_networks=5), *EXPORT)),
+    Case("tile attribute changed, export", 3, _on_store(_edit_attrs(tile=3), *EXPORT)),
+    Case("broken distance zarr.json, export", 12, _on_store(_write("distance/zarr.json", b"{not json"), *EXPORT)),
+    Case("broken mask zarr.json, append", 12, _on_store(_write("mask_l0/zarr.json", b"{}"), *APPEND)),
+    Case("broken group zarr.json, info", 12, _on_store(_write("zarr.json", b"\x00\x01"), *INFO)),
+    Case("format version 1, info", 12, _on_store(_edit_attrs(format_version=1), *INFO)),
+    # 6: locks
+    Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
+    Case("0-byte lock, compute", 6, _on_store(_write("nnstd-dist.lock", b""), *RECOMPUTE)),
+    Case("garbage lock, append", 6, _on_store(_write("nnstd-dist.lock", b"\x89PNG garbage"), *APPEND)),
+    Case("lock of a live process, append", 6, _on_store(_live_lock, *APPEND)),
+    # 8: a tile that cannot be allocated
+    Case("compute --tile 100000", 8, _on_store(_nothing, *RECOMPUTE, "--tile", "100000")),
+    # 12: schedulers
+    Case("garbage scheduler file", 12, _on_store(_write("../sched.json", b"garbage"), *COMPUTE[:3], "--scheduler-file", "WORK/sched.json")),
+    Case("scheduler file without an address", 12, _on_store(_write("../sched.json", b'{"type": "Scheduler"}'), *COMPUTE[:3], "--scheduler-file", "WORK/sched.json")),
+    # 5: export onto what it did not create
+    Case("export -o another store", 5, _on_store(_nothing, "export", "--store", "STORE", "-o", "WORK/other.zarr")),
+]
+
+
+class _Hang(Exception):
+    pass
+
+
+def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
+    """Run one case against a copy of ``template``; returns (outcome, what it printed)."""
+    from click.testing import CliRunner
+
+    from nnstd_dist.cli.main import cli
+
+    store = work / "store.zarr"
+    shutil.copytree(template, store)
+    if case.name == "export -o another store":
+        shutil.copytree(template, work / "other.zarr")
+    argv = case.build(work, store)
+    before = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
+
+    def alarm(signum, frame):
+        raise _Hang()
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(HANG_SECONDS)
+    env = {"NNSTD_DIST_MEMORY_BUDGET": BUDGET}
+    try:
+        result = CliRunner().invoke(cli, argv, env=env)
+    except _Hang:
+        return "hang", ""
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    for root, dirs, _ in os.walk(work):  # chmod 0 folders back, for cleanup
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+    if isinstance(result.exception, _Hang):
+        return "hang", ""
+    err = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return "traceback", f"{type(result.exception).__name__}: {result.exception}"[:200]
+    if result.exit_code == 0:
+        return "silent", result.output[:200]
+    after = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
+    if after != before or (work / NEW_STORE).exists() or any(p.name.startswith((".store.zarr", ".new.zarr")) for p in work.iterdir()):
+        return "lost", err[:200]
+    lines = [line for line in err.splitlines() if line.strip()]
+    if result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "):
+        return "clean", lines[0]
+    return "traceback", err[:200]  # a multi-line or misleading message
+
+
+def make_template(folder: Path) -> Path:
+    """A small store of three SET networks (r0/epoch_000 ...) with its distances computed."""
+    from nnstd_dist.ingest import discover, read_networks
+    from nnstd_dist.store import add_networks
+
+    from distributed import Client, LocalCluster
+
+    from nnstd_dist.schedule import compute
+
+    for k in range(3):
+        write_set(folder / "src" / f"r{k}" / "epoch_000", population(k))
+    store = folder / "template.zarr"
+    add_networks(store, read_networks(discover([folder / "src"])))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        compute(store, client=client, tile=2)
+    return store
+
+
+def main() -> None:
+    import collections
+    import tempfile
+
+    import nnstd_dist
+
+    print(f"nnstd_dist from {Path(nnstd_dist.__file__).parent}", file=sys.stderr)
+    counts = collections.Counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        template = make_template(Path(tmp))
+        for i, case in enumerate(CASES + STORE_CASES):
+            work = Path(tmp) / f"case{i}"
+            work.mkdir()
+            if case.name == "unreadable subfolder" and os.geteuid() == 0:
+                print(f"n/a       [{case.cls:2}] {case.name}: root reads folders of mode 000")
+                continue
+            outcome, text = run_case(case, work, template)
+            counts[outcome] += 1
+            print(f"{outcome:9} [{case.cls:2}] {case.name}: {text.strip()[:150]}")
+    print(f"{len(CASES) + len(STORE_CASES)} cases: " + ", ".join(f"{k} {counts[k]}" for k in ("clean", "traceback", "silent", "hang", "lost")))
+
+
+if __name__ == "__main__":
+    main()
