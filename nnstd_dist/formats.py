@@ -109,6 +109,8 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
 def is_export(path: str | Path) -> bool:
     """Whether an .npz is a distance matrix written by `nnstd-dist export` (its marker, or distance + names), not a network."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO or device: refused when read as a network, never opened here
         with zipfile.ZipFile(path) as archive:  # the member names only: nothing is loaded
             keys = {name.removesuffix(".npy") for name in archive.namelist()}
     except (OSError, zipfile.BadZipFile):
