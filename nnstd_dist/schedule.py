@@ -416,7 +416,7 @@ def compute(
             repaired = store.damaged_tiles()
             for a, b, _ in repaired:
                 store.mark_tile(a, b, 0)
-                plan = plan_store(store, tile, recompute, slots, create=not dry_run, solver=solver, max_layer=max_layer)
+        plan = plan_store(store, tile, recompute, slots, create=not dry_run, solver=solver, max_layer=max_layer)
         if dry_run:
             return plan, None
         if not plan.tasks:
