@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import itertools
 import logging
 import os
@@ -124,6 +125,8 @@ def connect(spec: ClusterSpec):
             return
         if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
             raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (start one with `dask scheduler --scheduler-file {spec.scheduler_file}`)")
+        if spec.scheduler_file:
+            _check_scheduler_file(spec.scheduler_file)
         try:
             client = Client(spec.scheduler, scheduler_file=spec.scheduler_file, timeout="20s")
         except (OSError, TimeoutError) as exc:
@@ -154,6 +157,17 @@ def _signals_blocked():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a signal that came meanwhile is delivered now
+
+
+def _check_scheduler_file(path: str) -> None:
+    """A scheduler file is JSON naming the scheduler's address; distributed asserts on anything else."""
+    try:
+        info = json.loads(Path(path).read_text())
+        ok = isinstance(info, dict) and isinstance(info.get("address"), str)
+    except (OSError, ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ClusterError(f"{path}: not a Dask scheduler file (JSON with an 'address', written by `dask scheduler --scheduler-file {path}`)")
 
 
 def _threads(client: Client) -> int:
