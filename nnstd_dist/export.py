@@ -22,6 +22,7 @@ from .errors import InputError
 from .formats import EXPORT_MARKER
 from .plan import total_pairs
 from .reduce import read_layers, select_indices
+from .runlock import process_alive
 from .store import TopologyStore
 
 __all__ = ["FORMATS", "ExportReport", "export"]
@@ -130,18 +131,9 @@ def _remove_leftovers(output: Path) -> None:
     """Hidden .tmp/.old siblings of ``output`` left by an export that was killed (its process is gone)."""
     for entry in output.parent.glob(f".{glob.escape(output.name)}.*.*"):
         pid, _, kind = entry.name[len(output.name) + 2 :].partition(".")
-        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _replace_atomically(output: Path, write) -> None:

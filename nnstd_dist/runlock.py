@@ -23,7 +23,7 @@ from pathlib import Path
 from . import faults
 from .errors import LockError, StoreError
 
-__all__ = ["LOCK_FILE", "GUARD_FILE", "hold", "holder"]
+__all__ = ["LOCK_FILE", "GUARD_FILE", "hold", "holder", "process_alive"]
 
 LOCK_FILE = "nnstd-dist.lock"
 GUARD_FILE = "nnstd-dist.lock.guard"
@@ -119,10 +119,23 @@ def _is_stale(other: dict) -> bool:
     """A lock is stale when it names a process on this host that no longer exists."""
     if other.get("host") != socket.gethostname() or not isinstance(other.get("pid"), int):
         return False  # another machine's run, or a damaged lock: only force may take it
+    return not process_alive(other["pid"])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs; one we may not signal counts as running.
+
+    A zombie (killed, not yet reaped) counts as gone: it holds nothing, and where nobody reaps
+    orphans -- a container's or sandbox's init, a batch system's killed job -- it may stay forever.
+    """
     try:
-        os.kill(other["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (or it just exited): trust kill()
+    return stat[stat.rindex(")") + 2 :][:1] != "Z"  # the state follows the command name in parentheses

@@ -54,6 +54,7 @@ from .errors import ShapeMismatchError, StoreError
 from .masks import dense_to_csr, describe_shapes
 from .plan import n_tiles, tile_of
 from .records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
+from .runlock import process_alive
 from .store_chunks import chunk_path, chunk_problem
 from .store_markers import read_marker_files
 
@@ -712,18 +713,9 @@ def _remove_dead_staging(path: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
             pid = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_empty_dir(path: Path) -> bool:

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
+from _processes import stop_processes
 from _populations import open_or_create
 from nnstd_dist.cli.compute import ProgressBar
 from nnstd_dist.cli.main import cli
@@ -208,13 +209,7 @@ def test_a_real_cluster_from_a_scheduler_file(tmp_path, small):
         assert "Computed 253 pairs in 15 tiles" in result.output and "2 workers" in result.output
         np.testing.assert_array_equal(stored(path), expected)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 @pytest.mark.parametrize("tile", [3, 4, 16], ids=["tile3", "tile4", "tile16"])

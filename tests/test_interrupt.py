@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
 from nnstd_dist.errors import StoreError
+from _processes import stop_processes
 from _populations import open_or_create
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.runlock import LOCK_FILE
@@ -137,11 +138,5 @@ def test_a_run_on_a_dask_cluster_stops_on_one_line_and_leaves_the_cluster_up(tmp
         _check_stopped_cleanly(result, path, 143, "Terminated")
         assert all(p.poll() is None for p in procs)  # the cluster was not ours to stop
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
     _resume(path, expected)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _processes import stop_processes
 from _populations import open_or_create, pair_distances, runs_population
 from distributed import Client
 
@@ -47,13 +48,7 @@ def scheduler(tmp_path):
             time.sleep(0.1)
         yield scheduler_file
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 @pytest.fixture

@@ -93,3 +93,25 @@ def test_a_live_holder_is_named_and_kept(tmp_path):
         with runlock.hold(tmp_path, "ingest"):
             pass
     assert runlock.holder(tmp_path / runlock.LOCK_FILE) == record
+
+
+def test_a_lock_of_a_killed_unreaped_process_is_taken_over(tmp_path):
+    # A killed process nobody has reaped yet (a zombie) still answers kill(pid, 0); it holds nothing.
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        os.kill(child, 9)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed child did not become a zombie"
+            time.sleep(0.01)
+        assert not runlock.process_alive(child)
+        assert runlock.process_alive(os.getpid())
+        record = {"host": socket.gethostname(), "pid": child, "started": "2026-01-01 00:00:00", "command": "killed run"}
+        (tmp_path / runlock.LOCK_FILE).write_text(json.dumps(record))
+        with runlock.hold(tmp_path, "next run"):
+            assert runlock.holder(tmp_path / runlock.LOCK_FILE)["command"] == "next run"
+    finally:
+        os.waitpid(child, 0)
