@@ -7,6 +7,7 @@ import json
 import click
 
 from .options import json_option, store_option
+from .text import count
 
 
 @click.command(epilog="Example:\n\n\b\n  nnstd-dist verify --store topos.zarr\n  nnstd-dist verify --store topos.zarr --json")
@@ -27,9 +28,9 @@ def command(store, as_json):
     if as_json:
         click.echo(json.dumps({"store": report.store, "networks": report.networks, "tiles": report.tiles, "problems": report.problems}, indent=2))
     elif report.ok:
-        click.echo(f"OK: {report.store}: {report.networks} networks and {report.tiles} computed tiles checked, no damage")
+        click.echo(f"OK: {report.store}: {count(report.networks, 'network')} and {count(report.tiles, 'computed tile')} checked, no damage")
     else:
         for problem in report.problems:
             click.echo(problem)
-        click.echo(f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''} found in {report.store}", err=True)
+        click.echo(f"{count(len(report.problems), 'problem')} found in {report.store}", err=True)
     raise SystemExit(0 if report.ok else 1)

@@ -42,6 +42,14 @@ def test_an_intact_store_verifies(store):
     assert result.exit_code == 0 and "6 networks and 6 computed tiles checked, no damage" in result.output
 
 
+def test_verify_counts_one_tile_in_the_singular(tmp_path):
+    networks, records = runs_population(1, [0, 1, 2])
+    path = tmp_path / "one.zarr"
+    make_store(path, networks, records, tile=4)  # 3 networks: one tile
+    result = run_verify(path)
+    assert result.exit_code == 0 and "3 networks and 1 computed tile checked, no damage" in result.output
+
+
 DAMAGE = {
     "distance bit flip": (lambda p: flip(p / "distance/c/0/2/1"), "tile (2, 1): distance chunk 2/1 checksum mismatch"),
     "distance mirror deleted": (lambda p: (p / "distance/c/0/0/2").unlink(), "tile (2, 0): distance chunk 0/2 missing"),
