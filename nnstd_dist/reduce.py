@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputError, StoreError
+from .errors import InputError
 from .labels import natural_key, short_labels
 
 if TYPE_CHECKING:  # the store is passed in; importing it here would pull zarr into plot code
@@ -119,8 +119,7 @@ def select_indices(store: "TopologyStore", selection: dict[str, list[str]] | Non
 
 
 def _check_layer(store: "TopologyStore", layer: int) -> None:
-    if not store.has_results:
-        raise StoreError(f"{store.path}: no distances yet (run `nnstd-dist compute --store {store.path}`)")
+    store.require_results()
     if not 0 <= layer < store.n_layers:
         raise InputError(f"`layer` {layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
     store.check_layer_computed(layer)

@@ -330,7 +330,7 @@ class TopologyStore:
 
     def results_names(self) -> tuple[list[str], list[str]]:
         """The names stored along distance's two network axes (network_a, network_b)."""
-        self._require_results()
+        self.require_results()
         with _reading(self.path, "network_a/network_b"):
             return ([str(x) for x in self._group["network_a"][: self.n_networks]], [str(x) for x in self._group["network_b"][: self.n_networks]])
 
@@ -357,7 +357,8 @@ class TopologyStore:
         if not 0 <= layer < self.n_layers:
             raise StoreError(f"layer {layer} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
 
-    def _require_results(self) -> None:
+    def require_results(self) -> None:
+        """Refuse a store whose distances were never computed."""
         if not self.has_results:
             raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
 
@@ -544,7 +545,7 @@ class TopologyStore:
 
     def tile_markers(self) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
-        self._require_results()
+        self.require_results()
         markers = self._group["tiles_done"]
         from_files = read_marker_files(markers, self.path / "tiles_done")
         if from_files is None:
@@ -557,7 +558,7 @@ class TopologyStore:
 
         Reads every done tile's chunk files and checks their crc32c without decoding them.
         """
-        self._require_results()
+        self.require_results()
         damaged: list = []
         markers = read_marker_files(self._group["tiles_done"], self.path / "tiles_done", damaged)
         out = [(a, b, "done marker damaged") for a, b in damaged]
@@ -600,7 +601,7 @@ class TopologyStore:
 
     def read_distance(self, layers=None, indices=None) -> np.ndarray:
         """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
-        self._require_results()
+        self.require_results()
         n = self.n_networks
         layers = list(range(self.n_layers)) if layers is None else [int(k) for k in layers]
         for k in layers:

@@ -112,7 +112,7 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
         write = time.perf_counter()
         store.write_block(task.rows, task.cols, block)
         if store.generation_on_disk() != generation:  # a replace or a new set of results since this task read its networks
-            raise StoreError(f"{store_path}: the store changed while tile ({a}, {b}) was computed (ingest --replace or compute --recompute); run compute again")
+            raise StoreError(f"{store_path}: the store changed while tile ({a}, {b}) was computed (networks were replaced or the results reset); compute it again")
         store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(
