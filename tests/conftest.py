@@ -53,3 +53,17 @@ def synthetic_network():
 def set_network_dir():
     """`set_network_dir(directory, layers, rng=None)` -> directory written in the SET layout (see write_set_network)."""
     return write_set_network
+
+
+@pytest.fixture(scope="session")
+def paper_reference(shared_dir):
+    """(epoch000.json as a dict, the 10 epoch-0 networks it names, bias rows dropped); skips when absent."""
+    import json
+
+    from nnstd_dist import load_set_network
+
+    path = shared_dir / "reference" / "epoch000.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    ref = json.loads(path.read_text())
+    return ref, [load_set_network(shared_dir / "topo" / name) for name in ref["networks"]]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -12,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment
 
-from nnstd_dist import kernel, load_set_network, nnstd
+from nnstd_dist import kernel, nnstd
 from nnstd_dist.errors import InputError, ShapeMismatchError
 
 
@@ -62,13 +60,8 @@ REFERENCE_PAIRS = [(i, j) for i in range(10) for j in range(i + 1)]
 
 
 @pytest.fixture(scope="module")
-def reference(shared_dir):
-    path = shared_dir / "reference" / "epoch000.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    ref = json.loads(path.read_text())
-    networks = [load_set_network(shared_dir / "topo" / name) for name in ref["networks"]]
-    return ref, networks
+def reference(paper_reference):
+    return paper_reference
 
 
 def test_reference_lists_every_pair(reference):

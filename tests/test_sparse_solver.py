@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment
 
-from nnstd_dist import kernel, load_set_network, nnstd
+from nnstd_dist import kernel, nnstd
 from nnstd_dist.errors import InputError
 from nnstd_dist.sparse_assignment import IN_PLACE_BONUS, sparse_assignment
 
@@ -144,13 +142,9 @@ def test_axioms(nets):
     assert nnstd(a, a, solver="sparse").tolist() == [0.0] * len(a)
 
 
-def test_paper_networks(shared_dir):
+def test_paper_networks(paper_reference):
     """Layer 0 of the paper's epoch-0 reference within 1e-12; every deeper layer optimal for its own chain."""
-    path = shared_dir / "reference" / "epoch000.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    ref = json.loads(path.read_text())
-    nets = [load_set_network(shared_dir / "topo" / name) for name in ref["networks"]]
+    ref, nets = paper_reference
     for i, j in [(1, 0), (5, 2), (9, 8)]:
         expected = ref["pairs"][f"{i},{j}"]
         got = nnstd(nets[i], nets[j], solver="sparse")
