@@ -25,6 +25,7 @@ solver's tie-breaking and matching -- is identical bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,6 +79,11 @@ class Topology:
     @property
     def shapes(self) -> list[tuple[int, int]]:
         return [m.shape for m in self.masks]
+
+    @cached_property
+    def transposed(self) -> tuple[sp.csr_matrix, ...]:
+        """Each mask transposed (``n_out x n_in`` CSR), built once per network for the sparse solver's A^T B."""
+        return tuple(m.T.tocsr() for m in self.masks)
 
 
 def prepare(layers, blocks=None) -> Topology:
@@ -156,7 +162,7 @@ def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: i
             # equal shapes, equal blocks: each is layer k's rows / layer k-1's columns
             mask_b = mask_b[order if not a.blocks or a.blocks[k] == 1 else _block_rows(order, a.blocks[k])]
         if solver == "sparse":
-            order, total = sparse_assignment(mask_a, mask_b, deg_a, deg_b)
+            order, total = sparse_assignment(mask_a, mask_b, deg_a, deg_b, a_t=a.transposed[k])
             out[k] = total / mask_a.shape[1]
             continue
         cost = cost_matrix(mask_a, mask_b, deg_a, deg_b)

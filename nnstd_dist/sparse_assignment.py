@@ -1,26 +1,42 @@
 """One NNSTD layer's assignment from the sparse graph of neuron pairs that share inputs: plain numpy/scipy.
 
 With C[j1, j2] = |N_A(j1) ^ N_B(j2)| / |N_A(j1) | N_B(j2)| (see kernel.py), C < 1 exactly where the two
-neurons share an input (I > 0), C = 0 for two neurons without inputs, and C = 1 everywhere else. Two
-neurons left unmatched by a partial matching M can always be paired at cost 1, so
+neurons share an input (I = (A^T B)[j1, j2] > 0), C = 0 for two neurons without inputs, and C = 1 everywhere
+else. Two neurons left unmatched by a partial matching M can always be paired at cost 1, so
 
     min over permutations pi of sum_j C[j, pi(j)]  =  min over matchings M of  sum_{M} C  +  (n - |M|)
 
-where M uses only the edges with C < 1 (~3 % of the n x n pairs of the paper's layers). The right-hand
-side is a full matching of the n x 2n graph [E | D]: E holds those edges, D one "stay unmatched" edge per
-row at cost 1 (its own column n + j1); a row on D leaves a column of B free, which costs nothing more since
-the row already paid 1. scipy's ``min_weight_full_bipartite_matching`` (LAPJVsp) solves it; its weights
-must be non-zero, so every edge weighs 1 more (all n rows are matched: the optimum is unchanged).
+where M uses only the pairs with C < 1 (~3 % of the n x n pairs of the paper's layers). Neurons without
+inputs only pair with each other at C < 1 (at 0), so they are matched in closed form, and the rest is a
+full matching of the 2n x 2n graph
 
-Ties. The optimal cost is unique, the matching is not: costs are ratios of small integers, so many
-neurons have several equally good partners, and the pick decides the rows of the next layer (B_k+1[pi]).
-The rule here: among optimal matchings, keep as many neurons as possible at their own index (j -> j).
-That is what scipy's dense solver does in practice (it kept 99.7 % of neurons in place in the paper's
-epoch-0 layers, whose runs share an initial topology, so index j is the same neuron in every run), and for
-networks whose indices mean nothing it is as valid as any other tie choice. It is enforced by a bonus of
-``IN_PLACE_BONUS`` = 2^-42 on every edge (j, j); it can cost at most that much per neuron, so a layer's
-distance stays within 2.3e-13 of the exact optimum. Neurons left unmatched (cost 1 with every free
-partner) follow the same rule: a neuron whose own index is free keeps it, the others pair in index order.
+    [ E  D_A ]     E:   the pairs that share inputs, at C          D_A: row j1 -> its own column n + j1,
+    [ D_B  E']          (A's neuron j1 left unmatched, cost 1)      D_B: row n + j2 -> column j2 (B's neuron
+                                                                         j2 left unmatched, cost 0)
+
+with E' the pattern of E transposed at cost 0 (row n + j2 -> column n + j1 for every pair (j1, j2) in E),
+which pairs up the dummies that a matching M leaves over. scipy's ``min_weight_full_bipartite_matching``
+(LAPJVsp) solves it. It is square so that LAPJVsp runs its column reduction and augmenting row reduction
+first; on the paper's layers those settle most rows, and few shortest augmenting paths remain (the
+n x 2n form, without dummy rows, skips them: it took about twice as long on the epoch-190 layers). Each
+dummy edge comes first in its row, so scipy's feasibility check (Hopcroft-Karp) finds the all-dummy
+perfect matching at once.
+
+Weights are integers: C on a grid of 2^-42 (``GRID``), plus 1 (LAPJVsp needs non-zero weights; every
+row is matched once, so the shift changes no optimum). Integer arithmetic has no rounding, so the
+augmenting row reduction never chases differences of a few ulps: with float weights (and a tiny tie
+bonus) the square form did not finish on one of the paper's epoch-190 layers. The matching is optimal
+for the rounded costs, so its true cost -- summed from the float64 C, the same division as exact mode --
+is within n * 2^-42 of the optimum: the layer's distance within 2^-42 = 2.3e-13.
+
+Ties. The optimal cost is unique, the matching is not: costs are ratios of small integers, so neurons can
+have several equally good partners, and the pick decides the rows of the next layer (B_k+1[pi]). Any
+optimal matching is as valid as scipy's dense solver's choice; the rule here keeps neurons at their own
+index where that costs nothing, which is what gives identical networks 0 in every layer:
+- neurons without inputs pair with B's at their own index where both are empty, the rest in index order;
+- so do neurons left unmatched (cost 1 with any free partner);
+- then, while a neuron i can take its own column by trading partners with the neuron holding it at no
+  extra cost (C[i, i] + C[k, j] = C[i, j] + C[k, i]), it does (``_keep_in_place``).
 """
 
 from __future__ import annotations
@@ -29,67 +45,85 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-__all__ = ["IN_PLACE_BONUS", "sparse_assignment"]
+__all__ = ["GRID", "sparse_assignment"]
 
-IN_PLACE_BONUS = 2.0**-42  # >> the 2^-52 spacing of weights in [1, 2], << the 1e-12 layer-0 tolerance
+GRID = 2.0**-42  # cost resolution of the matching: << the 1e-12 layer-0 tolerance, >> float64's 2^-52 at 1
 
 
 def sparse_assignment(
-    a: sp.csr_matrix, b: sp.csr_matrix, deg_a: np.ndarray, deg_b: np.ndarray
+    a: sp.csr_matrix, b: sp.csr_matrix, deg_a: np.ndarray, deg_b: np.ndarray, a_t: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, float]:
-    """(order, total): B's column order[j] is matched to A's column j, and total = sum_j C[j, order[j]]."""
+    """(order, total): B's column order[j] is matched to A's column j, and total = sum_j C[j, order[j]].
+
+    ``a_t``: A transposed as CSR, if the caller keeps it (it is the same for every pair of A's).
+    """
     n = a.shape[1]
     if b.shape[1] != n:
         raise ValueError(f"the sparse solver needs square layers' outputs: {n} and {b.shape[1]} columns")
-    rows, cols, cost = _edges(a, b, deg_a, deg_b)
-    match = _match(rows, cols, cost, n)
-    on_edge = match[rows] == cols  # the edge each matched row took (at most one per row: no duplicate edges)
+    inter = ((a.T.tocsr() if a_t is None else a_t) @ b).tocsr()  # I = A^T B, only pairs that share inputs
+    by_b = inter.T.tocsr()  # row j2: the j1 that share inputs with j2, ascending (a transpose sorts)
+    rows, rows_b = _row_of_entry(inter), _row_of_entry(by_b)
+    cols, shared = inter.indices, inter.data
+    union = deg_a[rows] + deg_b[cols] - shared
+    cost = (union - shared) / union  # the same float64 division as exact mode
+    match = _match(inter, rows, by_b, rows_b, cost)
+    taken = np.flatnonzero(match[rows] == cols)  # the edge each matched row took (no duplicate edges)
     order = np.full(n, -1, dtype=np.intp)
-    order[rows[on_edge]] = cols[on_edge]
-    total = float(cost[on_edge].sum())
-    left = _place_leftovers(order)
-    return order, total + left
+    order[rows[taken]] = cols[taken]
+    paid = np.ones(n)  # C[j, order[j]]: 1 for a neuron left unmatched
+    paid[rows[taken]] = cost[taken]
+    paid[_pair_without_inputs(order, deg_a, deg_b)] = 0.0
+    _place_leftovers(order)
+    _keep_in_place(order, paid, _Pairs(by_b, rows_b, deg_a, deg_b))
+    return order, float(paid.sum())
 
 
-def _edges(a, b, deg_a, deg_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pairs (j1, j2) with C < 1, grouped by j1, and their costs: the same float64 division as the exact mode."""
-    inter = (a.T.tocsr() @ b).tocsr()  # I = A^T B as CSR: csr @ csr is scipy's fastest product
-    counts = np.diff(inter.indptr)
-    rows = np.repeat(np.arange(inter.shape[0], dtype=np.intp), counts)
-    cols = inter.indices.astype(np.intp, copy=False)
-    i = inter.data
-    union = deg_a[rows] + deg_b[cols] - i
-    cost = (union - i) / union
-    empty_a, empty_b = np.flatnonzero(deg_a == 0), np.flatnonzero(deg_b == 0)
-    if len(empty_a) and len(empty_b):  # two neurons without inputs: cost 0; such rows have no other edge
-        rows = np.concatenate([rows, np.repeat(empty_a, len(empty_b))])
-        cols = np.concatenate([cols, np.tile(empty_b, len(empty_a))])
-        cost = np.concatenate([cost, np.zeros(len(empty_a) * len(empty_b))])
-    return rows, cols, cost
+def _row_of_entry(m: sp.csr_matrix) -> np.ndarray:
+    return np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
 
 
-def _match(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, n: int) -> np.ndarray:
-    """match[j1] = the column row j1 takes in the n x 2n graph [E | D]; >= n means unmatched."""
-    # Rectangular, not the square 2n x 2n form with dummy rows: on the square form scipy's LAPJVsp runs
-    # its augmenting row reduction, which was slower here and did not finish on one of the paper's layers
-    # (float ties cycling); the rectangular form goes straight to shortest augmenting paths.
-    weight = cost + 1.0
-    weight[rows == cols] -= IN_PLACE_BONUS
-    own = np.arange(n, dtype=np.intp)  # row j1's "unmatched" column n + j1, at cost 1 (+ 1)
-    graph = sp.csr_array(
-        (np.concatenate([weight, np.full(n, 2.0)]), (np.concatenate([rows, own]), np.concatenate([cols, n + own]))),
-        shape=(n, 2 * n),
-    )
+def _match(inter: sp.csr_matrix, rows: np.ndarray, by_b: sp.csr_matrix, rows_b: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """match[j1] = the column row j1 takes in the 2n x 2n graph (see the module docstring); >= n: unmatched."""
+    n, nnz = inter.shape[0], inter.nnz
+    half, unit = nnz + n, 1.0 / GRID  # entries in rows 0..n-1 (and in rows n..2n-1); weight of cost 0
+    own = np.arange(n, dtype=np.int32)
+    # Row j1: [n + j1, then j1's pairs]; row n + j2: [j2, then n + j1 for every j1 paired with j2].
+    indptr = np.empty(2 * n + 1, dtype=np.int32)
+    indptr[: n + 1] = inter.indptr + np.arange(n + 1, dtype=np.int32)
+    indptr[n + 1 :] = by_b.indptr[1:] + np.arange(1, n + 1, dtype=np.int32) + half
+    indices = np.empty(2 * half, dtype=np.int32)
+    weight = np.full(2 * half, unit)
+    indices[indptr[:n]], weight[indptr[:n]] = n + own, 2 * unit  # each dummy comes first in its row
+    entry = np.arange(nnz, dtype=np.int32) + 1
+    indices[entry + rows], weight[entry + rows] = inter.indices, np.rint(cost * unit) + unit
+    indices[indptr[n:-1]] = own
+    indices[entry + rows_b + half] = n + by_b.indices
+    graph = sp.csr_array((weight, indices, indptr), shape=(2 * n, 2 * n))
     _, match = min_weight_full_bipartite_matching(graph)
-    return match
+    return match[:n]
 
 
-def _place_leftovers(order: np.ndarray) -> int:
-    """Give every unmatched row (order -1) a free column: its own index if free, else in index order. Returns their count."""
+def _pair_without_inputs(order: np.ndarray, deg_a: np.ndarray, deg_b: np.ndarray) -> np.ndarray:
+    """Pair A's neurons without inputs with B's (cost 0): at their own index where both are empty, else in index order.
+
+    Returns the rows paired."""
+    empty_a, empty_b = deg_a == 0, deg_b == 0
+    if not (empty_a.any() and empty_b.any()):
+        return np.zeros(0, dtype=np.intp)
+    both = np.flatnonzero(empty_a & empty_b)
+    rest_a, rest_b = np.flatnonzero(empty_a & ~empty_b), np.flatnonzero(empty_b & ~empty_a)
+    m = min(len(rest_a), len(rest_b))
+    order[both] = both
+    order[rest_a[:m]] = rest_b[:m]
+    return np.concatenate([both, rest_a[:m]])
+
+
+def _place_leftovers(order: np.ndarray) -> None:
+    """Give every unmatched row (order -1) a free column: its own index if free, else in index order."""
     n = len(order)
     free_rows = np.flatnonzero(order < 0)
     if not len(free_rows):
-        return 0
+        return
     taken = np.zeros(n, dtype=bool)
     taken[order[order >= 0]] = True
     keep = free_rows[~taken[free_rows]]  # rows whose own column is free keep it
@@ -97,4 +131,59 @@ def _place_leftovers(order: np.ndarray) -> int:
     taken[keep] = True
     rest = np.flatnonzero(order < 0)
     order[rest] = np.flatnonzero(~taken)
-    return len(free_rows)
+
+
+def _keep_in_place(order: np.ndarray, paid: np.ndarray, pairs: "_Pairs") -> None:
+    """Trade partners, at no extra cost, so that neurons keep their own index; updates order and paid in place.
+
+    Neuron i holds j = order[i] and k holds i: swapping to (i -> i, k -> j) changes the cost by
+    C[i, i] + C[k, j] - C[i, j] - C[k, i], and a trade is taken when that is 0 (up to float64's rounding of
+    two sums, ``TRADE_TOLERANCE``). Every trade puts one more neuron in place, so this ends. It gives
+    identical networks the identity matching in every layer (distance 0), and keeps equal neurons in place.
+    """
+    n = len(order)
+    everyone = np.arange(n)
+    if (order == everyone).all():
+        return
+    stay = pairs.stay()  # C[i, i]
+    holder = np.empty(n, dtype=np.intp)
+    while True:
+        holder[order] = everyone
+        # C[k, j] >= 0, so only rows with C[i, i] <= C[i, j] + C[k, i] can trade.
+        i = np.flatnonzero((order != everyone) & (stay <= paid + paid[holder] + TRADE_TOLERANCE))
+        k, j = holder[i], order[i]
+        other = pairs.cost(k, j)
+        free = stay[i] + other <= paid[i] + paid[k] + TRADE_TOLERANCE
+        if not free.any():
+            return
+        busy = np.zeros(n, dtype=bool)
+        for i1, k1, j1, c in zip(i[free].tolist(), k[free].tolist(), j[free].tolist(), other[free].tolist()):
+            if not (busy[i1] or busy[k1]):  # trades in one round must touch different rows
+                busy[i1] = busy[k1] = True
+                order[i1], order[k1], paid[i1], paid[k1] = i1, j1, stay[i1], c
+
+
+TRADE_TOLERANCE = 1e-15  # > the rounding of two sums of two costs in [0, 1]; << any real difference of such sums
+
+
+class _Pairs:
+    """C[i, j] for any pairs, looked up in I^T = B^T A (CSR, sorted indices): the same float64 division as exact mode."""
+
+    def __init__(self, by_b: sp.csr_matrix, rows_b: np.ndarray, deg_a: np.ndarray, deg_b: np.ndarray):
+        self.by_b, self.rows_b, self.deg_a, self.deg_b = by_b, rows_b, deg_a, deg_b
+
+    def stay(self) -> np.ndarray:
+        """C[i, i] for every i."""
+        return self._cost(self.by_b.diagonal(), np.arange(self.by_b.shape[0]), np.arange(self.by_b.shape[0]))
+
+    def cost(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "keys"):  # built on the first lookup: most layers of near networks need none
+            self.keys = self.rows_b.astype(np.int64) * self.by_b.shape[1] + self.by_b.indices  # ascending
+        key = j.astype(np.int64) * self.by_b.shape[1] + i
+        at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+        shared = np.where(self.keys[at] == key, self.by_b.data[at], 0.0) if len(self.keys) else np.zeros(len(key))
+        return self._cost(shared, i, j)
+
+    def _cost(self, shared: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        union = self.deg_a[i] + self.deg_b[j] - shared
+        return np.divide(union - shared, union, out=np.zeros(len(shared)), where=union > 0)

@@ -11,7 +11,7 @@ from scipy.optimize import linear_sum_assignment
 
 from nnstd_dist import kernel, nnstd
 from nnstd_dist.errors import InputError
-from nnstd_dist.sparse_assignment import IN_PLACE_BONUS, sparse_assignment
+from nnstd_dist.sparse_assignment import GRID, sparse_assignment
 
 TOLERANCE = 1e-12
 
@@ -86,8 +86,8 @@ def test_leftovers_keep_their_index_else_go_in_index_order():
     assert total == 2.0
 
 
-def test_bonus_cannot_buy_a_worse_matching():
-    # A's 0 equals B's 1 exactly; keeping 0 in place instead would cost more than the bonus.
+def test_keeping_in_place_never_costs_more():
+    # A's 0 equals B's 1 exactly; trading back to keep 0 in place would cost more, so it is not taken.
     a = np.zeros((4, 2), bool)
     b = np.zeros((4, 2), bool)
     a[[0, 1], 0] = True
@@ -97,7 +97,26 @@ def test_bonus_cannot_buy_a_worse_matching():
     order, total = solve(a, b)
     assert order.tolist() == [1, 0]
     assert total == pytest.approx(naive_cost(a, b)[[0, 1], [1, 0]].sum(), abs=0)
-    assert IN_PLACE_BONUS < 1e-12
+
+
+def test_costs_closer_than_the_grid_still_give_the_optimum_within_tolerance():
+    # n * GRID bounds the loss from matching on rounded costs; per neuron (the distance) it is GRID.
+    assert GRID <= 2.0**-42 < TOLERANCE
+    rng = np.random.default_rng(7)
+    for _ in range(20):  # dense layers: many costs, many near-equal ratios
+        check_optimal(rng.random((40, 30)) < 0.5, rng.random((40, 30)) < 0.5)
+
+
+def test_identical_networks_keep_every_neuron_in_place_in_every_layer(rng, synthetic_network):
+    # Duplicated neurons make every layer's optimum a tie among many matchings; only the identity keeps
+    # the next layer's rows aligned, and only it gives 0 in every layer.
+    layers = synthetic_network(rng, [(12, 8), (8, 8), (8, 3)], 0.4)
+    layers[0][:, 4:] = layers[0][:, :4]  # neurons 4..7 copy 0..3
+    layers[1][4:] = layers[1][:4]
+    ta = kernel.prepare(layers)
+    order, total = sparse_assignment(ta.masks[0], ta.masks[0], ta.degrees[0], ta.degrees[0])
+    assert total == 0.0 and order.tolist() == list(range(8))
+    assert nnstd(layers, [m.copy() for m in layers], solver="sparse").tolist() == [0.0, 0.0, 0.0]
 
 
 # --- whole networks ---------------------------------------------------------------------------------------
