@@ -177,12 +177,19 @@ class _Pairs:
         return self._cost(self.by_b.diagonal(), np.arange(self.by_b.shape[0]), np.arange(self.by_b.shape[0]))
 
     def cost(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "keys"):  # built on the first lookup: most layers of near networks need none
+        if len(i) <= 16 and not hasattr(self, "keys"):  # a few lookups: search their rows, build no index
+            return self._cost(np.array([self._shared(i1, j1) for i1, j1 in zip(i.tolist(), j.tolist())]), i, j)
+        if not hasattr(self, "keys"):
             self.keys = self.rows_b.astype(np.int64) * self.by_b.shape[1] + self.by_b.indices  # ascending
         key = j.astype(np.int64) * self.by_b.shape[1] + i
         at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
         shared = np.where(self.keys[at] == key, self.by_b.data[at], 0.0) if len(self.keys) else np.zeros(len(key))
         return self._cost(shared, i, j)
+
+    def _shared(self, i: int, j: int) -> float:
+        start, stop = self.by_b.indptr[j], self.by_b.indptr[j + 1]
+        at = start + np.searchsorted(self.by_b.indices[start:stop], i)
+        return float(self.by_b.data[at]) if at < stop and self.by_b.indices[at] == i else 0.0
 
     def _cost(self, shared: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         union = self.deg_a[i] + self.deg_b[j] - shared
