@@ -27,7 +27,7 @@ import google_crc32c
 from distributed import Client, LocalCluster
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from nnstd_dist import store as store_module
+from nnstd_dist import store_io
 from nnstd_dist.generate import generate_population
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.schedule import compute
@@ -40,9 +40,9 @@ LAYERS = (784, 784, 784, 784, 10)
 def without_integrity():
     """The store as it would be without checksums and without the crash-safety reads."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(store_module, "_MASK_CODECS", (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),)))
-        stack.enter_context(mock.patch.object(store_module, "_CODECS", (ZstdCodec(level=0),)))
-        stack.enter_context(mock.patch.object(store_module, "_MARKER_CODECS", ()))
+        stack.enter_context(mock.patch.object(store_io, "MASK_CODECS", (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),)))
+        stack.enter_context(mock.patch.object(store_io, "CODECS", (ZstdCodec(level=0),)))
+        stack.enter_context(mock.patch.object(store_io, "MARKER_CODECS", ()))
         stack.enter_context(mock.patch.object(TopologyStore, "damaged_tiles", lambda self: []))
         stack.enter_context(mock.patch.object(TopologyStore, "check_masks", lambda self: None))
         stack.enter_context(mock.patch.object(TopologyStore, "generation_on_disk", lambda self: self.generation))
