@@ -33,14 +33,15 @@ from scipy.optimize import linear_sum_assignment
 
 from .errors import InputError, ShapeMismatchError
 from .masks import chain_break, has_nonfinite
-from .sparse_assignment import sparse_assignment
+from .sparse_assignment import TIE_RULE, sparse_assignment
 
-__all__ = ["SOLVERS", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
+__all__ = ["SOLVERS", "TIE_RULES", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
 
 # "exact": the dense cost matrix and scipy's linear_sum_assignment, the paper's computation bit for bit.
 # "sparse": the same optimum per layer from the pairs that share inputs (sparse_assignment.py); its
 # tie choice among optimal matchings, and so deeper layers' values, may differ.
 SOLVERS = ("exact", "sparse")
+TIE_RULES = {"exact": None, "sparse": TIE_RULE}  # recorded with stored results; exact's ties are scipy's dense solver's
 
 
 def as_mask(layer, where: str = "layer") -> sp.csr_matrix:

@@ -30,7 +30,7 @@ from distributed.scheduler import KilledWorker
 
 from .environment import check_cluster, compare, environment_report
 from .errors import ClusterError, InputError, NNSTDError, StoreError
-from .kernel import SOLVERS
+from .kernel import SOLVERS, TIE_RULES
 from .plan import Plan, default_tile, make_plan, n_tiles
 from .budget import check_bytes
 from .store import TopologyStore, locked
@@ -368,6 +368,11 @@ def plan_store(
             raise StoreError(f"{store.path}: results were created with tile {store.tile}; `tile` {tile} needs `recompute`")
         if solver != store.solver:
             raise StoreError(f"{store.path}: its distances were computed with the {store.solver} solver; `solver` {solver} needs `recompute`")
+        if TIE_RULES[solver] != store.tie_rule:  # deeper layers depend on the tie choice: never mix two
+            raise StoreError(
+                f"{store.path}: its distances came from tie rule {store.tie_rule} of the {solver} solver, this version uses "
+                f"rule {TIE_RULES[solver]}; finishing them needs `recompute`"
+            )
         if _layers_beyond(max_layer, store.max_layer):
             # Layer k needs the matchings of layers 0..k-1, which are not stored: more layers cost a full run.
             raise StoreError(
@@ -379,7 +384,7 @@ def plan_store(
     check_bytes(f"--tile {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset
-        store.init_results(tile, solver=solver, max_layer=max_layer)
+        store.init_results(tile, solver=solver, max_layer=max_layer, tie_rule=TIE_RULES[solver])
     k = n_tiles(n, tile)
     return make_plan(n, tile, np.zeros((k, k), dtype=np.int64))
 

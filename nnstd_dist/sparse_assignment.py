@@ -45,9 +45,13 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-__all__ = ["GRID", "sparse_assignment"]
+__all__ = ["GRID", "TIE_RULE", "sparse_assignment"]
 
 GRID = 2.0**-42  # cost resolution of the matching: << the 1e-12 layer-0 tolerance, >> float64's 2^-52 at 1
+# Stores record it with sparse results, so that one matrix never mixes two tie choices (deeper layers'
+# values depend on them). Raise it whenever the matching picked among equal optima can change.
+# 1: the rectangular graph with a 2^-42 bonus per neuron kept in place (nnstd-dist before this rule).
+TIE_RULE = 2
 
 
 def sparse_assignment(

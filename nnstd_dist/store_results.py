@@ -51,6 +51,13 @@ class Results:
         return self._group.attrs.get("solver", "exact")
 
     @property
+    def tie_rule(self) -> int | None:
+        """The sparse solver's tie rule of the stored distances (kernel.TIE_RULES); sparse results without one used rule 1."""
+        if self.solver == "exact":
+            return None
+        return self._group.attrs.get("tie_rule", 1)
+
+    @property
     def max_layer(self) -> int | None:
         """The last layer computed (compute --max-layer); absent or None means every layer."""
         return self._group.attrs.get("max_layer")
@@ -79,11 +86,11 @@ class Results:
             )
 
     @writes
-    def init_results(self, tile: int, solver: str = "exact", max_layer: int | None = None) -> None:
+    def init_results(self, tile: int, solver: str = "exact", max_layer: int | None = None, tie_rule: int | None = None) -> None:
         """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results.
 
-        ``solver`` and ``max_layer`` are recorded as attributes (absent in stores made before them:
-        exact, all layers), so that one matrix never mixes solvers and a layer not computed is known.
+        ``solver``, its ``tie_rule`` and ``max_layer`` are recorded as attributes (absent in stores made before
+        them: exact, all layers), so that one matrix never mixes solvers and a layer not computed is known.
         """
         n, n_layers = self.n_networks, self.n_layers
         n_t = n_tiles(n, tile)
@@ -112,7 +119,9 @@ class Results:
             "layer", shape=(n_layers,), dtype="int64", dimension_names=("layer",), overwrite=True, compressors=store_io.CODECS
         )
         layer[:] = np.arange(n_layers)
-        self._group.attrs.update({"tile": int(tile), "solver": solver, "max_layer": None if max_layer is None else int(max_layer)})  # the commit point
+        self._group.attrs.update(
+            {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
+        )  # the commit point
 
     def _resize_results(self, n: int) -> None:
         """Result arrays for a population of ``n`` (an append): new rows NaN, new tiles not done."""

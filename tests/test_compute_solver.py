@@ -10,7 +10,7 @@ from distributed import Client, LocalCluster
 
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import StoreError
-from nnstd_dist.kernel import nnstd_prepared, prepare
+from nnstd_dist.kernel import TIE_RULES, nnstd_prepared, prepare
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.schedule import compute
 from nnstd_dist.store import TopologyStore
@@ -58,7 +58,7 @@ def run(*args):
 def test_sparse_run_equals_the_sparse_kernel_and_is_recorded(store_path, networks, client):
     compute(store_path, tile=4, client=client, solver="sparse")
     store = TopologyStore.open(store_path)
-    assert store.solver == "sparse" and store.max_layer is None
+    assert (store.solver, store.tie_rule, store.max_layer) == ("sparse", TIE_RULES["sparse"], None)
     got = store.read_distance()
     np.testing.assert_array_equal(got, direct(networks, solver="sparse"))
     np.testing.assert_allclose(got[0], direct(networks)[0], rtol=0, atol=1e-12)
@@ -73,6 +73,22 @@ def test_one_matrix_never_mixes_solvers(store_path, client):
     ]
     plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
     assert stats.pairs == 36 and TopologyStore.open(store_path).solver == "sparse"
+
+
+def test_sparse_results_of_another_tie_rule_are_not_finished(store_path, client):
+    # Stores from before the rule was recorded hold rule 1; deeper layers depend on the tie choice.
+    compute(store_path, tile=4, client=client, solver="sparse")
+    store = TopologyStore.open(store_path, mode="r+")
+    del store._group.attrs["tie_rule"]
+    assert TopologyStore.open(store_path).tie_rule == 1
+    result = run("compute", "--store", store_path, "--solver", "sparse")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {store_path}: its distances came from tie rule 1 of the sparse solver, this version uses rule "
+        f"{TIE_RULES['sparse']}; finishing them needs --recompute"
+    ]
+    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["sparse"]
 
 
 def test_max_layer(store_path, networks, client, tmp_path):
@@ -105,7 +121,7 @@ def test_a_store_without_the_new_attributes_is_exact_with_all_layers(store_path,
     for key in ("solver", "max_layer"):
         del store._group.attrs[key]
     store = TopologyStore.open(store_path)
-    assert (store.solver, store.max_layer) == ("exact", None)
+    assert (store.solver, store.tie_rule, store.max_layer) == ("exact", None, None)
     plan, _ = compute(store_path, client=client)
     assert len(plan) == 0
 
