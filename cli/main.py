@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
+import shlex
 import sys
 
 import click
@@ -57,12 +59,43 @@ class LazyGroup(click.Group):
             ctx.exit(2)
 
 
+# A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:
+# the function -> the command that runs it. The call's first argument is the store.
+STEPS = {"compute": "compute", "verify": "verify", "add_networks": "ingest"}
+_CALL = re.compile(r"`(\w+)\(([^`]*)\)`")
+
+
 def in_option_terms(message: str, command: click.Command | None) -> str:
-    """A library message with each `parameter` it names shown as the option of ``command`` that sets it."""
+    """A library message with each step it names shown as a command line, and each `parameter` as the option of ``command`` that sets it."""
+    message = _CALL.sub(_command_line, message)
     if command is None:
         return message
     flags = {p.name: "/".join(p.opts + p.secondary_opts) for p in command.params if isinstance(p, click.Option)}
     return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m[1], m[0]), message)
+
+
+def _command_line(call: re.Match) -> str:
+    """`compute('s.zarr', max_layer=2, recompute=True)` -> `nnstd-dist compute --store s.zarr --max-layer 2 --recompute`."""
+    name = STEPS.get(call[1])
+    command = LazyGroup._load(name) if name else None
+    try:
+        parsed = ast.parse(call[0][1:-1], mode="eval").body
+        values = [ast.literal_eval(a) for a in parsed.args[:1]]
+        keywords = {"store": values[0]} if values else {}
+        keywords.update({k.arg: ast.literal_eval(k.value) for k in parsed.keywords})
+    except (SyntaxError, ValueError):
+        return call[0]
+    if command is None:
+        return call[0]
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    words = ["nnstd-dist", name]
+    words += [p.human_readable_name for p in command.params if isinstance(p, click.Argument) and p.required]
+    for key, value in keywords.items():
+        if key not in options:
+            return call[0]
+        flag = max(options[key].opts, key=len)
+        words += [flag] if value is True and options[key].is_flag else [flag, shlex.quote(str(value))]
+    return f"`{' '.join(words)}`"
 
 
 @click.group(

@@ -30,7 +30,9 @@ def command(store, as_json):
     elif report.ok:
         click.echo(f"OK: {report.store}: {count(report.networks, 'network')} and {count(report.tiles, 'computed tile')} checked, no damage")
     else:
+        from .main import in_option_terms
+
         for problem in report.problems:
-            click.echo(problem)
+            click.echo(in_option_terms(problem, command))
         click.echo(f"{count(len(report.problems), 'problem')} found in {report.store}", err=True)
     raise SystemExit(0 if report.ok else 1)

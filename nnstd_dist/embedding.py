@@ -35,7 +35,7 @@ def linkage_of(values: np.ndarray) -> np.ndarray:
     if missing:
         raise InputError(
             f"clustering needs every pair: {missing} of the selection's pairs are not computed yet "
-            "(finish `nnstd-dist compute`, or narrow `select`)"
+            "(compute the rest of the store, or narrow `select`)"
         )
     symmetric = (values + values.T) / 2
     np.fill_diagonal(symmetric, 0.0)

@@ -2,7 +2,10 @@
 
 Messages speak Python, not the command line: a parameter is named in backticks as the keyword
 that sets it ("`density` must be in (0, 1], got 2"); the CLI shows each such name as the option
-that sets it ("--density must be in (0, 1], got 2"), see cli/main.py.
+that sets it ("--density must be in (0, 1], got 2"). Another step is named as its library call,
+with the store first ("run `compute('s.zarr', max_layer=2, recompute=True)`"); the CLI shows the
+command line that runs it ("`nnstd-dist compute --store s.zarr --max-layer 2 --recompute`"). See
+cli/main.py.
 """
 
 

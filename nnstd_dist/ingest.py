@@ -89,12 +89,12 @@ def find_networks(sources: Iterable[str | Path], exclude: Iterable[str] = ()) ->
             if source.name in found:
                 raise InputError(
                     f"two networks named {source.name!r}: {found[source.name].path} and {source.path} "
-                    "(names are paths relative to each SOURCE; give their common parent folder instead)"
+                    "(names are paths relative to each source; give their common parent folder instead)"
                 )
             found[source.name] = source
     if not found and exports:
         raise InputError(f"no networks to ingest: {', '.join(map(str, exports[:3]))}{', ...' if len(exports) > 3 else ''} "
-                         "are distance matrices written by `nnstd-dist export`")
+                         "are exported distance matrices, not networks")
     return Discovery([found[name] for name in sorted(found, key=natural_key)], exports)
 
 

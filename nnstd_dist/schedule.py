@@ -124,7 +124,7 @@ def connect(spec: ClusterSpec):
                 yield client
             return
         if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
-            raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (start one with `dask scheduler --scheduler-file {spec.scheduler_file}`)")
+            raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (the Dask scheduler writes it once started with this path as its scheduler file)")
         if spec.scheduler_file:
             _check_scheduler_file(spec.scheduler_file)
         try:
@@ -167,7 +167,7 @@ def _check_scheduler_file(path: str) -> None:
     except (OSError, ValueError, UnicodeDecodeError):
         ok = False
     if not ok:
-        raise ClusterError(f"{path}: not a Dask scheduler file (JSON with an 'address', written by `dask scheduler --scheduler-file {path}`)")
+        raise ClusterError(f"{path}: not a Dask scheduler file (JSON with an 'address', as a Dask scheduler writes it)")
 
 
 def _threads(client: Client) -> int:
@@ -381,7 +381,7 @@ def plan_store(
             )
         return make_plan(n, store.tile, store.tile_markers())
     tile = tile or default_tile(n, slots)
-    check_bytes(f"--tile {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
+    check_bytes(f"`tile` {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset
         store.init_results(tile, solver=solver, max_layer=max_layer, tie_rule=TIE_RULES[solver])
@@ -422,7 +422,7 @@ def compute(
         if dry_run:
             store = TopologyStore.open(store_path, mode="r")
         else:
-            store = stack.enter_context(locked(store_path, command or f"nnstd-dist compute --store {store_path}", force=force))
+            store = stack.enter_context(locked(store_path, command or f"compute({str(store_path)!r})", force=force))
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         if client is not None:

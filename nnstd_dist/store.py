@@ -63,7 +63,7 @@ class TopologyStore(Population, Results):
         if path.is_file():
             raise StoreError(f"{path}: is a file, not a zarr store directory")
         if not (path / "zarr.json").is_file():
-            raise StoreError(f"{path}: no nnstd-dist store here (create one with `nnstd-dist ingest ... --store {path}`)")
+            raise StoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
         try:
             group = zarr.open_group(zarr_store(path, mode), mode=mode)
         except Exception as exc:  # zarr raises several types for a broken group
@@ -74,7 +74,7 @@ class TopologyStore(Population, Results):
         if attrs.get("format_version") == 1:
             raise StoreError(
                 f"{path}: store format version 1 (no checksums), this nnstd-dist reads version {FORMAT_VERSION}: "
-                "re-ingest its sources into a new store (`nnstd-dist ingest SOURCES --store NEW.zarr`)"
+                "re-ingest its sources into a new store (`add_networks('NEW.zarr', networks)`)"
             )
         if attrs.get("format_version") != FORMAT_VERSION:
             raise StoreError(
@@ -214,7 +214,7 @@ def locked(path: str | Path, command: str, force: bool = False):
         yield TopologyStore.open(path, mode="r+")
 
 
-def add_networks(path: str | Path, networks, replace: bool = False, command: str = "nnstd-dist ingest"):
+def add_networks(path: str | Path, networks, replace: bool = False, command: str = "add_networks"):
     """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` under its lock, creating it if missing.
 
     Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and

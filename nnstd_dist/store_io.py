@@ -19,7 +19,7 @@ from . import faults
 from .errors import StoreError
 from .store_chunks import chunk_path
 
-__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks"]
+__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint"]
 
 MASK_CODECS = (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), Crc32cCodec())  # masks are bits: ~2 B/connection
 CODECS = (ZstdCodec(level=0), Crc32cCodec())
@@ -74,7 +74,12 @@ def reading(store_path: Path, what: str):
         raise
     except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
         reason = "checksum mismatch" if "checksum" in str(exc).lower() else f"{type(exc).__name__}: {str(exc)[:120]}"
-        raise StoreError(f"{store_path}: {what} is damaged ({reason}); `nnstd-dist verify --store {store_path}` lists all damage") from None
+        raise StoreError(f"{store_path}: {what} is damaged ({reason}); {damage_hint(store_path)}") from None
+
+
+def damage_hint(store_path: Path) -> str:
+    """Where every message about damage points: verify, named as the library call (the CLI shows its command line)."""
+    return f"`verify({str(store_path)!r})` lists all damage"
 
 
 def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
@@ -82,4 +87,4 @@ def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
     for c in coords:
         if not chunk_path(store_path, name, c).is_file():
             where = what(c) if what else f"chunk {'/'.join(map(str, c))}"
-            raise StoreError(f"{store_path}: {name} {where} is missing; `nnstd-dist verify --store {store_path}` lists all damage")
+            raise StoreError(f"{store_path}: {name} {where} is missing; {damage_hint(store_path)}")

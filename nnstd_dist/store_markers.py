@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import StoreError
 from .store_chunks import chunk_problem, payload
+from .store_io import damage_hint
 
 __all__ = ["read_marker_files"]
 
@@ -58,6 +59,6 @@ def read_marker_files(markers, directory: Path, damaged: list | None = None) -> 
                 continue
             if data is None or len(data) != 8:
                 raise StoreError(f"{directory.parent}: the done marker of tile ({a}, {b}) is damaged ({chunk_problem(Path(cell.path)) or 'wrong size'}); "
-                                 f"`nnstd-dist verify --store {directory.parent}` lists all damage")
+                                 f"{damage_hint(directory.parent)}")
             out[a, b] = int.from_bytes(data, "little", signed=True)
     return out

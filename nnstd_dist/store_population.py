@@ -17,7 +17,7 @@ from .masks import dense_to_csr
 from .plan import n_tiles
 from .records import METADATA_COLUMNS, NetworkRecord
 from .store_chunks import chunk_path, chunk_problem
-from .store_io import reading, require_chunks
+from .store_io import damage_hint, reading, require_chunks
 
 __all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
 
@@ -164,7 +164,7 @@ class Population:
                 coords = (coords[0], 0) if name == "connections" else coords
                 problem = chunk_problem(chunk_path(self.path, name, coords))
                 if problem:
-                    raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; `nnstd-dist verify --store {self.path}` lists all damage")
+                    raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; {damage_hint(self.path)}")
 
     def _mask_damaged(self, index: int) -> bool:
         return any(chunk_problem(chunk_path(self.path, f"mask_l{k}", (index, 0, 0))) for k in range(self.n_layers))
@@ -177,7 +177,7 @@ class Population:
                 if problem:
                     raise StoreError(
                         f"{self.path}: mask_l{k} of network {i} ({self.names()[i]}) is {problem}; "
-                        f"`nnstd-dist verify --store {self.path}` lists all damage; ingesting its source again rewrites it"
+                        f"{damage_hint(self.path)}; ingesting its source again rewrites it"
                     )
 
     def _check_layer(self, layer: int) -> None:

@@ -25,7 +25,7 @@ from . import store_io
 from .errors import StoreError
 from .plan import n_tiles, tile_of
 from .store_chunks import chunk_path, chunk_problem
-from .store_io import reading, require_chunks, writes
+from .store_io import damage_hint, reading, require_chunks, writes
 from .store_markers import read_marker_files
 
 __all__ = ["Results", "RESULT_NAMES"]
@@ -59,7 +59,7 @@ class Results:
 
     @property
     def max_layer(self) -> int | None:
-        """The last layer computed (compute --max-layer); absent or None means every layer."""
+        """The last layer computed (compute's ``max_layer``); absent or None means every layer."""
         return self._group.attrs.get("max_layer")
 
     @property
@@ -75,14 +75,14 @@ class Results:
     def require_results(self) -> None:
         """Refuse a store whose distances were never computed."""
         if not self.has_results:
-            raise StoreError(f"{self.path}: no distances yet (run `nnstd-dist compute --store {self.path}`)")
+            raise StoreError(f"{self.path}: no distances yet (run `compute({str(self.path)!r})`)")
 
     def check_layer_computed(self, layer: int) -> None:
-        """A layer beyond the run's --max-layer holds no distances: say so rather than hand out NaN."""
+        """A layer beyond the run's ``max_layer`` holds no distances: say so rather than hand out NaN."""
         if self.max_layer is not None and layer > self.max_layer:
             raise StoreError(
-                f"{self.path}: layer {layer} was not computed (compute ran with --max-layer {self.max_layer}); "
-                f"run `nnstd-dist compute --store {self.path} --max-layer {layer} --recompute`"
+                f"{self.path}: layer {layer} was not computed (the distances stop at layer {self.max_layer}); "
+                f"run `compute({str(self.path)!r}, max_layer={layer}, recompute=True)`"
             )
 
     @writes
@@ -254,7 +254,7 @@ class Results:
             vouched = (done_at > 0) & (done_at <= n) & (hi < done_at)
             same = slab[:, None] == rows[None, :]
             block = values[:, r0 : r0 + 1024]
-            if np.isnan(block[computed][:, vouched & ~same]).any():  # layers past --max-layer are NaN by design
-                raise StoreError(f"{self.path}: distances marked computed are missing; `nnstd-dist verify --store {self.path}` lists all damage")
+            if np.isnan(block[computed][:, vouched & ~same]).any():  # layers past max_layer are NaN by design
+                raise StoreError(f"{self.path}: distances marked computed are missing; {damage_hint(self.path)}")
             block[:, ~vouched] = np.nan
             block[:, same] = 0.0

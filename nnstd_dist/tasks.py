@@ -103,7 +103,7 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
     if store.n_networks != n:
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:
-        raise StoreError(f"{store_path}: no result arrays (they are created by `nnstd-dist compute`)")
+        raise StoreError(f"{store_path}: no result arrays (they are created by `compute({str(store_path)!r})`)")
     generation = store.generation
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0

@@ -294,9 +294,13 @@ def test_tile_below_one_is_refused_once_by_the_library_in_option_terms(tmp_path,
         compute(path, tile=-2)
 
 
-def test_missing_store_exits_2(tmp_path):
-    result = CliRunner().invoke(cli, ["compute", "--store", str(tmp_path / "none.zarr")])
-    assert result.exit_code == 2 and "no nnstd-dist store here" in result.output
+def test_missing_store_exits_2_naming_the_command_that_creates_one(tmp_path):
+    path = tmp_path / "none.zarr"
+    result = CliRunner().invoke(cli, ["compute", "--store", str(path)])
+    assert result.exit_code == 2
+    assert result.output == f"Error: {path}: no nnstd-dist store here (create one with `nnstd-dist ingest SOURCES --store {path}`)\n"
+    with pytest.raises(StoreError, match=re.escape(f"(create one with `add_networks({str(path)!r}, networks)`)")):
+        TopologyStore.open(path)  # the library names its own call
 
 
 def test_scheduler_address_from_the_environment(monkeypatch):

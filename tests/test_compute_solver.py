@@ -97,11 +97,14 @@ def test_max_layer(store_path, networks, client, tmp_path):
     assert store.max_layer == 0
     np.testing.assert_array_equal(store.read_distance([0]), direct(networks)[:1])
     assert np.isnan(store._group["distance"][1:]).all()  # nothing beyond layer 0 was written
-    with pytest.raises(StoreError, match="layer 1 was not computed"):
+    with pytest.raises(StoreError, match="layer 1 was not computed") as refused:
         store.read_distance([1])
-    for command in (["export", "--layer", "2", "-o", tmp_path / "d.npz"], ["plot", "--layer", "1", "-o", tmp_path / "d.png"]):
+    assert str(refused.value).endswith(f"run `compute({str(store_path)!r}, max_layer=1, recompute=True)`")  # the library names no option
+    for command, layer in ((["export", "--layer", "2", "-o", tmp_path / "d.npz"], 2), (["plot", "--layer", "1", "-o", tmp_path / "d.png"], 1)):
         result = run(*command, "--store", store_path)
-        assert result.exit_code == 2 and "was not computed (compute ran with --max-layer 0)" in result.output, result.output
+        assert result.exit_code == 2, result.output
+        assert (f"layer {layer} was not computed (the distances stop at layer 0); "
+                f"run `nnstd-dist compute --store {store_path} --max-layer {layer} --recompute`") in result.output, result.output
     result = run("export", "--store", store_path, "-o", tmp_path / "d.npz")  # default: the computed layers
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "d.npz", allow_pickle=False) as f:

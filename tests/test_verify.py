@@ -84,8 +84,11 @@ def test_readers_refuse_damaged_distances_and_compute_repairs_them(store, tmp_pa
     path, networks = store
     DAMAGE[damage][0](path)
     if damage != "marker flipped":  # a damaged marker only reopens its tile: nothing wrong can be read
-        with pytest.raises(StoreError, match="damaged|missing"):
+        with pytest.raises(StoreError, match="damaged|missing") as refused:
             export(path, tmp_path / "d.npz")
+        assert str(refused.value).endswith(f"`verify({str(path)!r})` lists all damage")
+        result = CliRunner().invoke(cli, ["export", "--store", str(path), "-o", str(tmp_path / "d.npz")])
+        assert result.exit_code == 2 and result.output.endswith(f"; `nnstd-dist verify --store {path}` lists all damage\n"), result.output
     plan, stats = compute(path, cluster=None, client=_client())
     assert stats.repaired and "tile (" in run_summary(stats) and "damaged or missing" in run_summary(stats)
     assert run_verify(path).exit_code == 0
