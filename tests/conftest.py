@@ -67,3 +67,13 @@ def paper_reference(shared_dir):
         pytest.skip(f"{path} is absent")
     ref = json.loads(path.read_text())
     return ref, [load_set_network(shared_dir / "topo" / name) for name in ref["networks"]]
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One real LocalCluster of two worker processes, started once (~1 s) for every test that needs a cluster but not its own."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            client.wait_for_workers(2)
+            yield client

@@ -136,6 +136,7 @@ def test_bad_input_is_one_error_line_and_exit_2(two_networks, case):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow  # a fresh interpreter; the CliRunner cases above run the same command in-process
 def test_python_dash_m(two_networks):
     a, b = two_networks
     done = subprocess.run(

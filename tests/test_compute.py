@@ -72,9 +72,8 @@ def stored(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
-        yield c
+def client(dask_client):
+    return dask_client
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +222,7 @@ def test_new_networks_cost_only_their_own_pairs(tmp_path, client, small, tile):
     np.testing.assert_array_equal(stored(path), expected[:, :15, :15])
 
 
+@pytest.mark.slow  # a real second process; test_runlock checks the refusal of a live holder in-process
 def test_a_second_run_stops_naming_the_first(tmp_path, medium):
     networks, _ = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)

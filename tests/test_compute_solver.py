@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from distributed import Client, LocalCluster
 
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import StoreError
@@ -21,9 +20,8 @@ SHAPES = [(40, 40), (40, 40), (40, 5)]
 
 
 @pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
-        yield c
+def client(dask_client):
+    return dask_client
 
 
 @pytest.fixture(scope="module")

@@ -164,12 +164,8 @@ def test_no_workers_yet_passes():
 
 
 @pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            client.wait_for_workers(2)
-            yield client
+def client(dask_client):
+    return dask_client
 
 
 def _set_numpy_version(value):

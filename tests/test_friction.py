@@ -33,10 +33,10 @@ def folder(tmp_path):
     return data
 
 
-def test_ingest_skips_its_own_export_with_a_note(folder, tmp_path):
+def test_ingest_skips_its_own_export_with_a_note(folder, tmp_path, dask_client):
     store = tmp_path / "s.zarr"
     assert run("ingest", folder, "--store", store).exit_code == 0
-    assert run("compute", "--store", store, "--n-workers", "1", "-q").exit_code == 0
+    assert run("compute", "--store", store, "--scheduler", dask_client.scheduler.address, "-q").exit_code == 0
     assert run("export", "--store", store, "-o", folder / "distances.npz").exit_code == 0
     np.savez(folder / "old_export.npz", distance=np.zeros((1, 2, 2)), names=np.array(["a", "b"]))  # before the marker
     result = run("ingest", folder, "--store", store)
@@ -78,15 +78,16 @@ def test_a_text_file_named_npz_is_not_called_pickled(tmp_path):
     assert "not an npz file (not a zip archive" in result.stderr and "pickle" not in result.stderr
 
 
-@pytest.fixture
-def unlabelled(tmp_path):
-    """A computed store of networks with no epoch and no run (net_000, net_001, net_002)."""
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory, dask_client):
+    """A computed store of networks with no epoch and no run (net_000, net_001, net_002); the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("unlabelled")
     rng = np.random.default_rng(4)
     for k in range(3):
         write_set_network(tmp_path / "nets" / f"net_{k:03d}", make_synthetic_network(rng, SHAPES, 0.3), rng)
     store = tmp_path / "s.zarr"
     assert run("ingest", tmp_path / "nets", "--store", store).exit_code == 0
-    assert run("compute", "--store", store, "--n-workers", "1", "-q").exit_code == 0
+    assert run("compute", "--store", store, "--scheduler", dask_client.scheduler.address, "-q").exit_code == 0
     return store
 
 

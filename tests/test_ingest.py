@@ -445,6 +445,7 @@ def test_info_on_a_missing_store():
 # ---- the paper's topologies ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ingest_the_90_seed_networks(shared_dir, tmp_path):
     topo = shared_dir / "topo"
     result = ingest(topo, "--store", tmp_path / "s.zarr", "--quiet")

@@ -69,7 +69,7 @@ def test_cli_writes_a_page_and_refuses_what_it_cannot_draw(tmp_path):
         write_report(TopologyStore.open(empty), tmp_path / "e.html")
 
 
-def test_a_store_computed_up_to_one_layer_shows_that_layer(tmp_path):
+def test_a_store_computed_up_to_one_layer_shows_that_layer(tmp_path, dask_client):
     from conftest import make_synthetic_network, write_set_network
 
     rng = np.random.default_rng(2)
@@ -77,7 +77,7 @@ def test_a_store_computed_up_to_one_layer_shows_that_layer(tmp_path):
         write_set_network(tmp_path / "nets" / f"net_{k}", make_synthetic_network(rng, [(10, 10), (10, 10), (10, 3)], 0.3), rng)
     store = tmp_path / "s.zarr"
     assert CliRunner().invoke(cli, ["ingest", str(tmp_path / "nets"), "--store", str(store)]).exit_code == 0
-    assert CliRunner().invoke(cli, ["compute", "--store", str(store), "--max-layer", "0", "--n-workers", "1", "-q"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["compute", "--store", str(store), "--max-layer", "0", "--scheduler", dask_client.scheduler.address, "-q"]).exit_code == 0
     result = CliRunner().invoke(cli, ["report", "--store", str(store), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     assert ": 4 networks, 1 layer, " in result.output

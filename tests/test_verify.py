@@ -80,7 +80,7 @@ def test_verify_names_the_damage_and_exits_1(store, damage):
 
 
 @pytest.mark.parametrize("damage", ["distance bit flip", "distance mirror deleted", "distance truncated", "marker flipped"])
-def test_readers_refuse_damaged_distances_and_compute_repairs_them(store, tmp_path, damage):
+def test_readers_refuse_damaged_distances_and_compute_repairs_them(store, tmp_path, damage, dask_client):
     path, networks = store
     DAMAGE[damage][0](path)
     if damage != "marker flipped":  # a damaged marker only reopens its tile: nothing wrong can be read
@@ -89,7 +89,7 @@ def test_readers_refuse_damaged_distances_and_compute_repairs_them(store, tmp_pa
         assert str(refused.value).endswith(f"`verify({str(path)!r})` lists all damage")
         result = CliRunner().invoke(cli, ["export", "--store", str(path), "-o", str(tmp_path / "d.npz")])
         assert result.exit_code == 2 and result.output.endswith(f"; `nnstd-dist verify --store {path}` lists all damage\n"), result.output
-    plan, stats = compute(path, cluster=None, client=_client())
+    plan, stats = compute(path, cluster=None, client=dask_client)
     assert stats.repaired and "tile (" in run_summary(stats) and "damaged or missing" in run_summary(stats)
     assert run_verify(path).exit_code == 0
     np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), pair_distances(networks))
@@ -106,24 +106,3 @@ def test_a_damaged_mask_is_rewritten_by_ingesting_its_source_again(store, tmp_pa
     result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "src"), "--store", str(path)])
     assert result.exit_code == 0, result.output
     assert run_verify(path).exit_code == 0
-
-
-_CLIENT = []
-
-
-def _client():
-    """One in-process Dask client for the module's compute calls."""
-    if not _CLIENT:
-        from distributed import Client, LocalCluster
-
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
-        _CLIENT.extend([cluster, Client(cluster)])
-    return _CLIENT[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_client():
-    yield
-    if _CLIENT:
-        _CLIENT[1].close()
-        _CLIENT[0].close()
