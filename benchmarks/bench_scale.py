@@ -10,8 +10,9 @@ scale: N generated networks of the paper's shape (784-784-784-784-10, density 0.
 SET runs drift), a LocalCluster of 2 single-threaded workers; an evenly spread subset of the tiles (about
 --seconds of work per solver) runs through the real scheduler and store. Prints pairs/s per core, ms per
 pair per core, the projection to 10,000 networks (49,995,000 pairs) on 128 cores, the ratio sparse/exact
-from the same run, and the share of task time outside the kernel (store, prepare, Python) and of
-worker time outside tasks (Dask). bookkeeping: a store of 10,000 small networks (32-32-16-4); times the
+from the same run, the share of task time outside the kernel (store, prepare, Python) and of
+worker time outside tasks (Dask), and every worker's time split by where it went (kernel, read, write,
+the rest of the task, between tasks, before its first task, after its last: the run's tail). bookkeeping: a store of 10,000 small networks (32-32-16-4); times the
 plan, `info`, `compute --dry-run`, creating the result arrays and markers, and a NaN export of layer 0.
 Figures only; the load average is printed because 2 shared cores make absolute times noisy.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from nnstd_dist.generate import generate_population
 from nnstd_dist.plan import Plan
 from nnstd_dist.records import NetworkRecord
+from nnstd_dist import schedule
 from nnstd_dist.schedule import ClusterSpec, connect, plan_store, run_plan
 from nnstd_dist.store import TopologyStore
 
@@ -51,32 +53,67 @@ def make_store(path: Path, layers, density: float, n: int) -> float:
     return time.perf_counter() - start
 
 
-def scale(work: Path, n: int, seconds: float, tile: int) -> None:
+def where_time_goes(results, run_start: float, run_end: float) -> dict[str, float]:
+    """Seconds of worker time (workers x wall) by where it went, from each task's own start time and timers."""
+    spent = dict.fromkeys(("kernel", "read + prepare", "write", "other in task", "between tasks", "start-up", "tail"), 0.0)
+    by_worker: dict[str, list] = {}
+    for r in results:
+        by_worker.setdefault(r.worker, []).append(r)
+        spent["kernel"] += r.kernel_seconds
+        spent["read + prepare"] += r.read_seconds
+        spent["write"] += r.write_seconds
+        spent["other in task"] += r.seconds - r.kernel_seconds - r.read_seconds - r.write_seconds  # open the store, marker, plan
+    for tasks in by_worker.values():
+        tasks.sort(key=lambda r: r.started)
+        spent["start-up"] += tasks[0].started - run_start
+        spent["between tasks"] += sum(b.started - (a.started + a.seconds) for a, b in zip(tasks, tasks[1:]))
+        spent["tail"] += run_end - (tasks[-1].started + tasks[-1].seconds)
+    return spent
+
+
+def scale(work: Path, n: int, seconds: float, tile: int | None) -> None:
     path = work / "paper-shape.zarr"
     print(f"generating and storing {n} networks of shape {'-'.join(map(str, PAPER_LAYERS))}: {make_store(path, PAPER_LAYERS, 0.006, n):.1f} s")
     rates = {}
+    results: list = []
+    add = schedule.RunStats.add
+
+    def keep(self, result):  # every task's result, for the breakdown by worker below
+        results.append(result)
+        add(self, result)
+
+    schedule.RunStats.add = keep
     with connect(ClusterSpec(n_workers=2)) as client:
         for solver in ("exact", "sparse"):
             store = TopologyStore.open(path, mode="r+")
             plan = plan_store(store, tile, recompute=True, slots=2, solver=solver)
+            choice = plan.choice
+            chosen = f"tile {plan.tile} ({choice.reason}" + (f": {1e3 * choice.seconds_per_pair:.1f} ms/pair timed on the client)" if choice.seconds_per_pair else ")")
             # a first small sample sizes the measured fraction to about `seconds` of work
             probe = run_plan(client, path, Plan(plan.n, plan.tile, plan.tasks[:2]))
             per_pair = probe.task_seconds / max(1, probe.pairs)
-            wanted = max(4, int(seconds * 2 / (per_pair * tile * tile)))
+            wanted = max(4, int(seconds * 2 / (per_pair * plan.tile * plan.tile)))
             step = max(1, len(plan.tasks) // wanted)
             subset = plan.tasks[2::step][:wanted]
+            results.clear()
+            run_start = time.time()
             stats = run_plan(client, path, Plan(plan.n, plan.tile, subset))
+            spent = where_time_goes(results, run_start, time.time())
             per_core = stats.pairs / stats.wall_seconds / 2
             rates[solver] = per_core
             projected = TARGET_N * (TARGET_N - 1) // 2 / (per_core * TARGET_CORES)
             outside_kernel = 1 - stats.kernel_seconds / stats.task_seconds
             outside_tasks = 1 - stats.task_seconds / (stats.wall_seconds * 2)
+            total = sum(spent.values())
             print(
-                f"{solver:6s}: {stats.pairs} pairs in {len(subset)} of {len(plan.tasks)} tiles of {tile} x {tile}, {stats.wall_seconds:.1f} s wall; "
+                f"{solver:6s}: {chosen}; {stats.pairs} pairs in {len(subset)} of {len(plan.tasks)} tiles, {stats.wall_seconds:.1f} s wall; "
                 f"{per_core:.1f} pairs/s per core = {1e3 / per_core:.1f} ms/pair/core; 10,000 networks on 128 cores: {projected / 3600:.2f} h\n"
                 f"        task time outside the kernel (read, prepare, write): {100 * outside_kernel:.1f} %; "
-                f"worker time outside tasks (Dask, idle): {100 * outside_tasks:.1f} %; kernel {1e3 * stats.kernel_seconds / stats.pairs:.1f} ms/pair"
+                f"worker time outside tasks (Dask, idle): {100 * outside_tasks:.1f} %; kernel {1e3 * stats.kernel_seconds / stats.pairs:.1f} ms/pair; "
+                f"{stats.task_seconds / len(subset):.1f} s per task\n"
+                f"        worker time ({total:.1f} s): " + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in spent.items())
             )
+    schedule.RunStats.add = add
     print(f"sparse / exact pairs per second, same run: {rates['sparse'] / rates['exact']:.2f}x")
 
 
@@ -108,7 +145,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["scale", "bookkeeping", "both"], default="both")
     parser.add_argument("--networks", type=int, default=1000, help="networks for the scale part [1000]")
     parser.add_argument("--seconds", type=float, default=60, help="work per solver in the scale part, in core-seconds per core [60]")
-    parser.add_argument("--tile", type=int, default=16)
+    parser.add_argument("--tile", type=int, default=None, help="tile size of the scale part [default: compute's adaptive choice]")
     parser.add_argument("--big", type=int, default=TARGET_N, help="networks for the bookkeeping part [10000]")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

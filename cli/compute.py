@@ -79,7 +79,8 @@ def _raise_terminated(signum, frame):
 @click.option(
     "--tile", type=int, default=None,  # checked once, by the library
     help="Networks per tile side: one task computes a B x B block of pairs. Fixed when the results are "
-    "created [default: 32, or 16 when 32 gives fewer than 4 tiles per worker].",
+    "created [default: adapted to the kernel, so that a tile is ~4 s of work: a few pairs are timed before "
+    "the run; a multiple of 8 within 16..256, and small enough to give every worker 4 tiles; --dry-run shows it].",
 )
 @click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local cluster: worker processes [default: one per core].")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None, help="Local cluster: threads per worker process [default: 1].")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnstd_dist.plan import total_pairs
+from nnstd_dist.plan import MAX_TILE, MIN_TILE, TILE_SECONDS, total_pairs
 
 
 def count(n: int, noun: str) -> str:
@@ -38,10 +38,27 @@ def describe_plan(plan) -> str:
     return "\n".join(
         [
             f"networks:        {plan.n}",
-            f"tile size:       {plan.tile} x {plan.tile} networks ({count(plan.n_tiles, 'tile')} in the lower triangle)",
+            f"tile size:       {plan.tile} x {plan.tile} networks ({count(plan.n_tiles, 'tile')} in the lower triangle){tile_reason(plan.choice)}",
             f"tiles remaining: {len(plan.tasks)}{largest}",
             f"pairs remaining: {plan.n_pairs} of {plan.total_pairs}",
         ]
+    )
+
+
+def tile_reason(choice) -> str:
+    """Why the plan has its tile size (a plan.TileChoice), as a clause after the size; "" if unknown."""
+    if choice is None:
+        return ""
+    if choice.reason == "given":
+        return "; given by --tile"
+    if choice.reason == "stored":
+        return "; fixed when the results were created (--recompute to change it)"
+    if choice.reason == "untimed":
+        return "; the smallest default: no pair to time"
+    return (
+        f"; chosen for ~{TILE_SECONDS:.0f} s of kernel work per tile (within {MIN_TILE}..{MAX_TILE}, at least 4 tiles per worker): "
+        f"{1e3 * choice.seconds_per_pair:.3g} ms per pair, median of {count(choice.pairs_timed, 'pair')} timed here, "
+        f"so ~{choice.tile_seconds:.2g} s per tile"
     )
 
 

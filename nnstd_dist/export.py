@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError
 from .formats import EXPORT_MARKER
 from .plan import total_pairs
-from .reduce import read_layers, select_indices
+from .reduce import missing_pairs, read_layers, select_indices
 from .runlock import process_alive
 from .store import TopologyStore
 
@@ -75,7 +75,7 @@ def export(
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
     _replace_atomically(output, lambda tmp: writer(tmp, matrix))
     n = len(names)
-    return ExportReport(output, n, layers, _missing_pairs(distance), total_pairs(n))
+    return ExportReport(output, n, layers, missing_pairs(store, rows, distance), total_pairs(n))
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,6 @@ class _Matrix:
     @property
     def accuracies(self) -> np.ndarray:
         return np.asarray(self.labels["accuracy"], dtype=np.float64)
-
-
-def _missing_pairs(distance: np.ndarray) -> int:
-    n = distance.shape[-1]
-    missing = np.isnan(distance).any(axis=0)
-    return int(np.count_nonzero(missing[np.tril_indices(n, -1)]))
 
 
 def _require_xarray(output: Path) -> None:

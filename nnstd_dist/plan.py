@@ -15,13 +15,34 @@ import numpy as np
 
 __all__ = [
     "TileTask", "Plan", "n_tiles", "extent", "tile_of", "tile_task", "make_plan", "default_tile", "total_pairs",
-    "pairs_in_done_tiles",
+    "pairs_in_done_tiles", "TileChoice", "choose_tile",
 ]
 
-# Candidate tile sizes, largest first. At ~25 ms per pair (784-784-784-784-10 networks) a full tile of
-# 32 x 32 is ~25 s of work and N = 10,000 gives 49,141 tasks; 16 x 16 is ~6 s and 195,625 tasks.
-TILE_CHOICES = (32, 16)
+# The default tile adapts to the kernel: a tile aims at TILE_SECONDS of kernel work, timed on a few pairs
+# before the run. Per task, opening the store, reading and preparing 2T networks and writing two chunks
+# cost ~0.05-0.2 s whatever T, and a worker idles between tasks for a scheduler round trip: at a few
+# seconds per tile both stay at a few per cent, while the run's tail (the last tiles) stays short.
+TILE_SECONDS = 4.0
+MIN_TILE = 16  # the tile is fixed when results are created: a store grown to 10,000 networks keeps < 200,000 tasks
+MAX_TILE = 256  # a block of L x 256 x 256 float64 is 0.5 MB per layer; beyond, tiles only lengthen the tail
+TILE_STEP = 8  # tiles are multiples of 8: a slightly different timing gives the same tile
 TILES_PER_WORKER = 4  # enough that the last, largest-first scheduled tiles leave little idle time
+
+
+@dataclass(frozen=True)
+class TileChoice:
+    """How the plan's tile size was chosen: ``given`` (by the caller), ``stored`` (fixed when the results were
+    created), ``timed`` (from ``seconds_per_pair`` over ``pairs_timed`` pairs) or ``untimed`` (no pair to time)."""
+
+    tile: int
+    reason: str
+    seconds_per_pair: float | None = None
+    pairs_timed: int = 0
+
+    @property
+    def tile_seconds(self) -> float | None:
+        """Kernel seconds of one full off-diagonal tile at the timed rate."""
+        return None if self.seconds_per_pair is None else self.seconds_per_pair * self.tile * self.tile
 
 
 def total_pairs(n: int) -> int:
@@ -44,31 +65,52 @@ def tile_of(network: int, tile: int) -> int:
     return network // tile
 
 
-def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int) -> int:
-    """Pairs i > j that the tile markers vouch for among n networks.
+def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int, indices=None) -> int:
+    """Pairs i > j among n networks (or among the sorted, distinct ``indices``) that the tile markers vouch for.
 
     Tile (a, b) marked done at population size M holds every pair of its extent with i < M;
-    M above n (a population rebuilt since) vouches for nothing.
+    M above n (a population rebuilt since) vouches for nothing. Counted per marked tile from its
+    extent, never per pair: at N = 10,000 an index array of all pairs alone takes seconds.
     """
-    a, b = np.tril_indices(tiles_done.shape[0])
+    tiles_done = np.asarray(tiles_done)
+    a, b = np.nonzero(np.tril((tiles_done > 0) & (tiles_done <= n)))
     upto = tiles_done[a, b]
-    upto = np.where((upto > 0) & (upto <= n), upto, 0)
-    rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
-    cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
+    if indices is None:
+        rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
+        cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
+    else:  # how many of the indices fall in [start, min(stop, M)) of each tile
+        indices = np.asarray(indices, dtype=np.int64)
+
+        def within(t):
+            start, stop = t * tile, np.maximum(np.minimum((t + 1) * tile, upto), t * tile)
+            return np.searchsorted(indices, stop) - np.searchsorted(indices, start)
+
+        rows, cols = within(a), within(b)
     return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
 
 
-def default_tile(n: int, n_workers: int) -> int:
-    """The largest tile in TILE_CHOICES that still gives every worker TILES_PER_WORKER tiles, else the smallest.
+def default_tile(n: int, n_workers: int, seconds_per_pair: float | None) -> int:
+    """T = sqrt(TILE_SECONDS / seconds_per_pair) down to a multiple of TILE_STEP, within [MIN_TILE, MAX_TILE],
+    and no larger than gives every worker TILES_PER_WORKER tiles; MIN_TILE if no pair was timed.
 
-    The tile is fixed when results are created and kept as the population grows, so it is never
-    below 16: a store started small and grown to 10,000 networks still has < 200,000 tasks.
+    Deterministic: the same population size, workers and timing give the same tile.
     """
-    for tile in TILE_CHOICES:
+    if not seconds_per_pair or seconds_per_pair <= 0:
+        return MIN_TILE
+    wanted = int((TILE_SECONDS / seconds_per_pair) ** 0.5) // TILE_STEP * TILE_STEP
+    tile = min(MAX_TILE, max(MIN_TILE, wanted))
+    while tile > MIN_TILE:
         k = n_tiles(n, tile)
         if k * (k + 1) // 2 >= TILES_PER_WORKER * max(1, n_workers):
-            return tile
-    return TILE_CHOICES[-1]
+            break
+        tile -= TILE_STEP
+    return tile
+
+
+def choose_tile(n: int, n_workers: int, seconds_per_pair: float | None, pairs_timed: int) -> TileChoice:
+    """The default tile for a population of n on ``n_workers`` worker threads, given a timing of the kernel."""
+    reason = "timed" if pairs_timed else "untimed"
+    return TileChoice(default_tile(n, n_workers, seconds_per_pair if pairs_timed else None), reason, seconds_per_pair if pairs_timed else None, pairs_timed)
 
 
 def _valid_pairs(rows: tuple[int, int], cols: tuple[int, int], diagonal: bool, upto: int) -> int:
@@ -151,6 +193,7 @@ class Plan:
     n: int
     tile: int
     tasks: tuple[TileTask, ...]
+    choice: TileChoice | None = None  # how the tile size was chosen, for `compute --dry-run`
 
     @property
     def n_tiles(self) -> int:
@@ -177,7 +220,7 @@ class Plan:
         )
 
 
-def make_plan(n: int, tile: int, tiles_done: np.ndarray) -> Plan:
+def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None) -> Plan:
     """The tasks left for a population of n given ``tiles_done`` (see store.py), largest first."""
     if tile < 1:
         raise ValueError(f"tile size must be >= 1, got {tile}")
@@ -189,4 +232,4 @@ def make_plan(n: int, tile: int, tiles_done: np.ndarray) -> Plan:
     remaining = [t for t in tasks if not t.complete]
     # Largest first: the short tiles fill the gaps at the end (list scheduling, LPT order).
     remaining.sort(key=lambda t: (-t.n_pairs, t.a, t.b))
-    return Plan(n, tile, tuple(remaining))
+    return Plan(n, tile, tuple(remaining), choice)

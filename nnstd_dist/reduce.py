@@ -15,13 +15,14 @@ import numpy as np
 
 from .errors import InputError
 from .labels import natural_key, short_labels
+from .plan import pairs_in_done_tiles, total_pairs
 
 if TYPE_CHECKING:  # the store is passed in; importing it here would pull zarr into plot code
     from .store import TopologyStore
 
 __all__ = [
     "SELECT_KEYS", "FACET_KEYS", "LabelledMatrix", "parse_selection", "describe_selection", "select_indices",
-    "layer_description", "read_layers", "read_matrix", "labelled_matrix", "facet", "facet_values",
+    "layer_description", "read_layers", "read_matrix", "labelled_matrix", "missing_pairs", "facet", "facet_values",
 ]
 
 SELECT_KEYS = ("run", "epoch", "name")
@@ -155,6 +156,16 @@ def read_matrix(store: "TopologyStore", indices, layer: int = 0, cumulative: boo
     return total / len(layers)
 
 
+def missing_pairs(store: "TopologyStore", indices, values: np.ndarray) -> int:
+    """Pairs of distinct networks among ``indices`` not computed yet: from the tile markers' geometry (plan.py),
+    or, when an index repeats, by counting NaN in ``values``, the (..., k, k) distances read for them."""
+    indices = np.asarray(indices, dtype=np.int64)
+    distinct = np.unique(indices)
+    if len(distinct) == len(indices):  # the same pairs whatever the order
+        return total_pairs(len(indices)) - pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile, distinct)
+    return int(np.count_nonzero(np.isnan(values).reshape(-1, *values.shape[-2:]).any(axis=0)[np.triu_indices(len(indices), 1)]))
+
+
 def labelled_matrix(
     store: "TopologyStore", layer: int = 0, cumulative: bool = False, selection: dict[str, list[str]] | None = None,
     indices=None,
@@ -167,7 +178,7 @@ def labelled_matrix(
     values = read_matrix(store, indices, layer, cumulative)
     names = [str(store.column("network")[i]) for i in indices]
     metadata = {key: store.column(key)[indices] for key in ("run", "epoch", "accuracy")}
-    n_missing = int(np.isnan(values[np.triu_indices(len(indices), 1)]).sum())
+    n_missing = missing_pairs(store, indices, values)
     return LabelledMatrix(values, names, metadata, layer_description(layer, cumulative), dict(selection or {}), n_missing)
 
 

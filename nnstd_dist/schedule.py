@@ -31,10 +31,10 @@ from distributed.scheduler import KilledWorker
 from .environment import check_cluster, compare, environment_report
 from .errors import ClusterError, InputError, NNSTDError, StoreError
 from .kernel import SOLVERS, TIE_RULES
-from .plan import Plan, default_tile, make_plan, n_tiles
+from .plan import Plan, TileChoice, choose_tile, make_plan, n_tiles
 from .budget import check_bytes
 from .store import TopologyStore, locked
-from .tasks import TileResult, compute_tile
+from .tasks import TileResult, compute_tile, time_kernel
 
 __all__ = ["ClusterSpec", "EnvironmentGate", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
 
@@ -379,14 +379,17 @@ def plan_store(
                 f"{store.path}: layers 0..{store.max_layer} were computed; more layers need every layer again, so `max_layer` "
                 f"{'all' if max_layer is None else max_layer} needs `recompute`"
             )
-        return make_plan(n, store.tile, store.tile_markers())
-    tile = tile or default_tile(n, slots)
+        return make_plan(n, store.tile, store.tile_markers(), TileChoice(store.tile, "stored"))
+    if create:
+        store.check_masks()  # damaged inputs stop the run before the results are reset (or the kernel is timed)
+    # The default tile is a few seconds of kernel work: a few pairs are timed here, on the client.
+    choice = TileChoice(tile, "given") if tile else choose_tile(n, slots, *time_kernel(store, solver, max_layer))
+    tile = choice.tile
     check_bytes(f"`tile` {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
     if create:
-        store.check_masks()  # damaged inputs stop the run before the results are reset
         store.init_results(tile, solver=solver, max_layer=max_layer, tie_rule=TIE_RULES[solver])
     k = n_tiles(n, tile)
-    return make_plan(n, tile, np.zeros((k, k), dtype=np.int64))
+    return make_plan(n, tile, np.zeros((k, k), dtype=np.int64), choice)
 
 
 def _layers_beyond(wanted: int | None, stored: int | None) -> bool:

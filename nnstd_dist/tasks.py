@@ -20,7 +20,9 @@ from .kernel import nnstd_prepared, prepare
 from .plan import TileTask, tile_task
 from .store import TopologyStore
 
-__all__ = ["TileResult", "compute_tile", "tile_block"]
+__all__ = ["TileResult", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]
+
+TIMED_PAIRS = 3  # pairs timed to size the default tile: ~0.1-1 s before a run
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class TileResult:
     write_seconds: float  # writing the tile, its mirror and its done marker
     peak_rss: int  # bytes, the worker process's peak resident set so far
     worker: str  # host:pid
+    started: float = 0.0  # time.time() on the worker when the task began: where a worker's time goes between tasks
 
 
 def _peak_rss() -> int:
@@ -95,7 +98,7 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
 
 def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
     """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks."""
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     try:
         store = TopologyStore.open(store_path, mode="r+")
     except StoreError as exc:
@@ -116,5 +119,31 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
         store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(
-        a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}"
+        a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}", started
     )
+
+
+def timing_pairs(n: int, pairs: int = TIMED_PAIRS) -> list[tuple[int, int]]:
+    """Pairs (i, j), i > j, spread over a population of n: network k of the lower half with network k of the upper.
+
+    Most pairs of a large matrix join networks far apart in store order (other runs, other epochs),
+    so the timed pairs do too; neighbours (often near-identical networks) would be faster than typical.
+    """
+    indices = np.unique(np.linspace(0, n - 1, 2 * min(pairs, n // 2)).round().astype(np.int64))
+    half = len(indices) // 2
+    return [(int(i), int(j)) for i, j in zip(indices[half:], indices[:half]) if i > j]
+
+
+def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs: int = TIMED_PAIRS) -> tuple[float | None, int]:
+    """Median kernel seconds per pair over a few spread pairs of the store (networks read and prepared first), and how many were timed."""
+    chosen = timing_pairs(store.n_networks, pairs)
+    if not chosen:
+        return None, 0
+    indices = sorted({k for pair in chosen for k in pair})
+    networks = {k: prepare(layers, store.blocks) for k, layers in zip(indices, store.read_masks(np.array(indices)))}
+    seconds = []
+    for i, j in chosen:
+        start = time.perf_counter()
+        nnstd_prepared(networks[i], networks[j], solver=solver, max_layer=max_layer)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), len(seconds)

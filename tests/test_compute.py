@@ -29,6 +29,7 @@ from nnstd_dist.errors import ClusterError, StoreError
 from nnstd_dist.formats import load_set_network
 from nnstd_dist.kernel import nnstd_prepared, prepare
 from nnstd_dist.plan import make_plan
+from nnstd_dist import schedule
 from nnstd_dist.schedule import ClusterSpec, Progress, compute
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.runlock import LOCK_FILE
@@ -259,6 +260,23 @@ def test_dry_run_changes_nothing(tmp_path, small):
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--tile", "4", "--n-workers", "2"])
     assert result.exit_code == 0, result.output
     assert "tiles remaining: 21" in result.output and "pairs remaining: 253 of 253" in result.output
+    assert "tile size:       4 x 4 networks (21 tiles in the lower triangle); given by --tile" in result.output
+    assert not TopologyStore.open(path).has_results
+
+
+def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
+    """Without --tile a few pairs are timed; the tile follows from that timing alone (plan.default_tile) and is printed with it."""
+    path = make_store(tmp_path / "s.zarr", small[0], SMALL)
+    timed = []
+    monkeypatch.setattr(schedule, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 3))
+    result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "sparse", "--max-layer", "0"])
+    assert result.exit_code == 0, result.output
+    assert timed == [("sparse", 0)]
+    assert ("tile size:       16 x 16 networks (3 tiles in the lower triangle); chosen for ~4 s of kernel work per tile "
+            "(within 16..256, at least 4 tiles per worker): 1 ms per pair, median of 3 pairs timed here, so ~0.26 s per tile") in result.output
+    monkeypatch.undo()
+    real = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1"])  # the real timing, on this machine
+    assert real.exit_code == 0 and "median of 3 pairs timed here" in real.output, real.output
     assert not TopologyStore.open(path).has_results
 
 

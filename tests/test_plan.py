@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnstd_dist.cli.text import describe_plan
-from nnstd_dist.plan import Plan, TileTask, default_tile, extent, make_plan, n_tiles, tile_task, total_pairs
+from nnstd_dist.plan import (
+    MAX_TILE, MIN_TILE, TILE_SECONDS, Plan, TileChoice, TileTask, choose_tile, default_tile, extent, make_plan, n_tiles,
+    pairs_in_done_tiles, tile_task, total_pairs,
+)
 
 
 def done_at(m: int, n: int, tile: int) -> np.ndarray:
@@ -85,19 +88,65 @@ def test_repr_and_describe():
 
 
 @pytest.mark.parametrize(
-    "n, workers, tile",
-    [(90, 2, 16), (90, 1, 32), (10, 2, 16), (200, 2, 32), (10_000, 2, 32), (10_000, 64, 32), (300, 64, 16)],
-    ids=["seed-90-2w", "seed-90-1w", "tiny", "200", "10k", "10k-64w", "300-64w"],
+    "n, workers, seconds, tile",
+    [
+        (1000, 2, 0.030, 16),  # paper-shaped pairs, ~30 ms: sqrt(4 / 0.03) = 11.5, raised to the floor
+        (1000, 2, 0.003, 32),  # sqrt(1333) = 36.5, down to a multiple of 8
+        (1000, 2, 0.001, 56),  # 63.2 -> 56
+        (100_000, 2, 1e-6, MAX_TILE),  # 2000 -> the ceiling
+        (300, 2, 1e-6, 96),  # tiles of 256 would be 3 tiles; 96 is the largest giving 4 x 5 / 2 = 10 >= 4 per worker
+        (90, 2, 1e-4, 24),  # 200 wanted, but 90 networks in tiles of 24 are 10 tiles, the most that still gives 2 workers 4
+        (90, 1, 1e-4, 40),  # one worker: 3 x 4 / 2 = 6 tiles of 40 are enough
+        (10, 2, 1e-4, MIN_TILE),  # one tile whatever the size: the floor
+        (10_000, 128, 1e-4, 200),
+        (1000, 2, 1.2, MIN_TILE),  # a slow kernel never goes below the floor (10,000 networks: < 200,000 tasks)
+        (1000, 2, None, MIN_TILE),  # nothing timed
+    ],
 )
-def test_default_tile(n, workers, tile):
-    assert default_tile(n, workers) == tile
+def test_default_tile_is_a_few_seconds_of_kernel_work(n, workers, seconds, tile):
+    assert default_tile(n, workers, seconds) == tile
+    assert default_tile(n, workers, seconds) == tile  # deterministic: the same inputs, the same tile
+    assert tile % 8 == 0 and MIN_TILE <= tile <= MAX_TILE
+
+
+def test_default_tile_against_its_rule():
+    """Every choice is the largest multiple of 8 within the bounds that is at most sqrt(TILE_SECONDS / s) and gives 4 tiles per worker."""
+    for n in (10, 90, 500, 1000, 10_000):
+        for workers in (1, 2, 64):
+            for seconds in (1e-6, 1e-4, 1e-3, 5e-3, 0.03, 1.0):
+                def fits(t):
+                    k = n_tiles(n, t)
+                    return t * t * seconds <= TILE_SECONDS and k * (k + 1) // 2 >= 4 * workers
+                candidates = [t for t in range(MIN_TILE, MAX_TILE + 1, 8) if fits(t)]
+                assert default_tile(n, workers, seconds) == max(candidates, default=MIN_TILE)
+
+
+def test_choose_tile_says_why():
+    assert choose_tile(1000, 2, 0.001, 3) == TileChoice(56, "timed", 0.001, 3)
+    assert choose_tile(1000, 2, 0.001, 3).tile_seconds == pytest.approx(56 * 56 * 0.001)
+    assert choose_tile(1, 2, None, 0) == TileChoice(MIN_TILE, "untimed")
+
+
+@pytest.mark.parametrize(
+    "choice, text",
+    [
+        (TileChoice(56, "timed", 0.001, 3), "56 x 56 networks (10 tiles in the lower triangle); chosen for ~4 s of kernel work per tile "
+         "(within 16..256, at least 4 tiles per worker): 1 ms per pair, median of 3 pairs timed here, so ~3.1 s per tile"),
+        (TileChoice(56, "given"), "56 x 56 networks (10 tiles in the lower triangle); given by --tile"),
+        (TileChoice(56, "stored"), "; fixed when the results were created (--recompute to change it)"),
+        (None, "56 x 56 networks (10 tiles in the lower triangle)\n"),
+    ],
+    ids=["timed", "given", "stored", "unknown"],
+)
+def test_dry_run_text_says_how_the_tile_was_chosen(choice, text):
+    plan = make_plan(200, 56, np.zeros((4, 4), dtype=np.int64), choice)
+    assert plan.choice == choice
+    assert text in describe_plan(plan)
 
 
 def test_default_tile_keeps_the_graph_small_at_10k():
-    k = n_tiles(10_000, default_tile(10_000, 2))
-    assert k * (k + 1) // 2 < 100_000
-    k16 = n_tiles(10_000, 16)  # even a store whose tile was fixed at 16 while small
-    assert k16 * (k16 + 1) // 2 < 1_000_000 / 5
+    k16 = n_tiles(10_000, MIN_TILE)  # the smallest default, kept as a store grows to 10,000 networks
+    assert k16 * (k16 + 1) // 2 < 200_000
 
 
 @pytest.mark.parametrize(
@@ -112,3 +161,17 @@ def test_default_tile_keeps_the_graph_small_at_10k():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(2, 60), tile=st.integers(1, 9), data=st.data())
+def test_pairs_in_done_tiles_of_a_selection_against_a_pair_by_pair_count(n, tile, data):
+    """A tile done at M vouches for its pairs i > j with i < M (M <= n); counted for any subset of the networks."""
+    k = n_tiles(n, tile)
+    done = np.array(data.draw(st.lists(st.sampled_from([0, 1, n // 2, n - 1, n, n + 3]), min_size=k * k, max_size=k * k))).reshape(k, k)
+    chosen = sorted(data.draw(st.sets(st.integers(0, n - 1))))
+    vouched = sum(
+        1 for x, i in enumerate(chosen) for j in chosen[:x] if 0 < done[i // tile, j // tile] <= n and i < done[i // tile, j // tile]
+    )
+    assert pairs_in_done_tiles(done, n, tile, np.array(chosen, dtype=np.int64)) == vouched
+    assert pairs_in_done_tiles(done, n, tile, np.arange(n)) == pairs_in_done_tiles(done, n, tile)

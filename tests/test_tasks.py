@@ -14,7 +14,8 @@ from nnstd_dist.errors import StoreError
 from nnstd_dist.plan import make_plan, n_tiles, tile_task, total_pairs
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store import TopologyStore
-from nnstd_dist.tasks import compute_tile, tile_block
+from nnstd_dist import tasks
+from nnstd_dist.tasks import compute_tile, tile_block, time_kernel, timing_pairs
 
 N_FIRST, N = 6, 10  # a store computed at 6 networks, then grown to 10; tiles of 4: {0..3} {4..7} {8, 9}
 TILE = 4
@@ -144,3 +145,27 @@ def test_serial_tiles_after_growth_compute_only_the_new_pairs(grown, expected):
     results = run_serially(grown)
     assert sum(r.pairs for r in results) == total_pairs(N) - total_pairs(N_FIRST)
     np.testing.assert_array_equal(TopologyStore.open(grown.path).read_distance(), expected)
+
+
+@pytest.mark.parametrize(
+    "n, pairs",
+    [(0, []), (1, []), (2, [(1, 0)]), (4, [(2, 0), (3, 1)]), (10, [(5, 0), (7, 2), (9, 4)]), (1000, [(599, 0), (799, 200), (999, 400)])],
+)
+def test_timing_pairs_join_networks_far_apart(n, pairs):
+    assert timing_pairs(n) == pairs
+
+
+def test_time_kernel_times_the_spread_pairs_with_the_stores_solver(tmp_path, networks, monkeypatch):
+    store = make_store(tmp_path / "s.zarr", networks, records(N), tile=TILE, compute=False)
+    seen = []
+    real = tasks.nnstd_prepared
+
+    def spy(a, b, solver, max_layer):
+        seen.append((solver, max_layer))
+        return real(a, b, solver=solver, max_layer=max_layer)
+
+    monkeypatch.setattr(tasks, "nnstd_prepared", spy)
+    seconds, timed = time_kernel(store, "sparse", 0)
+    assert timed == 3 and seen == [("sparse", 0)] * 3 and 0 < seconds < 10
+    one = make_store(tmp_path / "one.zarr", networks[:1], records(1), tile=TILE, compute=False)
+    assert time_kernel(one, "exact", None) == (None, 0)
