@@ -25,6 +25,7 @@ from . import store_io
 from .errors import StoreError
 from .plan import n_tiles, tile_of
 from .store_chunks import chunk_path, chunk_problem
+from .store_distances import read_vouched
 from .store_io import damage_hint, reading, require_chunks, writes
 from .store_markers import read_marker_files
 
@@ -222,13 +223,9 @@ class Results:
         self._check_indices(rows)
         markers = self.tile_markers()
         self._require_done_chunks(rows, markers)
+        computed = np.array([self.max_layer is None or k <= self.max_layer for k in layers], dtype=bool)  # past --max-layer: NaN by design
         with reading(self.path, "the distance array"):
-            if indices is None:
-                values = distance.get_orthogonal_selection((np.asarray(layers), slice(0, n), slice(0, n)))
-            else:
-                values = distance.get_orthogonal_selection((np.asarray(layers), rows, rows))
-        self._keep_vouched(values, rows, markers, computed=np.array([self.max_layer is None or k <= self.max_layer for k in layers]))
-        return values
+            return read_vouched(distance, markers, n, self.tile, layers, rows, computed, self.path)
 
     def _require_done_chunks(self, rows: np.ndarray, markers: np.ndarray) -> None:
         """The distance chunks of every done tile among ``rows`` exist: zarr would read a missing one as NaN."""
@@ -237,24 +234,3 @@ class Results:
         done = (x >= y) & (markers[x, y] > 0) & (markers[x, y] <= self.n_networks)
         keys = [(0, int(a), int(b)) for a, b in zip(x[done], y[done])]
         require_chunks(self.path, "distance", keys + [(0, b, a) for _, a, b in keys], lambda c: f"chunk of tile ({max(c[1:])}, {min(c[1:])})")
-
-    def _keep_vouched(self, values: np.ndarray, rows: np.ndarray, markers: np.ndarray, computed: np.ndarray) -> None:
-        """NaN every pair the done markers do not vouch for; a vouched pair that is NaN is damage. NNSTD(x, x) = 0.
-
-        Tile (a, b) done at M vouches for its pairs with both indices < M. Done in slabs of rows, so
-        that the masks cost a few MB whatever the population.
-        """
-        n, tile = self.n_networks, self.tile
-        col_tiles = rows // tile
-        for r0 in range(0, len(rows), 1024):
-            slab = rows[r0 : r0 + 1024]
-            hi = np.maximum(slab[:, None], rows[None, :])
-            ta = slab[:, None] // tile
-            done_at = markers[np.maximum(ta, col_tiles[None, :]), np.minimum(ta, col_tiles[None, :])]
-            vouched = (done_at > 0) & (done_at <= n) & (hi < done_at)
-            same = slab[:, None] == rows[None, :]
-            block = values[:, r0 : r0 + 1024]
-            if np.isnan(block[computed][:, vouched & ~same]).any():  # layers past max_layer are NaN by design
-                raise StoreError(f"{self.path}: distances marked computed are missing; {damage_hint(self.path)}")
-            block[:, ~vouched] = np.nan
-            block[:, same] = 0.0
