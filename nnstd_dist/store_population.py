@@ -132,9 +132,9 @@ class Population:
                 masks[i] = dense_to_csr(dense)
         return [masks[i] for i in indices.tolist()]
 
-    def read_masks(self, indices) -> list[list[sp.csr_matrix]]:
-        """All layers of the given networks: result[i][k] is layer k of network indices[i]."""
-        per_layer = [self.read_layer(indices, k) for k in range(self.n_layers)]
+    def read_masks(self, indices, n_layers: int | None = None) -> list[list[sp.csr_matrix]]:
+        """All layers (or the first ``n_layers``) of the given networks: result[i][k] is layer k of network indices[i]."""
+        per_layer = [self.read_layer(indices, k) for k in range(self.n_layers if n_layers is None else n_layers)]
         return [list(layers) for layers in zip(*per_layer)]
 
     def damaged_chunks(self) -> list[tuple[str, tuple[int, ...], str]]:

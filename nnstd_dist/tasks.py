@@ -49,8 +49,14 @@ def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
     """index -> prepared Topology for networks [start, stop)."""
     if stop <= start:
         return {}
-    networks = store.read_masks(np.arange(start, stop))
-    return {start + k: prepare(layers, store.blocks) for k, layers in enumerate(networks)}
+    layers = _compared_layers(store)
+    networks = store.read_masks(np.arange(start, stop), layers)
+    return {start + k: prepare(masks, store.blocks[:layers]) for k, masks in enumerate(networks)}
+
+
+def _compared_layers(store: TopologyStore) -> int:
+    """Layers 0..max_layer are compared: later ones are neither read nor prepared (with --max-layer 0, a third of the work)."""
+    return store.n_layers if store.max_layer is None else store.max_layer + 1
 
 
 def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
@@ -67,7 +73,7 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
-    layers = store.n_layers if store.max_layer is None else store.max_layer + 1  # layers past max_layer stay NaN
+    layers = _compared_layers(store)  # layers past max_layer stay NaN
     try:
         block = store.read_block(task.rows, task.cols) if task.valid_upto else None
     except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
@@ -140,7 +146,8 @@ def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs:
     if not chosen:
         return None, 0
     indices = sorted({k for pair in chosen for k in pair})
-    networks = {k: prepare(layers, store.blocks) for k, layers in zip(indices, store.read_masks(np.array(indices)))}
+    layers = store.n_layers if max_layer is None else max_layer + 1
+    networks = {k: prepare(masks, store.blocks[:layers]) for k, masks in zip(indices, store.read_masks(np.array(indices), layers))}
     seconds = []
     for i, j in chosen:
         start = time.perf_counter()

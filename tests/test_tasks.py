@@ -48,11 +48,11 @@ def reads_of(monkeypatch) -> list[tuple[int, int]]:
     calls = []
     real = TopologyStore.read_masks
 
-    def spy(self, indices):
+    def spy(self, indices, n_layers=None):
         indices = np.asarray(indices)
         calls.append((int(indices[0]), int(indices[-1]) + 1))
         assert np.array_equal(indices, np.arange(indices[0], indices[-1] + 1))  # one contiguous range per call
-        return real(self, indices)
+        return real(self, indices, n_layers)
 
     monkeypatch.setattr(TopologyStore, "read_masks", spy)
     return calls
@@ -169,3 +169,16 @@ def test_time_kernel_times_the_spread_pairs_with_the_stores_solver(tmp_path, net
     assert timed == 3 and seen == [("sparse", 0)] * 3 and 0 < seconds < 10
     one = make_store(tmp_path / "one.zarr", networks[:1], records(1), tile=TILE, compute=False)
     assert time_kernel(one, "exact", None) == (None, 0)
+
+
+def test_with_max_layer_a_task_reads_and_prepares_only_the_compared_layers(tmp_path, networks, expected, monkeypatch):
+    store = make_store(tmp_path / "s.zarr", networks, records(N), tile=TILE, compute=False)
+    store.init_results(TILE, solver="exact", max_layer=0)
+    asked = []
+    real = TopologyStore.read_masks
+    monkeypatch.setattr(TopologyStore, "read_masks", lambda self, indices, n_layers=None: asked.append(n_layers) or real(self, indices, n_layers))
+    for task in make_plan(N, TILE, np.zeros((n_tiles(N, TILE),) * 2, dtype=np.int64)).tasks:
+        compute_tile(str(store.path), task.a, task.b, N)
+    assert asked and set(asked) == {1}
+    distance = TopologyStore.open(store.path).read_distance([0])
+    np.testing.assert_array_equal(distance, expected[:1])  # layer 0 of a truncated network: bit for bit the full kernel's
