@@ -26,7 +26,7 @@ from .errors import StoreError
 from .plan import n_tiles, tile_of
 from .store_chunks import chunk_path, chunk_problem
 from .store_distances import read_vouched
-from .store_io import damage_hint, reading, require_chunks, writes
+from .store_io import reading, require_chunks, writes
 from .store_markers import read_marker_files
 
 __all__ = ["Results", "RESULT_NAMES"]
