@@ -221,7 +221,7 @@ class Plan:
 
 
 def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None) -> Plan:
-    """The tasks left for a population of n given ``tiles_done`` (see store.py), largest first."""
+    """The tasks left for a population of n given ``tiles_done`` (see store_results.py), largest first."""
     if tile < 1:
         raise ValueError(f"tile size must be >= 1, got {tile}")
     k = n_tiles(n, tile)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import subprocess
 import sys
 
@@ -136,7 +137,17 @@ def test_bad_input_is_one_error_line_and_exit_2(two_networks, case):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.slow  # a fresh interpreter; the CliRunner cases above run the same command in-process
+def test_python_dash_m_runs_the_cli_in_process(two_networks, monkeypatch, capsys):
+    """The fast variant of the test below: nnstd_dist/__main__.py run as `python -m` runs it, without a new interpreter."""
+    a, b = two_networks
+    monkeypatch.setattr(sys, "argv", ["nnstd_dist", "pair", str(a), str(b), "--json"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("nnstd_dist", run_name="__main__")
+    assert done.value.code == 0
+    assert json.loads(capsys.readouterr().out)["layers"] == expected_distances(a, b)
+
+
+@pytest.mark.slow  # a fresh interpreter; the test above runs the same module in-process
 def test_python_dash_m(two_networks):
     a, b = two_networks
     done = subprocess.run(
