@@ -91,7 +91,7 @@ def scale(work: Path, n: int, seconds: float, tile: int | None, modes) -> None:
             plan = plan_store(store, tile, recompute=True, slots=2, solver=solver, max_layer=max_layer)
             label = solver if max_layer is None else f"{solver}, layers 0..{max_layer}"
             choice = plan.choice
-            chosen = f"tile {plan.tile} ({choice.reason}" + (f": {1e3 * choice.seconds_per_pair:.1f} ms/pair timed on the client)" if choice.seconds_per_pair else ")")
+            chosen = f"tile {plan.tile} ({choice.reason}" + (f": {1e3 * choice.seconds_per_pair:.1f} ms/pair, {1e3 * choice.seconds_per_network:.1f} ms to read and prepare a network, timed on the client)" if choice.seconds_per_pair else ")")
             # a first small sample sizes the measured fraction to about `seconds` of work
             probe = run_plan(client, path, Plan(plan.n, plan.tile, plan.tasks[:2]))
             per_pair = probe.task_seconds / max(1, probe.pairs)

@@ -79,8 +79,9 @@ def _raise_terminated(signum, frame):
 @click.option(
     "--tile", type=int, default=None,  # checked once, by the library
     help="Networks per tile side: one task computes a B x B block of pairs. Fixed when the results are "
-    "created [default: adapted to the kernel, so that a tile is ~4 s of work: a few pairs are timed before "
-    "the run; a multiple of 8 within 16..256, and small enough to give every worker 4 tiles; --dry-run shows it].",
+    "created [default: adapted to the kernel: a few pairs and networks are timed before the run, and a tile is "
+    "the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and reading its networks < 2 % of it, "
+    "<= 60 s, >= 4 tiles per worker; --dry-run shows the timing and the choice].",
 )
 @click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local cluster: worker processes [default: one per core].")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None, help="Local cluster: threads per worker process [default: 1].")

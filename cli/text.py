@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnstd_dist.plan import MAX_TILE, MIN_TILE, TILE_SECONDS, total_pairs
+from nnstd_dist.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, total_pairs
 
 
 def count(n: int, noun: str) -> str:
@@ -56,9 +56,10 @@ def tile_reason(choice) -> str:
     if choice.reason == "untimed":
         return "; the smallest default: no pair to time"
     return (
-        f"; chosen for ~{TILE_SECONDS:.0f} s of kernel work per tile (within {MIN_TILE}..{MAX_TILE}, at least 4 tiles per worker): "
-        f"{1e3 * choice.seconds_per_pair:.3g} ms per pair, median of {count(choice.pairs_timed, 'pair')} timed here, "
-        f"so ~{choice.tile_seconds:.2g} s per tile"
+        f"; from a timing here (median of {count(choice.pairs_timed, 'pair')}: {1e3 * choice.seconds_per_pair:.3g} ms per pair, "
+        f"{1e3 * (choice.seconds_per_network or 0):.3g} ms to read and prepare a network): the smallest multiple of 8 in "
+        f"{MIN_TILE}..{MAX_TILE} with >= {TILE_SECONDS:.0f} s of kernel work and reading < {100 * READ_SHARE:.0f} % of it, "
+        f"<= {MAX_TILE_SECONDS:.0f} s, >= 4 tiles per worker: ~{choice.tile_seconds:.2g} s per tile, reading {100 * choice.read_share:.2g} %"
     )
 
 

@@ -9,6 +9,7 @@ dask, no zarr.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,13 +19,16 @@ __all__ = [
     "pairs_in_done_tiles", "TileChoice", "choose_tile",
 ]
 
-# The default tile adapts to the kernel: a tile aims at TILE_SECONDS of kernel work, timed on a few pairs
-# before the run. Per task, opening the store, reading and preparing 2T networks and writing two chunks
-# cost ~0.05-0.2 s whatever T, and a worker idles between tasks for a scheduler round trip: at a few
-# seconds per tile both stay at a few per cent, while the run's tail (the last tiles) stays short.
+# The default tile adapts to the kernel, from a few pairs and networks timed before the run. A task reads
+# and prepares 2T networks for T^2 pairs: that share falls as 1/T, while the run's tail (its last tiles)
+# grows with the tile. So a tile is the smallest that is TILE_SECONDS of kernel work and keeps reading
+# under READ_SHARE of it, but never more than MAX_TILE_SECONDS. Opening the store and writing two chunks
+# (~10 ms) and Dask between tasks (~1 ms) are small beside that.
 TILE_SECONDS = 4.0
+READ_SHARE = 0.02
+MAX_TILE_SECONDS = 60.0
 MIN_TILE = 16  # the tile is fixed when results are created: a store grown to 10,000 networks keeps < 200,000 tasks
-MAX_TILE = 256  # a block of L x 256 x 256 float64 is 0.5 MB per layer; beyond, tiles only lengthen the tail
+MAX_TILE = 256  # a block of L x 256 x 256 float64 is 0.5 MB per layer
 TILE_STEP = 8  # tiles are multiples of 8: a slightly different timing gives the same tile
 TILES_PER_WORKER = 4  # enough that the last, largest-first scheduled tiles leave little idle time
 
@@ -32,17 +36,26 @@ TILES_PER_WORKER = 4  # enough that the last, largest-first scheduled tiles leav
 @dataclass(frozen=True)
 class TileChoice:
     """How the plan's tile size was chosen: ``given`` (by the caller), ``stored`` (fixed when the results were
-    created), ``timed`` (from ``seconds_per_pair`` over ``pairs_timed`` pairs) or ``untimed`` (no pair to time)."""
+    created), ``timed`` (from the kernel's ``seconds_per_pair`` and the ``seconds_per_network`` to read and
+    prepare a network, over ``pairs_timed`` pairs) or ``untimed`` (no pair to time)."""
 
     tile: int
     reason: str
     seconds_per_pair: float | None = None
     pairs_timed: int = 0
+    seconds_per_network: float | None = None
 
     @property
     def tile_seconds(self) -> float | None:
         """Kernel seconds of one full off-diagonal tile at the timed rate."""
         return None if self.seconds_per_pair is None else self.seconds_per_pair * self.tile * self.tile
+
+    @property
+    def read_share(self) -> float | None:
+        """Reading and preparing an off-diagonal tile's 2T networks, as a share of its kernel time."""
+        if self.seconds_per_pair is None or self.seconds_per_network is None:
+            return None
+        return 2 * self.seconds_per_network / (self.tile * self.seconds_per_pair)
 
 
 def total_pairs(n: int) -> int:
@@ -89,16 +102,19 @@ def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int, indices=None)
     return int(np.where(a == b, rows * (rows - 1) // 2, rows * cols).sum())
 
 
-def default_tile(n: int, n_workers: int, seconds_per_pair: float | None) -> int:
-    """T = sqrt(TILE_SECONDS / seconds_per_pair) down to a multiple of TILE_STEP, within [MIN_TILE, MAX_TILE],
-    and no larger than gives every worker TILES_PER_WORKER tiles; MIN_TILE if no pair was timed.
+def default_tile(n: int, n_workers: int, seconds_per_pair: float | None, seconds_per_network: float | None = 0.0) -> int:
+    """The smallest multiple of TILE_STEP, T, with T^2 s >= TILE_SECONDS and 2 T r <= READ_SHARE T^2 s (s the kernel's
+    seconds per pair, r to read and prepare a network), but T^2 s <= MAX_TILE_SECONDS, within [MIN_TILE, MAX_TILE];
+    then no larger than gives every worker TILES_PER_WORKER tiles. MIN_TILE if nothing was timed.
 
-    Deterministic: the same population size, workers and timing give the same tile.
+    Deterministic: the same population size, workers and timings give the same tile.
     """
     if not seconds_per_pair or seconds_per_pair <= 0:
         return MIN_TILE
-    wanted = int((TILE_SECONDS / seconds_per_pair) ** 0.5) // TILE_STEP * TILE_STEP
-    tile = min(MAX_TILE, max(MIN_TILE, wanted))
+    need = max(math.sqrt(TILE_SECONDS / seconds_per_pair), 2 * (seconds_per_network or 0.0) / (READ_SHARE * seconds_per_pair))
+    most = math.sqrt(MAX_TILE_SECONDS / seconds_per_pair)
+    tile = min(math.ceil(need / TILE_STEP), math.floor(most / TILE_STEP)) * TILE_STEP
+    tile = max(MIN_TILE, min(MAX_TILE, tile))
     while tile > MIN_TILE:
         k = n_tiles(n, tile)
         if k * (k + 1) // 2 >= TILES_PER_WORKER * max(1, n_workers):
@@ -107,10 +123,12 @@ def default_tile(n: int, n_workers: int, seconds_per_pair: float | None) -> int:
     return tile
 
 
-def choose_tile(n: int, n_workers: int, seconds_per_pair: float | None, pairs_timed: int) -> TileChoice:
-    """The default tile for a population of n on ``n_workers`` worker threads, given a timing of the kernel."""
-    reason = "timed" if pairs_timed else "untimed"
-    return TileChoice(default_tile(n, n_workers, seconds_per_pair if pairs_timed else None), reason, seconds_per_pair if pairs_timed else None, pairs_timed)
+def choose_tile(n: int, n_workers: int, seconds_per_pair: float | None, seconds_per_network: float | None, pairs_timed: int) -> TileChoice:
+    """The default tile for a population of n on ``n_workers`` worker threads, given a timing (see tasks.time_kernel)."""
+    if not pairs_timed:
+        return TileChoice(MIN_TILE, "untimed")
+    tile = default_tile(n, n_workers, seconds_per_pair, seconds_per_network)
+    return TileChoice(tile, "timed", seconds_per_pair, pairs_timed, seconds_per_network)
 
 
 def _valid_pairs(rows: tuple[int, int], cols: tuple[int, int], diagonal: bool, upto: int) -> int:

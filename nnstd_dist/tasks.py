@@ -140,17 +140,20 @@ def timing_pairs(n: int, pairs: int = TIMED_PAIRS) -> list[tuple[int, int]]:
     return [(int(i), int(j)) for i, j in zip(indices[half:], indices[:half]) if i > j]
 
 
-def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs: int = TIMED_PAIRS) -> tuple[float | None, int]:
-    """Median kernel seconds per pair over a few spread pairs of the store (networks read and prepared first), and how many were timed."""
+def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs: int = TIMED_PAIRS) -> tuple[float | None, float | None, int]:
+    """Kernel seconds per pair (median over a few spread pairs), seconds to read and prepare one of their networks
+    (mean), and how many pairs were timed: what plan.default_tile sizes a tile from."""
     chosen = timing_pairs(store.n_networks, pairs)
     if not chosen:
-        return None, 0
+        return None, None, 0
     indices = sorted({k for pair in chosen for k in pair})
     layers = store.n_layers if max_layer is None else max_layer + 1
+    start = time.perf_counter()
     networks = {k: prepare(masks, store.blocks[:layers]) for k, masks in zip(indices, store.read_masks(np.array(indices), layers))}
+    per_network = (time.perf_counter() - start) / len(indices)
     seconds = []
     for i, j in chosen:
         start = time.perf_counter()
         nnstd_prepared(networks[i], networks[j], solver=solver, max_layer=max_layer)
         seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds)), len(seconds)
+    return float(np.median(seconds)), per_network, len(seconds)

@@ -268,15 +268,16 @@ def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
     """Without --tile a few pairs are timed; the tile follows from that timing alone (plan.default_tile) and is printed with it."""
     path = make_store(tmp_path / "s.zarr", small[0], SMALL)
     timed = []
-    monkeypatch.setattr(schedule, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 3))
+    monkeypatch.setattr(schedule, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 0.0005, 3))
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "sparse", "--max-layer", "0"])
     assert result.exit_code == 0, result.output
     assert timed == [("sparse", 0)]
-    assert ("tile size:       16 x 16 networks (3 tiles in the lower triangle); chosen for ~4 s of kernel work per tile "
-            "(within 16..256, at least 4 tiles per worker): 1 ms per pair, median of 3 pairs timed here, so ~0.26 s per tile") in result.output
+    assert ("tile size:       16 x 16 networks (3 tiles in the lower triangle); from a timing here (median of 3 pairs: 1 ms per pair, "
+            "0.5 ms to read and prepare a network): the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and reading < 2 % of it, "
+            "<= 60 s, >= 4 tiles per worker: ~0.26 s per tile, reading 6.2 %") in result.output
     monkeypatch.undo()
     real = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1"])  # the real timing, on this machine
-    assert real.exit_code == 0 and "median of 3 pairs timed here" in real.output, real.output
+    assert real.exit_code == 0 and "from a timing here (median of 3 pairs: " in real.output, real.output
     assert not TopologyStore.open(path).has_results
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from nnstd_dist.cli.text import describe_plan
 from nnstd_dist.plan import (
-    MAX_TILE, MIN_TILE, TILE_SECONDS, Plan, TileChoice, TileTask, choose_tile, default_tile, extent, make_plan, n_tiles,
+    MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, Plan, TileChoice, TileTask, choose_tile, default_tile, extent, make_plan, n_tiles,
     pairs_in_done_tiles, tile_task, total_pairs,
 )
 
@@ -88,50 +88,57 @@ def test_repr_and_describe():
 
 
 @pytest.mark.parametrize(
-    "n, workers, seconds, tile",
+    "n, workers, seconds, network, tile",
     [
-        (1000, 2, 0.030, 16),  # paper-shaped pairs, ~30 ms: sqrt(4 / 0.03) = 11.5, raised to the floor
-        (1000, 2, 0.003, 32),  # sqrt(1333) = 36.5, down to a multiple of 8
-        (1000, 2, 0.001, 56),  # 63.2 -> 56
-        (100_000, 2, 1e-6, MAX_TILE),  # 2000 -> the ceiling
-        (300, 2, 1e-6, 96),  # tiles of 256 would be 3 tiles; 96 is the largest giving 4 x 5 / 2 = 10 >= 4 per worker
-        (90, 2, 1e-4, 24),  # 200 wanted, but 90 networks in tiles of 24 are 10 tiles, the most that still gives 2 workers 4
-        (90, 1, 1e-4, 40),  # one worker: 3 x 4 / 2 = 6 tiles of 40 are enough
-        (10, 2, 1e-4, MIN_TILE),  # one tile whatever the size: the floor
-        (10_000, 128, 1e-4, 200),
-        (1000, 2, 1.2, MIN_TILE),  # a slow kernel never goes below the floor (10,000 networks: < 200,000 tasks)
-        (1000, 2, None, MIN_TILE),  # nothing timed
+        (1000, 2, 0.030, 0.0, 16),  # paper-shaped pairs, ~30 ms: 4 s is sqrt(4 / 0.03) = 11.5, up to the floor
+        (1000, 2, 0.025, 0.008, 32),  # reading 8 ms per network: 2 x 8 / (0.02 x 25) = 32 keeps it at 2 %
+        (1000, 2, 0.0084, 0.0029, 40),  # layer 0 only: 34.5 for reading, up to a multiple of 8
+        (1000, 2, 0.003, 0.0, 40),  # sqrt(1333) = 36.5 -> 40
+        (1000, 2, 0.4, 0.05, 16),  # reading wants 12.5, 4 s wants 3.2: the floor
+        (1000, 2, 0.030, 1.0, 40),  # reading wants 3,333, but 60 s of kernel work caps the tile at sqrt(2000) = 44.7 -> 40
+        (100_000, 2, 1e-6, 0.0, MAX_TILE),  # 2000 -> the ceiling
+        (300, 2, 1e-6, 0.0, 96),  # tiles of 256 would be 3 tiles; 96 is the largest giving 4 x 5 / 2 = 10 >= 4 per worker
+        (90, 2, 1e-4, 0.0, 24),  # 200 wanted, but 24 is the largest that still gives 2 workers 4 tiles
+        (90, 1, 1e-4, 0.0, 40),  # one worker: 3 x 4 / 2 = 6 tiles of 40 are enough
+        (10, 2, 1e-4, 0.0, MIN_TILE),  # one tile whatever the size: the floor
+        (10_000, 128, 1e-4, 0.0, 200),
+        (1000, 2, 1.2, 0.0, MIN_TILE),  # a slow kernel never goes below the floor (10,000 networks: < 200,000 tasks)
+        (1000, 2, None, None, MIN_TILE),  # nothing timed
     ],
 )
-def test_default_tile_is_a_few_seconds_of_kernel_work(n, workers, seconds, tile):
-    assert default_tile(n, workers, seconds) == tile
-    assert default_tile(n, workers, seconds) == tile  # deterministic: the same inputs, the same tile
+def test_default_tile_from_the_timings(n, workers, seconds, network, tile):
+    assert default_tile(n, workers, seconds, network) == tile
+    assert default_tile(n, workers, seconds, network) == tile  # deterministic: the same inputs, the same tile
     assert tile % 8 == 0 and MIN_TILE <= tile <= MAX_TILE
 
 
 def test_default_tile_against_its_rule():
-    """Every choice is the largest multiple of 8 within the bounds that is at most sqrt(TILE_SECONDS / s) and gives 4 tiles per worker."""
+    """The smallest allowed multiple of 8 with >= TILE_SECONDS of kernel work and reading <= READ_SHARE of it (else the
+    largest allowed), then the largest not above it that gives 4 tiles per worker; allowed: 16..256 and <= MAX_TILE_SECONDS."""
     for n in (10, 90, 500, 1000, 10_000):
         for workers in (1, 2, 64):
             for seconds in (1e-6, 1e-4, 1e-3, 5e-3, 0.03, 1.0):
-                def fits(t):
-                    k = n_tiles(n, t)
-                    return t * t * seconds <= TILE_SECONDS and k * (k + 1) // 2 >= 4 * workers
-                candidates = [t for t in range(MIN_TILE, MAX_TILE + 1, 8) if fits(t)]
-                assert default_tile(n, workers, seconds) == max(candidates, default=MIN_TILE)
+                for network in (0.0, 1e-4, 3e-3, 0.05):
+                    allowed = [t for t in range(MIN_TILE, MAX_TILE + 1, 8) if t == MIN_TILE or t * t * seconds <= MAX_TILE_SECONDS]
+                    good = [t for t in allowed if t * t * seconds >= TILE_SECONDS and 2 * network <= READ_SHARE * t * seconds]
+                    wanted = min(good) if good else max(allowed)
+                    fits = [t for t in range(MIN_TILE, wanted + 1, 8) if n_tiles(n, t) * (n_tiles(n, t) + 1) // 2 >= 4 * workers]
+                    assert default_tile(n, workers, seconds, network) == max(fits, default=MIN_TILE)
 
 
 def test_choose_tile_says_why():
-    assert choose_tile(1000, 2, 0.001, 3) == TileChoice(56, "timed", 0.001, 3)
-    assert choose_tile(1000, 2, 0.001, 3).tile_seconds == pytest.approx(56 * 56 * 0.001)
-    assert choose_tile(1, 2, None, 0) == TileChoice(MIN_TILE, "untimed")
+    assert choose_tile(1000, 2, 0.001, 0.0005, 3) == TileChoice(64, "timed", 0.001, 3, 0.0005)
+    choice = choose_tile(1000, 2, 0.001, 0.0005, 3)
+    assert choice.tile_seconds == pytest.approx(64 * 64 * 0.001) and choice.read_share == pytest.approx(2 * 0.0005 / (64 * 0.001))
+    assert choose_tile(1, 2, None, None, 0) == TileChoice(MIN_TILE, "untimed")
 
 
 @pytest.mark.parametrize(
     "choice, text",
     [
-        (TileChoice(56, "timed", 0.001, 3), "56 x 56 networks (10 tiles in the lower triangle); chosen for ~4 s of kernel work per tile "
-         "(within 16..256, at least 4 tiles per worker): 1 ms per pair, median of 3 pairs timed here, so ~3.1 s per tile"),
+        (TileChoice(56, "timed", 0.001, 3, 0.0005), "56 x 56 networks (10 tiles in the lower triangle); from a timing here (median of 3 pairs: "
+         "1 ms per pair, 0.5 ms to read and prepare a network): the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and "
+         "reading < 2 % of it, <= 60 s, >= 4 tiles per worker: ~3.1 s per tile, reading 1.8 %"),
         (TileChoice(56, "given"), "56 x 56 networks (10 tiles in the lower triangle); given by --tile"),
         (TileChoice(56, "stored"), "; fixed when the results were created (--recompute to change it)"),
         (None, "56 x 56 networks (10 tiles in the lower triangle)\n"),

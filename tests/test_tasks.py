@@ -165,10 +165,10 @@ def test_time_kernel_times_the_spread_pairs_with_the_stores_solver(tmp_path, net
         return real(a, b, solver=solver, max_layer=max_layer)
 
     monkeypatch.setattr(tasks, "nnstd_prepared", spy)
-    seconds, timed = time_kernel(store, "sparse", 0)
-    assert timed == 3 and seen == [("sparse", 0)] * 3 and 0 < seconds < 10
+    seconds, per_network, timed = time_kernel(store, "sparse", 0)
+    assert timed == 3 and seen == [("sparse", 0)] * 3 and 0 < seconds < 10 and 0 < per_network < 10
     one = make_store(tmp_path / "one.zarr", networks[:1], records(1), tile=TILE, compute=False)
-    assert time_kernel(one, "exact", None) == (None, 0)
+    assert time_kernel(one, "exact", None) == (None, None, 0)
 
 
 def test_with_max_layer_a_task_reads_and_prepares_only_the_compared_layers(tmp_path, networks, expected, monkeypatch):
