@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from _cnn_oracle import input_sets, oracle_cnn
+from _oracle import input_sets, oracle_cnn
 from nnstd_dist.errors import InputError
 from nnstd_dist.kernel import nnstd, nnstd_prepared, prepare
 from nnstd_dist.param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers

@@ -13,6 +13,8 @@ from scipy.optimize import linear_sum_assignment
 from nnstd_dist import kernel, nnstd
 from nnstd_dist.errors import InputError, ShapeMismatchError
 
+from _oracle import mask_costs
+
 
 def layer_shapes(sizes):
     """Neuron counts per layer (n_0, n_1, ..., n_L) -> layer shapes [(n_0, n_1), ..., (n_{L-1}, n_L)]."""
@@ -26,29 +28,13 @@ def to_dense(layer) -> np.ndarray:
     return layer.toarray() if sp.issparse(layer) else np.asarray(layer)
 
 
-def input_sets(layer) -> list[set[int]]:
-    """N(j) for every output neuron j: the rows where column j is non-zero."""
-    dense = to_dense(layer)
-    return [set(np.flatnonzero(dense[:, j]).tolist()) for j in range(dense.shape[1])]
-
-
-def oracle_cost(layer_a, layer_b) -> np.ndarray:
-    sets_a, sets_b = input_sets(layer_a), input_sets(layer_b)
-    cost = np.zeros((len(sets_a), len(sets_b)))
-    for j1, n_a in enumerate(sets_a):
-        for j2, n_b in enumerate(sets_b):
-            union = len(n_a | n_b)
-            cost[j1, j2] = len(n_a ^ n_b) / union if union else 0.0
-    return cost
-
-
 def oracle_nnstd(layers_a, layers_b) -> np.ndarray:
     out, order = [], None
     for layer_a, layer_b in zip(layers_a, layers_b):
         layer_b = to_dense(layer_b)
         if order is not None:
             layer_b = layer_b[order]  # B's inputs in the order matched to A's in the previous layer
-        cost = oracle_cost(layer_a, layer_b)
+        cost = mask_costs(layer_a, layer_b)
         rows, order = linear_sum_assignment(cost)
         out.append(cost[rows, order].sum() / cost.shape[0])
     return np.array(out)
@@ -180,7 +166,7 @@ def test_cost_matrix_is_the_oracle_matrix(rng, synthetic_network, density):
     a, b = synthetic_network(rng, [(30, 20)], density), synthetic_network(rng, [(30, 20)], density)
     ta, tb = kernel.prepare(a), kernel.prepare(b)
     cost = kernel.cost_matrix(ta.masks[0], tb.masks[0], ta.degrees[0], tb.degrees[0])
-    np.testing.assert_array_equal(cost, oracle_cost(a[0], b[0]))
+    np.testing.assert_array_equal(cost, mask_costs(a[0], b[0]))
 
 
 # --- 3. axioms ---------------------------------------------------------------------------------------------

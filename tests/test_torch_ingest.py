@@ -11,7 +11,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from _cnn_oracle import oracle_cnn
+from _oracle import oracle_cnn
 from nnstd_dist.cli.main import cli
 from nnstd_dist.formats import load_set_network
 from nnstd_dist.plan import make_plan

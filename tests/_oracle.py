@@ -1,9 +1,30 @@
-"""A set-based NNSTD oracle for CNNs, read straight off weight tensors: the paper's definition, channel pair by pair."""
+"""Set-based NNSTD oracles, the paper's definition neuron pair by neuron pair: for masks, and for CNNs read straight off weight tensors."""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
+
+
+def set_costs(sets_a: list[set], sets_b: list[set]) -> np.ndarray:
+    """C[j1, j2] = |N_A(j1) ^ N_B(j2)| / |N_A(j1) | N_B(j2)|, 0 where both are empty, one pair at a time."""
+    cost = np.zeros((len(sets_a), len(sets_b)))
+    for j1, na in enumerate(sets_a):
+        for j2, nb in enumerate(sets_b):
+            union = len(na | nb)
+            cost[j1, j2] = len(na ^ nb) / union if union else 0.0
+    return cost
+
+
+def mask_costs(layer_a, layer_b) -> np.ndarray:
+    """The cost matrix of two n_in x n_out masks (dense or scipy sparse): N(j) is the rows where column j is non-zero."""
+    return set_costs(*(_mask_sets(layer) for layer in (layer_a, layer_b)))
+
+
+def _mask_sets(layer) -> list[set[int]]:
+    dense = layer.toarray() if sp.issparse(layer) else np.asarray(layer)
+    return [set(np.flatnonzero(dense[:, j]).tolist()) for j in range(dense.shape[1])]
 
 
 def input_sets(weight: np.ndarray, prev_channels: int | None) -> list[set]:
@@ -26,11 +47,7 @@ def oracle_cnn(weights_a, weights_b, costs: list | None = None) -> list[float]:
         if rename is not None:  # B's channel rename[c] is matched to A's channel c: call it c
             inverse = {b: a for a, b in enumerate(rename)}
             sets_b = [{(inverse[c], pos) for c, pos in s} for s in sets_b]
-        cost = np.zeros((len(sets_a), len(sets_b)))
-        for j1, na in enumerate(sets_a):
-            for j2, nb in enumerate(sets_b):
-                union = len(na | nb)
-                cost[j1, j2] = len(na ^ nb) / union if union else 0.0
+        cost = set_costs(sets_a, sets_b)
         if costs is not None:
             costs.append(cost)
         rows, rename = linear_sum_assignment(cost)
