@@ -91,6 +91,13 @@ def test_a_sampled_page_says_so(tmp_path):
     assert "the heatmap and the embedding show 5 of the 12 networks" in (tmp_path / "r.html").read_text()
 
 
+def report_page(tmp_path: Path) -> Path:
+    """The report of the runs store, written to tmp_path/r.html."""
+    page = tmp_path / "r.html"
+    write_report(TopologyStore.open(runs_store(tmp_path / "s.zarr")), page)
+    return page
+
+
 def _chromium(page: Path, profile: Path, *args: str, view: str = "") -> subprocess.CompletedProcess:
     command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1300,1150", *args,
                page.as_uri() + view]
@@ -102,9 +109,7 @@ def _chromium(page: Path, profile: Path, *args: str, view: str = "") -> subproce
 def test_chromium_draws_every_plot_without_errors_and_not_blank(tmp_path):
     import matplotlib.image
 
-    store = runs_store(tmp_path / "s.zarr")
-    page = tmp_path / "r.html"
-    write_report(TopologyStore.open(store), page)
+    page = report_page(tmp_path)
     dump = _chromium(page, tmp_path / "p1", "--enable-logging=stderr", "--v=0", "--dump-dom")
     mark = re.search(r'<div id="nnstd-report-status"[^>]*data-canvases="(\d+)"[^>]*data-errors="([^"]*)"', dump.stdout)
     assert mark, dump.stdout[-2000:]
@@ -148,9 +153,7 @@ def test_a_thousand_networks_stay_under_10_mb(tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it when run as root)")
 def test_the_menus_redraw_the_heatmap_in_the_browser(tmp_path):
     """A link such as report.html#layer=1&networks=epoch=10 sets both menus; the page's own code redraws the heatmap."""
-    store = runs_store(tmp_path / "s.zarr")
-    page = tmp_path / "r.html"
-    write_report(TopologyStore.open(store), page)
+    page = report_page(tmp_path)
     for view, title in [("#layer=1&networks=epoch=10", "NNSTD, layer 1, epoch 10 (3)"), ("#networks=run=w2", "NNSTD, layer 0, run w2 (3)")]:
         dump = _chromium(page, tmp_path / f"p{len(view)}", "--dump-dom", view=view)
         assert f'data-heatmap="{title}"' in dump.stdout and 'data-errors=""' in dump.stdout, dump.stdout[-1500:]
@@ -183,15 +186,13 @@ setTimeout(function () {
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it when run as root)")
 def test_hovering_a_heatmap_cell_names_both_networks_and_their_distance(tmp_path):
-    store = runs_store(tmp_path / "s.zarr")
-    page = tmp_path / "r.html"
-    write_report(TopologyStore.open(store), page)
+    page = report_page(tmp_path)
     head, tail = page.read_text().rsplit("</body>", 1)
     probe = tmp_path / "probe.html"
     probe.write_text(head + _HOVER_PROBE + "</body>" + tail)
     dump = _chromium(probe, tmp_path / "p", "--dump-dom")
     text = re.search(r'<pre id="hover">(.*?)</pre>', dump.stdout, re.S)
     assert text, dump.stdout[-1500:]
-    d = TopologyStore.open(store).read_distance([0])[0][5, 2]
+    d = TopologyStore.open(tmp_path / "s.zarr").read_distance([0])[0][5, 2]
     assert (f"a: w1/epoch_020  (run w1, epoch 20, accuracy 0.7010) b: w0/epoch_020  (run w0, epoch 20, accuracy 0.7000) "
             f"NNSTD: {d:.4f}") in text.group(1)
