@@ -41,6 +41,8 @@ index where that costs nothing, which is what gives identical networks 0 in ever
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
@@ -68,8 +70,7 @@ def sparse_assignment(
     by_b = inter.T.tocsr()  # row j2: the j1 that share inputs with j2, ascending (a transpose sorts)
     rows, rows_b = _row_of_entry(inter), _row_of_entry(by_b)
     cols, shared = inter.indices, inter.data
-    union = deg_a[rows] + deg_b[cols] - shared
-    cost = (union - shared) / union  # the same float64 division as exact mode
+    cost = _costs(shared, deg_a[rows], deg_b[cols])
     match = _match(inter, rows, by_b, rows_b, cost)
     taken = np.flatnonzero(match[rows] == cols)  # the edge each matched row took (no duplicate edges)
     order = np.full(n, -1, dtype=np.intp)
@@ -170,31 +171,39 @@ def _keep_in_place(order: np.ndarray, paid: np.ndarray, pairs: "_Pairs") -> None
 TRADE_TOLERANCE = 1e-15  # > the rounding of two sums of two costs in [0, 1]; << any real difference of such sums
 
 
+def _costs(shared: np.ndarray, deg_i: np.ndarray, deg_j: np.ndarray) -> np.ndarray:
+    """C from the shared-input counts and in-degrees of neuron pairs: the same float64 division as exact mode, 0 where U = 0."""
+    union = deg_i + deg_j - shared
+    return np.divide(union - shared, union, out=np.zeros(len(shared)), where=union > 0)
+
+
 class _Pairs:
-    """C[i, j] for any pairs, looked up in I^T = B^T A (CSR, sorted indices): the same float64 division as exact mode."""
+    """C[i, j] for any pairs, looked up in I^T = B^T A (CSR, sorted indices)."""
 
     def __init__(self, by_b: sp.csr_matrix, rows_b: np.ndarray, deg_a: np.ndarray, deg_b: np.ndarray):
         self.by_b, self.rows_b, self.deg_a, self.deg_b = by_b, rows_b, deg_a, deg_b
 
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """j * n + i of every stored pair, ascending (rows ascend, a transpose's columns are sorted)."""
+        return self.rows_b.astype(np.int64) * self.by_b.shape[1] + self.by_b.indices
+
     def stay(self) -> np.ndarray:
         """C[i, i] for every i."""
-        return self._cost(self.by_b.diagonal(), np.arange(self.by_b.shape[0]), np.arange(self.by_b.shape[0]))
+        return _costs(self.by_b.diagonal(), self.deg_a, self.deg_b)
 
     def cost(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        if len(i) <= 16 and not hasattr(self, "keys"):  # a few lookups: search their rows, build no index
-            return self._cost(np.array([self._shared(i1, j1) for i1, j1 in zip(i.tolist(), j.tolist())]), i, j)
-        if not hasattr(self, "keys"):
-            self.keys = self.rows_b.astype(np.int64) * self.by_b.shape[1] + self.by_b.indices  # ascending
-        key = j.astype(np.int64) * self.by_b.shape[1] + i
-        at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
-        shared = np.where(self.keys[at] == key, self.by_b.data[at], 0.0) if len(self.keys) else np.zeros(len(key))
-        return self._cost(shared, i, j)
+        if len(i) <= 16 and "keys" not in self.__dict__:  # a few lookups: search their rows, build no index
+            shared = np.array([self._shared(i1, j1) for i1, j1 in zip(i.tolist(), j.tolist())])
+        elif not len(self.keys):
+            shared = np.zeros(len(i))
+        else:
+            key = j.astype(np.int64) * self.by_b.shape[1] + i
+            at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+            shared = np.where(self.keys[at] == key, self.by_b.data[at], 0.0)
+        return _costs(shared, self.deg_a[i], self.deg_b[j])
 
     def _shared(self, i: int, j: int) -> float:
         start, stop = self.by_b.indptr[j], self.by_b.indptr[j + 1]
         at = start + np.searchsorted(self.by_b.indices[start:stop], i)
         return float(self.by_b.data[at]) if at < stop and self.by_b.indices[at] == i else 0.0
-
-    def _cost(self, shared: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        union = self.deg_a[i] + self.deg_b[j] - shared
-        return np.divide(union - shared, union, out=np.zeros(len(shared)), where=union > 0)
