@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import StoreError
+from .plan import tile_of
 from .store_io import damage_hint
 
 __all__ = ["read_vouched"]
@@ -40,7 +41,7 @@ def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows:
     rows = np.asarray(rows, dtype=np.int64)
     values = np.full((len(layers), len(rows), len(rows)), np.nan)
     layer_index = _index(layers)
-    row_tiles = rows // tile
+    row_tiles = tile_of(rows, tile)
     order = np.argsort(row_tiles, kind="stable")
     tiles, starts = np.unique(row_tiles[order], return_index=True)
     positions = dict(zip(tiles.tolist(), np.split(order, starts[1:])))  # tile -> positions p of its rows, in order
