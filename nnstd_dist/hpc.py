@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import signal
 from collections.abc import Iterable, Mapping
 
 from .errors import ClusterError
@@ -48,10 +49,16 @@ def _jobqueue(kind: str):
     """The dask_jobqueue cluster class for ``kind``; imported here so the base install never needs it."""
     if kind not in KINDS:
         raise ClusterError(f"`job_queue` {kind!r}: expected one of {', '.join(KINDS)}")
+    ctrl_c = signal.getsignal(signal.SIGINT)
     try:
         module = importlib.import_module("dask_jobqueue")
     except ImportError:
         raise ClusterError(f"`job_queue` {kind} needs dask-jobqueue: pip install dask-jobqueue, or pip install -e '.[hpc]' in the nnstd-dist checkout") from None
+    finally:
+        # Importing dask_jobqueue sets a SIGINT handler that calls sys.exit(): Ctrl-C would end a run
+        # as a success, exit code 0 and no word of the stop. The handler in place before is put back.
+        if ctrl_c is not None and signal.getsignal(signal.SIGINT) != ctrl_c:
+            signal.signal(signal.SIGINT, ctrl_c)
     return getattr(module, KINDS[kind])
 
 

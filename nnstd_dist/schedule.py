@@ -16,6 +16,7 @@ import json
 import itertools
 import logging
 import os
+import queue
 import signal
 import time
 import uuid
@@ -25,10 +26,11 @@ from typing import Callable
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed import Client, LocalCluster, WorkerPlugin
 from distributed.scheduler import KilledWorker
 
 from .environment import check_cluster, compare, environment_report
+from .interrupts import deferred_stop
 from .errors import ClusterError, InputError, NNSTDError, StoreError
 from .kernel import SOLVERS, TIE_RULES
 from .plan import Plan, TileChoice, choose_tile, make_plan, n_tiles
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_THREAD = 4  # futures submitted ahead per worker thread: no worker idles between tiles
 MIN_IN_FLIGHT = 32  # an adaptive cluster may start with no workers
+STOP_POLL_SECONDS = 0.1  # how long a Ctrl-C may wait for the run loop to see it
 RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker deaths are counted separately
 # One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
 _ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
@@ -255,29 +258,36 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
     pending = iter(plan.tasks)
     window = max(IN_FLIGHT_PER_THREAD * stats.workers, MIN_IN_FLIGHT)
 
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # filled by Dask's callback thread as tiles finish
+
     def submit(t):
-        return client.submit(
+        future = client.submit(
             compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
         )
+        future.add_done_callback(finished.put)
+        return future
 
     in_flight = {submit(t) for t in itertools.islice(pending, window)}
-    finished = as_completed(list(in_flight))
-    try:
-        for future in finished:
-            in_flight.discard(future)
-            result = _result(future)
-            for t in itertools.islice(pending, 1):  # one out, one in
-                new = submit(t)
-                in_flight.add(new)
-                finished.add(new)
-            stats.add(result)
-            progress.pairs_done, progress.tiles_done = stats.pairs, stats.tiles
-            progress.elapsed = time.perf_counter() - start
-            if on_progress:
-                on_progress(progress)
-    finally:
-        client.cancel([f for f in in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
-        gate.close()
+    # Ctrl-C and SIGTERM are taken between two waits, never inside Dask's calls (see interrupts.py).
+    with deferred_stop() as stop:
+        try:
+            while in_flight:
+                stop.check()
+                try:
+                    future = finished.get(timeout=STOP_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                in_flight.discard(future)
+                result = _result(future)
+                in_flight.update(submit(t) for t in itertools.islice(pending, 1))  # one out, one in
+                stats.add(result)
+                progress.pairs_done, progress.tiles_done = stats.pairs, stats.tiles
+                progress.elapsed = time.perf_counter() - start
+                if on_progress:
+                    on_progress(progress)
+        finally:
+            client.cancel([f for f in in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
+            gate.close()
     stats.wall_seconds = time.perf_counter() - start
     stats.workers = len(stats.peak_rss)  # an adaptive cluster may have had none at the start: count who computed
     return stats
@@ -422,6 +432,7 @@ def compute(
         raise StoreError(f"`tile` must be at least 1, got {tile}")
     cluster = cluster or ClusterSpec()
     with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(deferred_stop())  # first in, last out: Ctrl-C is taken at a check, never inside Dask
         if dry_run:
             store = TopologyStore.open(store_path, mode="r")
         else:
@@ -445,6 +456,7 @@ def compute(
             return plan, RunStats(str(store.path), plan.n, plan.tile)
         if client is None:
             client = stack.enter_context(connect(cluster))
+        stop.check()  # a Ctrl-C while the cluster started or the tile was timed
         stats = run_plan(client, store.path, plan, on_progress)
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired]
         return plan, stats

@@ -161,3 +161,19 @@ def test_without_sbatch_the_error_says_where_to_run(monkeypatch, tmp_path):
 def test_make_job_cluster_refuses_bad_bounds_before_building():
     with pytest.raises(ClusterError, match=r"^`jobs` 3:1"):
         hpc.make_job_cluster("slurm", ["cores=1", "memory=1GB"], jobs=(3, 1))
+
+
+def test_importing_dask_jobqueue_leaves_ctrl_c_alone(monkeypatch):
+    # dask_jobqueue sets, when imported, a SIGINT handler that calls sys.exit(): a Ctrl-C would end
+    # `compute --cluster slurm` as a success. Imported afresh here, as in a new `compute` process.
+    import signal
+
+    for name in [m for m in sys.modules if m == "dask_jobqueue" or m.startswith("dask_jobqueue.")]:
+        monkeypatch.delitem(sys.modules, name)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cls = hpc._jobqueue("slurm")
+        assert cls.__name__ == "SLURMCluster"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
