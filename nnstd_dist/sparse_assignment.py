@@ -67,12 +67,13 @@ def sparse_assignment(
     if b.shape[1] != n:
         raise ValueError(f"the sparse solver needs square layers' outputs: {n} and {b.shape[1]} columns")
     inter = ((a.T.tocsr() if a_t is None else a_t) @ b).tocsr()  # I = A^T B, only pairs that share inputs
-    by_b = inter.T.tocsr()  # row j2: the j1 that share inputs with j2, ascending (a transpose sorts)
+    by_b = inter.tocsc()  # I's CSC arrays are I^T's CSR: row j2, the j1 that share inputs with j2, ascending
     rows, rows_b = _row_of_entry(inter), _row_of_entry(by_b)
     cols, shared = inter.indices, inter.data
-    cost = _costs(shared, deg_a[rows], deg_b[cols])
+    # Gathers by repeat and take: a plain fancy index first converts the int32 indices (twice as slow).
+    cost = _costs(shared, np.repeat(deg_a, np.diff(inter.indptr)), deg_b.take(cols))
     match = _match(inter, rows, by_b, rows_b, cost)
-    taken = np.flatnonzero(match[rows] == cols)  # the edge each matched row took (no duplicate edges)
+    taken = np.flatnonzero(match.take(rows) == cols)  # the edge each matched row took (no duplicate edges)
     order = np.full(n, -1, dtype=np.intp)
     order[rows[taken]] = cols[taken]
     paid = np.ones(n)  # C[j, order[j]]: 1 for a neuron left unmatched
@@ -84,7 +85,7 @@ def sparse_assignment(
 
 
 def _row_of_entry(m: sp.csr_matrix) -> np.ndarray:
-    return np.repeat(np.arange(m.shape[0], dtype=np.int32), np.diff(m.indptr))
+    return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))  # intp: numpy indexes with it without a conversion
 
 
 def _match(inter: sp.csr_matrix, rows: np.ndarray, by_b: sp.csr_matrix, rows_b: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -99,7 +100,7 @@ def _match(inter: sp.csr_matrix, rows: np.ndarray, by_b: sp.csr_matrix, rows_b: 
     indices = np.empty(2 * half, dtype=np.int32)
     weight = np.full(2 * half, unit)
     indices[indptr[:n]], weight[indptr[:n]] = n + own, 2 * unit  # each dummy comes first in its row
-    entry = np.arange(nnz, dtype=np.int32) + 1
+    entry = np.arange(1, nnz + 1)  # intp, like rows: no conversion in the scatters below
     indices[entry + rows], weight[entry + rows] = inter.indices, np.rint(cost * unit) + unit
     indices[indptr[n:-1]] = own
     indices[entry + rows_b + half] = n + by_b.indices
@@ -174,7 +175,7 @@ TRADE_TOLERANCE = 1e-15  # > the rounding of two sums of two costs in [0, 1]; <<
 def _costs(shared: np.ndarray, deg_i: np.ndarray, deg_j: np.ndarray) -> np.ndarray:
     """C from the shared-input counts and in-degrees of neuron pairs: the same float64 division as exact mode, 0 where U = 0."""
     union = deg_i + deg_j - shared
-    return np.divide(union - shared, union, out=np.zeros(len(shared)), where=union > 0)
+    return (union - shared) / np.maximum(union, 1.0)  # U = 0 only with I = 0: 0 / 1; U >= 1 is divided by itself
 
 
 class _Pairs:
