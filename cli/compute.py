@@ -113,6 +113,10 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     it stopped and networks ingested later cost only their own pairs. Without --scheduler or
     --scheduler-file a local cluster of one single-threaded process per core is started. With a
     remote cluster the store must be on a filesystem every worker can see, at the same path.
+
+    Ctrl-C or SIGTERM (a batch system's time limit) stops the run in order: running tiles are
+    cancelled, finished ones kept, the store unlocked, exit code 130 or 143. A second Ctrl-C while it
+    stops interrupts that too.
     """
     from nnstd_dist.hpc import parse_jobs
     from nnstd_dist.schedule import ClusterSpec, compute
