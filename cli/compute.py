@@ -41,7 +41,7 @@ class ProgressBar:
         if p.tiles_done == 0:
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
             # An adaptive cluster (--cluster) often starts with no worker: its batch jobs are still queued.
-            on = f"on {p.workers} worker threads" if p.workers else "as workers join"
+            on = f"on {count(p.workers, 'worker thread')}" if p.workers else "as workers join"
             self._line(f"{p.pairs_total} pairs in {count(p.tiles_total, 'tile')} {on}{where}")
         finished = p.tiles_done == p.tiles_total
         if self.tty:

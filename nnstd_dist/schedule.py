@@ -26,8 +26,9 @@ from typing import Callable
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, WorkerPlugin
+from distributed import Client, LocalCluster, Reschedule, WorkerPlugin, get_worker
 from distributed.scheduler import KilledWorker
+from distributed.worker import WORKER_ANY_RUNNING
 
 from .environment import check_cluster, compare, environment_report
 from .interrupts import deferred_stop
@@ -36,7 +37,7 @@ from .kernel import SOLVERS, TIE_RULES
 from .plan import Plan, TileChoice, choose_tile, make_plan, n_tiles
 from .budget import check_bytes
 from .store import TopologyStore, locked
-from .tasks import TileResult, compute_tile, time_kernel
+from .tasks import TileResult, TileStopped, compute_tile, time_kernel
 
 __all__ = ["ClusterSpec", "EnvironmentGate", "Progress", "RunStats", "compute", "connect", "plan_store", "run_plan"]
 
@@ -262,7 +263,7 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
 
     def submit(t):
         future = client.submit(
-            compute_tile, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
+            _tile_on_worker, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
         )
         future.add_done_callback(finished.put)
         return future
@@ -347,6 +348,21 @@ class EnvironmentGate(WorkerPlugin):
             with contextlib.suppress(Exception):  # a lost cluster has no plugin left to remove
                 client.unregister_worker_plugin(self.name)
             client.unsubscribe_topic(self.topic)
+
+
+def _tile_on_worker(store_path: str, a: int, b: int, n: int) -> TileResult:
+    """compute_tile, stopped between two pairs once its worker starts closing, and then run again elsewhere.
+
+    Dask lets a running task finish, however long, when its worker closes (an interrupted run, a
+    scaled-down cluster): the worker waits, its nanny kills it after a few seconds, and a killed worker
+    leaves its semaphores to Python's resource tracker, which warns of them on the terminal. A tile
+    stopped here writes nothing and goes back to the scheduler (Reschedule), as if it had not started.
+    """
+    worker = get_worker()
+    try:
+        return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING)
+    except TileStopped:
+        raise Reschedule() from None
 
 
 def _result(future) -> TileResult:

@@ -12,6 +12,7 @@ import resource
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -20,9 +21,13 @@ from .kernel import nnstd_prepared, prepare
 from .plan import TileTask, tile_task
 from .store import TopologyStore
 
-__all__ = ["TileResult", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]
+__all__ = ["TileResult", "TileStopped", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]
 
 TIMED_PAIRS = 3  # pairs timed to size the default tile: ~0.1-1 s before a run
+
+
+class TileStopped(Exception):
+    """The caller's ``stop()`` said so between two pairs: nothing of the tile was written."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,11 @@ def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
     return not np.isnan(block[:layers, kept]).any()
 
 
-def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, float, float]:
-    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the read and kernel seconds."""
+def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, int, float, float]:
+    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the read and kernel seconds.
+
+    ``stop()`` is asked before each pair; True raises TileStopped.
+    """
     read = time.perf_counter()
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
@@ -90,6 +98,8 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     read = time.perf_counter() - read
     kernel = 0.0
     for i, j in pairs:
+        if stop is not None and stop():
+            raise TileStopped(f"tile ({task.a}, {task.b}) stopped after {kernel:.1f} s of its pairs")
         start = time.perf_counter()
         distances = nnstd_prepared(networks[i], networks[j], solver=store.solver, max_layer=store.max_layer)  # the larger index is A
         kernel += time.perf_counter() - start
@@ -102,8 +112,11 @@ def tile_block(store: TopologyStore, task: TileTask) -> tuple[np.ndarray, int, f
     return block, len(pairs), read, kernel
 
 
-def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
-    """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks."""
+def compute_tile(store_path: str, a: int, b: int, n: int, stop: Callable[[], bool] | None = None) -> TileResult:
+    """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks.
+
+    ``stop()``, asked between pairs, can end the task early (TileStopped): the tile stays as it was.
+    """
     started, start = time.time(), time.perf_counter()
     try:
         store = TopologyStore.open(store_path, mode="r+")
@@ -117,7 +130,7 @@ def compute_tile(store_path: str, a: int, b: int, n: int) -> TileResult:
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
-        block, pairs, read, kernel = tile_block(store, task)
+        block, pairs, read, kernel = tile_block(store, task, stop)
         write = time.perf_counter()
         store.write_block(task.rows, task.cols, block)
         if store.generation_on_disk() != generation:  # a replace or a new set of results since this task read its networks

@@ -110,6 +110,22 @@ def test_compute_tile_writes_the_block_and_its_mirror_then_marks_it(grown, expec
     assert store.tile_marker(1, 0) == N
 
 
+def test_a_stopped_tile_writes_nothing(grown):
+    before = TopologyStore.open(grown.path).read_distance()
+    asked = []
+
+    def stop() -> bool:  # as on a worker that starts closing after three pairs
+        asked.append(len(asked))
+        return len(asked) > 3
+
+    with pytest.raises(tasks.TileStopped, match=r"tile \(2, 0\) stopped"):
+        compute_tile(str(grown.path), 2, 0, N, stop=stop)
+    assert len(asked) == 4  # asked before each pair: three computed, the fourth not started
+    store = TopologyStore.open(grown.path)
+    assert store.tile_marker(2, 0) == 0
+    np.testing.assert_array_equal(store.read_distance(), before)  # NaN where it was NaN, nothing half-written
+
+
 def test_compute_tile_refuses_a_population_it_was_not_planned_for(grown):
     with pytest.raises(StoreError, match=f"holds {N} networks, this run was planned for {N + 1}"):
         compute_tile(str(grown.path), 1, 0, N + 1)
