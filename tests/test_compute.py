@@ -358,3 +358,37 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     assert "\r[#######.....................] 25/100 pairs  5.0 pairs/s  ETA 0:15" in lines[1]
     assert lines[1].endswith("\r[############################] 100/100 pairs  5.0 pairs/s  ETA 0:00")
     assert lines[2] == ""
+
+
+def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, monkeypatch):
+    from distributed import Reschedule
+    from distributed.core import Status
+
+    networks, _ = small
+    path = make_store(tmp_path / "s.zarr", networks, SMALL)
+    schedule.plan_store(TopologyStore.open(path, mode="r+"), 8, False, 2)  # creates the result arrays, tiles of 8
+    closing = type("Worker", (), {"status": Status.closing})()
+    monkeypatch.setattr(schedule, "get_worker", lambda: closing)
+    with pytest.raises(Reschedule):
+        schedule._tile_on_worker(str(path), 1, 0, len(networks))
+    assert TopologyStore.open(path).tile_marker(1, 0) == 0
+
+
+@pytest.mark.slow
+def test_a_worker_closed_mid_tile_changes_nothing(tmp_path, medium):
+    # A batch job at its time limit or a scaled-down cluster closes a worker while it runs a tile:
+    # the tile stops between two pairs and runs again elsewhere; the matrix is the same.
+    networks, expected = medium
+    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    closed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+
+        def close_a_busy_worker(progress):
+            if progress.tiles_done == 1 and not closed:
+                busy = next(w for w, keys in c.processing().items() if keys)
+                c.run(lambda dask_worker: dask_worker.loop.add_callback(dask_worker.close, nanny=False), workers=[busy])
+                closed.append(busy)
+
+        plan, stats = compute(path, tile=11, client=c, on_progress=close_a_busy_worker)
+    assert closed and stats.tiles == len(plan) == 3
+    np.testing.assert_array_equal(stored(path), expected)
