@@ -353,10 +353,10 @@ class EnvironmentGate(WorkerPlugin):
 def _tile_on_worker(store_path: str, a: int, b: int, n: int) -> TileResult:
     """compute_tile, stopped between two pairs once its worker starts closing, and then run again elsewhere.
 
-    Dask lets a running task finish, however long, when its worker closes (an interrupted run, a
-    scaled-down cluster): the worker waits, its nanny kills it after a few seconds, and a killed worker
-    leaves its semaphores to Python's resource tracker, which warns of them on the terminal. A tile
-    stopped here writes nothing and goes back to the scheduler (Reschedule), as if it had not started.
+    When a worker closes (an interrupted run, a batch job at its time limit), Dask lets its running
+    task go on: the worker waits for it, its nanny kills the worker after a few seconds, and a killed
+    worker leaves its semaphores to Python's resource tracker, which warns of them on the terminal. A
+    tile stopped here writes nothing and goes back to the scheduler (Reschedule), as if it had not started.
     """
     worker = get_worker()
     try:
