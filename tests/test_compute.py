@@ -122,24 +122,36 @@ def test_epoch0_block_of_the_90_networks_equals_the_paper(tmp_path, client, shar
         np.testing.assert_allclose(block[:, j, i], layers, rtol=0, atol=1e-12, err_msg=key)
 
 
+def _disturb_a_busy_worker(path: Path, tile: int, disturb):
+    """compute on a fresh 2-worker LocalCluster; after the first finished tile, ``disturb(client, address)`` once,
+    on a worker that is running a tile. Returns the plan, the stats, what disturb returned, and the worker pids after."""
+    done = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+
+        def on_progress(progress):
+            if progress.tiles_done == 1 and not done:
+                busy = next(w for w, keys in c.processing().items() if keys)
+                done.append(disturb(c, busy))
+
+        plan, stats = compute(path, tile=tile, client=c, on_progress=on_progress)
+        c.wait_for_workers(2, timeout=30)  # the nanny restarted the disturbed one
+        after = set(c.run(os.getpid).values())
+    assert done, "no tile was running after the first one finished"
+    return plan, stats, done[0], after
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_changes_nothing(tmp_path, medium):
     networks, expected = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
-    killed = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
-        pids = c.run(os.getpid)
 
-        def kill_a_busy_worker(progress):
-            if progress.tiles_done == 1 and not killed:
-                busy = next(w for w, keys in c.processing().items() if keys)
-                os.kill(pids[busy], signal.SIGKILL)
-                killed.append(pids[busy])
+    def kill(c, busy):
+        pid = c.run(os.getpid, workers=[busy])[busy]
+        os.kill(pid, signal.SIGKILL)
+        return pid
 
-        plan, stats = compute(path, tile=4, client=c, on_progress=kill_a_busy_worker)
-        c.wait_for_workers(2, timeout=30)  # the nanny restarted the dead one
-        after = set(c.run(os.getpid).values())
-    assert killed and not psutil.pid_exists(killed[0]) and killed[0] not in after
+    plan, stats, killed, after = _disturb_a_busy_worker(path, 4, kill)
+    assert not psutil.pid_exists(killed) and killed not in after
     assert stats.tiles == len(plan) == 21
     np.testing.assert_array_equal(stored(path), expected)
 
@@ -376,19 +388,14 @@ def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, 
 
 @pytest.mark.slow
 def test_a_worker_closed_mid_tile_changes_nothing(tmp_path, medium):
-    # A batch job at its time limit or a scaled-down cluster closes a worker while it runs a tile:
-    # the tile stops between two pairs and runs again elsewhere; the matrix is the same.
+    # A batch job at its time limit closes a worker while it runs a tile: the tile stops between two
+    # pairs and runs again elsewhere; the matrix is the same.
     networks, expected = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
-    closed = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
 
-        def close_a_busy_worker(progress):
-            if progress.tiles_done == 1 and not closed:
-                busy = next(w for w, keys in c.processing().items() if keys)
-                c.run(lambda dask_worker: dask_worker.loop.add_callback(dask_worker.close, nanny=False), workers=[busy])
-                closed.append(busy)
+    def close(c, busy):
+        c.run(lambda dask_worker: dask_worker.loop.add_callback(dask_worker.close, nanny=False), workers=[busy])
 
-        plan, stats = compute(path, tile=11, client=c, on_progress=close_a_busy_worker)
-    assert closed and stats.tiles == len(plan) == 3
+    plan, stats, _, _ = _disturb_a_busy_worker(path, 11, close)
+    assert stats.tiles == len(plan) == 3
     np.testing.assert_array_equal(stored(path), expected)
