@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = [
     "TileTask", "Plan", "n_tiles", "extent", "tile_of", "tile_task", "make_plan", "default_tile", "total_pairs",
-    "pairs_in_done_tiles", "TileChoice", "choose_tile",
+    "pairs_in_done_tiles", "vouched_upto", "TileChoice", "choose_tile",
 ]
 
 # The default tile adapts to the kernel, from a few pairs and networks timed before the run. A task reads
@@ -78,6 +78,13 @@ def tile_of(network: int, tile: int) -> int:
     return network // tile
 
 
+def vouched_upto(done_at, n: int):
+    """Pairs with both indices below this are held by a tile marked done at ``done_at`` (scalar or array), for a
+    population of n: done_at itself, or 0 where the tile is not done or done_at > n (a population rebuilt since)."""
+    done_at = np.asarray(done_at)
+    return np.where((done_at > 0) & (done_at <= n), done_at, 0)
+
+
 def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int, indices=None) -> int:
     """Pairs i > j among n networks (or among the sorted, distinct ``indices``) that the tile markers vouch for.
 
@@ -85,9 +92,9 @@ def pairs_in_done_tiles(tiles_done: np.ndarray, n: int, tile: int, indices=None)
     M above n (a population rebuilt since) vouches for nothing. Counted per marked tile from its
     extent, never per pair: at N = 10,000 an index array of all pairs alone takes seconds.
     """
-    tiles_done = np.asarray(tiles_done)
-    a, b = np.nonzero(np.tril((tiles_done > 0) & (tiles_done <= n)))
-    upto = tiles_done[a, b]
+    upto = vouched_upto(tiles_done, n)
+    a, b = np.nonzero(np.tril(upto))
+    upto = upto[a, b]
     if indices is None:
         rows = np.clip(np.minimum((a + 1) * tile, upto) - a * tile, 0, None)
         cols = np.clip(np.minimum((b + 1) * tile, upto) - b * tile, 0, None)
@@ -168,8 +175,7 @@ class TileTask:
     @property
     def valid_upto(self) -> int:
         """Pairs with i below this are already valid in the stored block; 0 if the block cannot be trusted."""
-        # done_at > n means the population shrank or was rebuilt since: trust nothing
-        return self.done_at if 0 < self.done_at <= self.n else 0
+        return int(vouched_upto(self.done_at, self.n))
 
     @property
     def size(self) -> int:

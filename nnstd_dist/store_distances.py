@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import StoreError
-from .plan import tile_of
+from .plan import tile_of, vouched_upto
 from .store_io import damage_hint
 
 __all__ = ["read_vouched"]
@@ -46,8 +46,8 @@ def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows:
     tiles, starts = np.unique(row_tiles[order], return_index=True)
     positions = dict(zip(tiles.tolist(), np.split(order, starts[1:])))  # tile -> positions p of its rows, in order
     for a in tiles.tolist():
-        upto = markers[np.maximum(a, tiles), np.minimum(a, tiles)]  # tile (a, t) or its mirror (t, a): one marker
-        done = tiles[(upto > 0) & (upto <= n)]
+        upto = vouched_upto(markers[np.maximum(a, tiles), np.minimum(a, tiles)], n)  # tile (a, t) or its mirror (t, a): one marker
+        done = tiles[upto > 0]
         if not len(done):
             continue
         pa = positions[a]
@@ -55,8 +55,8 @@ def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows:
             pc = np.concatenate([positions[t] for t in run.tolist()])
             block = distance.get_orthogonal_selection((layer_index, _index(rows[pa]), _index(rows[pc])))
             i, j = rows[pa][:, None], rows[pc][None, :]
-            done_at = markers[np.maximum(a, row_tiles[pc]), np.minimum(a, row_tiles[pc])][None, :]
-            vouched = np.maximum(i, j) < done_at
+            upto = vouched_upto(markers[np.maximum(a, row_tiles[pc]), np.minimum(a, row_tiles[pc])], n)[None, :]
+            vouched = np.maximum(i, j) < upto
             if np.isnan(block[computed][:, vouched & (i != j)]).any():
                 raise StoreError(f"{where}: distances marked computed are missing; {damage_hint(where)}")
             block[:, ~vouched] = np.nan

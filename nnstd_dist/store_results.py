@@ -23,7 +23,7 @@ import numpy as np
 
 from . import store_io
 from .errors import StoreError
-from .plan import n_tiles, tile_of
+from .plan import n_tiles, tile_of, vouched_upto
 from .store_chunks import chunk_path, chunk_problem
 from .store_distances import read_vouched
 from .store_io import reading, require_chunks, writes
@@ -229,8 +229,8 @@ class Results:
 
     def _require_done_chunks(self, rows: np.ndarray, markers: np.ndarray) -> None:
         """The distance chunks of every done tile among ``rows`` exist: zarr would read a missing one as NaN."""
-        tiles = np.unique(rows // self.tile)
+        tiles = np.unique(tile_of(rows, self.tile))
         x, y = np.meshgrid(tiles, tiles, indexing="ij")
-        done = (x >= y) & (markers[x, y] > 0) & (markers[x, y] <= self.n_networks)
+        done = (x >= y) & (vouched_upto(markers[x, y], self.n_networks) > 0)
         keys = [(0, int(a), int(b)) for a, b in zip(x[done], y[done])]
         require_chunks(self.path, "distance", keys + [(0, b, a) for _, a, b in keys], lambda c: f"chunk of tile ({max(c[1:])}, {min(c[1:])})")
