@@ -50,18 +50,18 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _read_prepared(store: TopologyStore, start: int, stop: int) -> dict:
-    """index -> prepared Topology for networks [start, stop)."""
-    if stop <= start:
+def _read_prepared(store: TopologyStore, indices, layers: int) -> dict:
+    """index -> prepared Topology of its first ``layers`` layers, for the networks ``indices`` (one read)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if not len(indices):
         return {}
-    layers = _compared_layers(store)
-    networks = store.read_masks(np.arange(start, stop), layers)
-    return {start + k: prepare(masks, store.blocks[:layers]) for k, masks in enumerate(networks)}
+    networks = store.read_masks(indices, layers)
+    return {int(k): prepare(masks, store.blocks[:layers]) for k, masks in zip(indices, networks)}
 
 
-def _compared_layers(store: TopologyStore) -> int:
+def _compared_layers(n_layers: int, max_layer: int | None) -> int:
     """Layers 0..max_layer are compared: later ones are neither read nor prepared (with --max-layer 0, a third of the work)."""
-    return store.n_layers if store.max_layer is None else store.max_layer + 1
+    return n_layers if max_layer is None else max_layer + 1
 
 
 def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
@@ -81,7 +81,7 @@ def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | 
     (r0, r1), (c0, c1) = task.rows, task.cols
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
-    layers = _compared_layers(store)  # layers past max_layer stay NaN
+    layers = _compared_layers(store.n_layers, store.max_layer)  # layers past max_layer stay NaN
     try:
         block = store.read_block(task.rows, task.cols) if task.valid_upto else None
     except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
@@ -91,10 +91,10 @@ def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | 
         block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
     pairs = task.pairs()
     if task.diagonal:
-        networks = _read_prepared(store, r0, r1 if pairs else r0)
+        networks = _read_prepared(store, np.arange(r0, r1 if pairs else r0), layers)
     else:
-        networks = _read_prepared(store, min((i for i, _ in pairs), default=r1), r1)
-        networks.update(_read_prepared(store, c0, c1 if pairs else c0))
+        networks = _read_prepared(store, np.arange(min((i for i, _ in pairs), default=r1), r1), layers)
+        networks.update(_read_prepared(store, np.arange(c0, c1 if pairs else c0), layers))
     read = time.perf_counter() - read
     kernel = 0.0
     for i, j in pairs:
@@ -160,9 +160,9 @@ def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs:
     if not chosen:
         return None, None, 0
     indices = sorted({k for pair in chosen for k in pair})
-    layers = store.n_layers if max_layer is None else max_layer + 1
+    layers = _compared_layers(store.n_layers, max_layer)  # the run's, not yet the store's
     start = time.perf_counter()
-    networks = {k: prepare(masks, store.blocks[:layers]) for k, masks in zip(indices, store.read_masks(np.array(indices), layers))}
+    networks = _read_prepared(store, indices, layers)
     per_network = (time.perf_counter() - start) / len(indices)
     seconds = []
     for i, j in chosen:
