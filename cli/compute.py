@@ -11,7 +11,7 @@ import click
 from nnstd_dist.hpc import KINDS
 
 from .options import quiet_option, solver_option, store_option
-from .text import clock, count, describe_plan, run_summary
+from .text import TILE_RULE, clock, count, describe_plan, run_summary
 
 EPILOG = """Examples:
 
@@ -79,9 +79,8 @@ def _raise_terminated(signum, frame):
 @click.option(
     "--tile", type=int, default=None,  # checked once, by the library
     help="Networks per tile side: one task computes a B x B block of pairs. Fixed when the results are "
-    "created [default: adapted to the kernel: a few pairs and networks are timed before the run, and a tile is "
-    "the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and reading its networks < 2 % of it, "
-    "<= 60 s, >= 4 tiles per worker; --dry-run shows the timing and the choice].",
+    f"created [default: adapted to the kernel: a few pairs and networks are timed before the run, and a tile is "
+    f"{TILE_RULE}; --dry-run shows the timing and the choice].",
 )
 @click.option("--n-workers", type=click.IntRange(min=1), default=None, help="Local cluster: worker processes [default: one per core].")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None, help="Local cluster: threads per worker process [default: 1].")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from nnstd_dist.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, total_pairs
+from nnstd_dist.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER, total_pairs
+
+# The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run.
+TILE_RULE = (
+    f"the smallest multiple of {TILE_STEP} in {MIN_TILE}..{MAX_TILE} with >= {TILE_SECONDS:.0f} s of kernel work and reading "
+    f"< {100 * READ_SHARE:.0f} % of it, <= {MAX_TILE_SECONDS:.0f} s, >= {TILES_PER_WORKER} tiles per worker"
+)
 
 
 def count(n: int, noun: str) -> str:
@@ -57,9 +63,8 @@ def tile_reason(choice) -> str:
         return "; the smallest default: no pair to time"
     return (
         f"; from a timing here (median of {count(choice.pairs_timed, 'pair')}: {1e3 * choice.seconds_per_pair:.3g} ms per pair, "
-        f"{1e3 * (choice.seconds_per_network or 0):.3g} ms to read and prepare a network): the smallest multiple of 8 in "
-        f"{MIN_TILE}..{MAX_TILE} with >= {TILE_SECONDS:.0f} s of kernel work and reading < {100 * READ_SHARE:.0f} % of it, "
-        f"<= {MAX_TILE_SECONDS:.0f} s, >= 4 tiles per worker: ~{choice.tile_seconds:.2g} s per tile, reading {100 * choice.read_share:.2g} %"
+        f"{1e3 * (choice.seconds_per_network or 0):.3g} ms to read and prepare a network): {TILE_RULE}: "
+        f"~{choice.tile_seconds:.2g} s per tile, reading {100 * choice.read_share:.2g} %"
     )
 
 
