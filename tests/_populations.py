@@ -62,6 +62,11 @@ def runs_population(n_runs: int, epochs, seed: int = 0, fraction: float = 0.1):
     return networks, records
 
 
+def records(n: int, digits: int = 3) -> list[NetworkRecord]:
+    """Plain records named net_000, net_001, ... (``digits`` digits)."""
+    return [NetworkRecord(f"net_{i:0{digits}d}") for i in range(n)]
+
+
 def pair_distances(networks) -> np.ndarray:
     """(L, N, N): entry (i, j), i > j, is NNSTD(network i, network j), mirrored; diagonal 0."""
     prepared = [prepare(n) for n in networks]

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import zarr
 
-from _populations import chain, make_store, pair_distances, write_tile
+from _populations import chain, make_store, pair_distances, records, write_tile
 from nnstd_dist.errors import StoreError
 from nnstd_dist.export import export
-from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store import TopologyStore
 
 N, TILE = 11, 3  # tiles {0..2} {3..5} {6..8} {9, 10}
@@ -27,10 +26,6 @@ def networks():
 @pytest.fixture(scope="module")
 def full(networks):
     return pair_distances(networks)
-
-
-def records(n: int) -> list[NetworkRecord]:
-    return [NetworkRecord(f"net_{i:02d}") for i in range(n)]
 
 
 def oracle(full: np.ndarray, markers: np.ndarray, n: int, rows, layers) -> np.ndarray:
@@ -49,7 +44,7 @@ def oracle(full: np.ndarray, markers: np.ndarray, n: int, rows, layers) -> np.nd
 @pytest.fixture
 def partial(tmp_path, networks, full):
     """Tiles (1, 0), (2, 2) and (3, 1) computed at 11 networks, (2, 1) at 7 (its rows 7, 8 not yet), the rest never."""
-    store = make_store(tmp_path / "s.zarr", networks, records(N), tile=TILE, compute={(1, 0), (2, 2), (3, 1)})
+    store = make_store(tmp_path / "s.zarr", networks, records(N, digits=2), tile=TILE, compute={(1, 0), (2, 2), (3, 1)})
     block = np.full((2, 3, 3), np.nan)
     block[:, 0] = full[:, 6, 3:6]  # row 6 only, as a run at 7 networks left it
     write_tile(store, 2, 1, block, done_at=7)
@@ -96,7 +91,7 @@ def test_only_done_tiles_are_read(partial, monkeypatch):
 
 
 def test_nothing_computed_reads_no_distance_chunk(tmp_path, networks, monkeypatch):
-    store = make_store(tmp_path / "s.zarr", networks, records(N), tile=TILE, compute=False)
+    store = make_store(tmp_path / "s.zarr", networks, records(N, digits=2), tile=TILE, compute=False)
     calls = reads_of(monkeypatch)
     values = store.read_distance()
     assert calls == []

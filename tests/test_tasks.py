@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _populations import chain, make_store, pair_distances
+from _populations import chain, make_store, pair_distances, records
 from nnstd_dist.errors import StoreError
 from nnstd_dist.plan import make_plan, n_tiles, tile_task, total_pairs
-from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store import TopologyStore
 from nnstd_dist import tasks
 from nnstd_dist.tasks import compute_tile, tile_block, time_kernel, timing_pairs
@@ -29,10 +28,6 @@ def networks():
 @pytest.fixture(scope="module")
 def expected(networks):
     return pair_distances(networks)
-
-
-def records(n: int) -> list[NetworkRecord]:
-    return [NetworkRecord(f"net_{i:03d}") for i in range(n)]
 
 
 @pytest.fixture
