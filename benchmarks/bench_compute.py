@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nnstd_dist.generate import generate_population
-from nnstd_dist.plan import Plan
-from nnstd_dist.schedule import ClusterSpec, RunStats, compute, connect, plan_store, run_plan
-from nnstd_dist.store import NetworkRecord, TopologyStore
+from nnstd_dist.sources.generate import generate_population
+from nnstd_dist.compute.plan import Plan
+from nnstd_dist.compute.schedule import ClusterSpec, RunStats, compute, connect, plan_store, run_plan
+from nnstd_dist.store.topology_store import NetworkRecord, TopologyStore
 
 DEFAULT_TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))

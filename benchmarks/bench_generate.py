@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nnstd_dist.generate import generate_population, write_networks
+from nnstd_dist.sources.generate import generate_population, write_networks
 
 LAYERS = [784, 784, 784, 784, 10]
 

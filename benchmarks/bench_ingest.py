@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnstd_dist.ingest import discover, read_networks
-from nnstd_dist.store import TopologyStore, add_networks
+from nnstd_dist.sources.discover import discover, read_networks
+from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
 TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 

@@ -27,11 +27,11 @@ import google_crc32c
 from distributed import Client, LocalCluster
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from nnstd_dist import store_io
-from nnstd_dist.generate import generate_population
+from nnstd_dist.store import zarr_io as store_io
+from nnstd_dist.sources.generate import generate_population
 from nnstd_dist.records import NetworkRecord
-from nnstd_dist.schedule import compute
-from nnstd_dist.store import TopologyStore, add_networks
+from nnstd_dist.compute.schedule import compute
+from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
 LAYERS = (784, 784, 784, 784, 10)
 

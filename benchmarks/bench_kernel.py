@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
-from nnstd_dist.formats import load_set_network  # noqa: E402
-from nnstd_dist.kernel import cost_matrix, nnstd, nnstd_prepared, prepare  # noqa: E402
+from nnstd_dist.sources.formats import load_set_network  # noqa: E402
+from nnstd_dist.kernel.distance import cost_matrix, nnstd, nnstd_prepared, prepare  # noqa: E402
 
 DEFAULT_TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 RUNS = [f"e5_s0_w{k}" for k in range(10)]

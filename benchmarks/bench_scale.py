@@ -29,12 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from nnstd_dist.generate import generate_population
-from nnstd_dist.plan import Plan
+from nnstd_dist.sources.generate import generate_population
+from nnstd_dist.compute.plan import Plan
 from nnstd_dist.records import NetworkRecord
-from nnstd_dist import schedule
-from nnstd_dist.schedule import ClusterSpec, connect, plan_store, run_plan
-from nnstd_dist.store import TopologyStore
+from nnstd_dist.compute import schedule
+from nnstd_dist.compute.schedule import ClusterSpec, connect, plan_store, run_plan
+from nnstd_dist.store.topology_store import TopologyStore
 
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))
 PAPER_LAYERS = (784, 784, 784, 784, 10)

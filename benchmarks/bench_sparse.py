@@ -29,8 +29,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from nnstd_dist.formats import load_set_network  # noqa: E402
-from nnstd_dist.kernel import nnstd_prepared, prepare  # noqa: E402
+from nnstd_dist.sources.formats import load_set_network  # noqa: E402
+from nnstd_dist.kernel.distance import nnstd_prepared, prepare  # noqa: E402
 
 DEFAULT_TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 RUNS = [f"e5_s0_w{k}" for k in range(10)]

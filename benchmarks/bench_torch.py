@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnstd_dist.ingest import discover, read_networks
-from nnstd_dist.kernel import nnstd_prepared, prepare
-from nnstd_dist.store import TopologyStore, add_networks
+from nnstd_dist.sources.discover import discover, read_networks
+from nnstd_dist.kernel.distance import nnstd_prepared, prepare
+from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
 TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
 MB = 2**20
@@ -141,7 +141,7 @@ def layer_shares(networks, blocks, pairs: int = 10) -> np.ndarray:
 
 def set_networks(topo: Path, n: int):
     if topo.is_dir():
-        from nnstd_dist.formats import load_set_network
+        from nnstd_dist.sources.formats import load_set_network
 
         runs = sorted(p for p in topo.iterdir() if (p / "epoch_000").is_dir())[:n]
         if runs:
@@ -153,7 +153,7 @@ def set_networks(topo: Path, n: int):
 
 
 def worker_memory(store: Path, tile: int):
-    from nnstd_dist.schedule import ClusterSpec, connect, plan_store, run_plan
+    from nnstd_dist.compute.schedule import ClusterSpec, connect, plan_store, run_plan
 
     s = TopologyStore.open(store, mode="r+")
     with connect(ClusterSpec(n_workers=1, threads_per_worker=1)) as client:

@@ -37,8 +37,8 @@ def command(store, output, layer, select, quiet):
     (and _b) as coordinates and need xarray. Entry (i, j) with i > j is NNSTD(network i,
     network j) in store order, mirrored. Pairs not computed yet are NaN, with a warning.
     """
-    from nnstd_dist.export import export
-    from nnstd_dist.reduce import parse_selection
+    from nnstd_dist.views.export import export
+    from nnstd_dist.views.reduce import parse_selection
 
     report = export(store, output, layer, parse_selection(select) or None)
     if report.missing_pairs:

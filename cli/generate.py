@@ -7,7 +7,7 @@ import time
 
 import click
 
-from nnstd_dist.generate import MODES, write_networks
+from nnstd_dist.sources.generate import MODES, write_networks
 
 from .options import quiet_option
 from .text import duration

@@ -25,8 +25,8 @@ def command(store, as_json):
     Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
     once the tile holding it is marked done.
     """
-    from nnstd_dist.inventory import summarize
-    from nnstd_dist.store import TopologyStore
+    from nnstd_dist.store.inventory import summarize
+    from nnstd_dist.store.topology_store import TopologyStore
 
     summary = summarize(TopologyStore.open(store))
     if as_json:

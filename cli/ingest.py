@@ -57,8 +57,8 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
     """
     import sys
 
-    from nnstd_dist.ingest import find_networks, read_networks
-    from nnstd_dist.store import TopologyStore, add_networks
+    from nnstd_dist.sources.discover import find_networks, read_networks
+    from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
     discovery = find_networks(sources, exclude)
     for path in discovery.exports:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nnstd_dist.ingest import ORIENTATIONS
+from nnstd_dist.sources.discover import ORIENTATIONS
 
 store_option = click.option(
     "--store",
@@ -67,7 +67,7 @@ def param_options(command):
 
 
 def param_filter(key, include_params, exclude_params):
-    from nnstd_dist.param_layers import ParamFilter
+    from nnstd_dist.sources.param_layers import ParamFilter
 
     return ParamFilter(tuple(include_params), tuple(exclude_params), key)
 

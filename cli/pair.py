@@ -30,8 +30,8 @@ def command(network_a, network_b, as_json, orientation, keep_last_row, key, incl
     B's neurons are matched to A's in layer k-1 (for a convolution, whole channels), so the
     order of A and B matters for k > 0 when the matching has ties.
     """
-    from nnstd_dist.ingest import discover, read_network
-    from nnstd_dist.kernel import nnstd_prepared, prepare
+    from nnstd_dist.sources.discover import discover, read_network
+    from nnstd_dist.kernel.distance import nnstd_prepared, prepare
 
     params = param_filter(key, include_params, exclude_params)
     networks = []

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from nnstd_dist.errors import InputError
-from nnstd_dist.plan import total_pairs
-from nnstd_dist.reduce import FACET_KEYS
+from nnstd_dist.compute.plan import total_pairs
+from nnstd_dist.views.reduce import FACET_KEYS
 
 from .options import layer_option, select_option, store_option
 from .text import count
@@ -53,8 +53,8 @@ def command(store, output, kind, layer, cumulative, select, facet, facet_values,
 
     matplotlib.use("Agg")  # files only, never a window; before anything imports pyplot
 
-    from nnstd_dist import plot, reduce
-    from nnstd_dist.store import TopologyStore
+    from nnstd_dist.views import plot, reduce
+    from nnstd_dist.store.topology_store import TopologyStore
 
     topos = TopologyStore.open(store)
     selection = reduce.parse_selection(select)
@@ -98,7 +98,7 @@ def _check_combination(kind, facet, facet_values, order, to_final, color_by) -> 
 def _ordered(matrix, order: str):
     if order != "cluster":
         return matrix
-    from nnstd_dist.embedding import cluster_order
+    from nnstd_dist.views.embedding import cluster_order
 
     return matrix.reordered(cluster_order(matrix.values), "clustered")
 

@@ -28,8 +28,8 @@ def command(store, output, max_networks):
     each run (NNSTD of every epoch to the run's final network, mean over runs, test accuracy
     beside); and the metric MDS embedding with hover.
     """
-    from nnstd_dist.report import write_report
-    from nnstd_dist.store import TopologyStore
+    from nnstd_dist.views.report import write_report
+    from nnstd_dist.store.topology_store import TopologyStore
 
     summary = write_report(TopologyStore.open(store), output, max_networks)
     shown = f"{summary.n_shown} of {summary.n_networks} networks (sampled)" if summary.sampled else f"{summary.n_networks} networks"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnstd_dist.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER, total_pairs
+from nnstd_dist.compute.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER, total_pairs
 
 # The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run.
 TILE_RULE = (

@@ -22,7 +22,7 @@ def command(store, as_json):
     `nnstd-dist compute` recomputes damaged or missing distances; ingesting a damaged network's
     source again rewrites its masks.
     """
-    from nnstd_dist.verify import verify
+    from nnstd_dist.store.verify import verify
 
     report = verify(store)
     if as_json:

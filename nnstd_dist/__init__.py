@@ -1,7 +1,7 @@
 """nnstd-dist: Neural Network Sparse Topology Distance (Liu et al., ECML PKDD 2020) for whole populations."""
 
 from .errors import NNSTDError
-from .formats import load_set_network
+from .sources.formats import load_set_network
 from .kernel import nnstd
 
 __version__ = "0.1.0"
@@ -11,9 +11,9 @@ __all__ = ["nnstd", "load_set_network", "NNSTDError", "TopologyStore", "NetworkR
 def __getattr__(name):
     # The store pulls in zarr; load it only when asked so `nnstd-dist pair` stays light.
     if name == "TopologyStore":
-        from . import store
+        from .store.topology_store import TopologyStore
 
-        return store.TopologyStore
+        return TopologyStore
     if name == "NetworkRecord":
         from .records import NetworkRecord
 

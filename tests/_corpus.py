@@ -415,12 +415,12 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
 
 def make_template(folder: Path) -> Path:
     """A small store of three SET networks (r0/epoch_000 ...) with its distances computed."""
-    from nnstd_dist.ingest import discover, read_networks
-    from nnstd_dist.store import add_networks
+    from nnstd_dist.sources.discover import discover, read_networks
+    from nnstd_dist.store.topology_store import add_networks
 
     from distributed import Client, LocalCluster
 
-    from nnstd_dist.schedule import compute
+    from nnstd_dist.compute.schedule import compute
 
     for k in range(3):
         write_set(folder / "src" / f"r{k}" / "epoch_000", population(k))

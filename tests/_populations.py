@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from nnstd_dist.kernel import nnstd_prepared, prepare
-from nnstd_dist.plan import extent, make_plan, n_tiles
+from nnstd_dist.kernel.distance import nnstd_prepared, prepare
+from nnstd_dist.compute.plan import extent, make_plan, n_tiles
 from nnstd_dist.records import NetworkRecord
 
 SHAPES = [(60, 60), (60, 5)]
@@ -80,7 +80,7 @@ def pair_distances(networks) -> np.ndarray:
 
 def open_or_create(path, shapes):
     """The store at ``path`` for read-write, created for ``shapes`` if it does not exist."""
-    from nnstd_dist.store import TopologyStore
+    from nnstd_dist.store.topology_store import TopologyStore
 
     path = Path(path)
     if path.exists():
@@ -112,7 +112,7 @@ def make_store(path, networks, records, tile: int = 4, compute=True):
 
 def write_population(out, layers, density, n_networks, rewire=0.01, seed=0, mode="chain", overwrite=False):
     """Write `generate_population`'s networks as ``out/<name>/weight_lK.npz``; returns (out, names, bytes written)."""
-    from nnstd_dist.generate import write_networks
+    from nnstd_dist.sources.generate import write_networks
 
     names, n_bytes = [], 0
     for name, size in write_networks(out, layers, density, n_networks, rewire, seed, mode, overwrite):

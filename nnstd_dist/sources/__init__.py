@@ -1,0 +1,1 @@
+"""Where networks come from: finding them on disk, reading file formats and checkpoints, generating populations."""

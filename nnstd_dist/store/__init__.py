@@ -1,0 +1,1 @@
+"""The topology store (zarr v3): population, results, integrity. The only subpackage that imports zarr."""

@@ -1,0 +1,71 @@
+"""What a store holds, for `nnstd-dist info`: population, shapes, densities, runs, epochs, progress, bytes on disk.
+
+Built from the store's public reads and the filesystem; no zarr here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..compute.plan import pairs_in_done_tiles, total_pairs
+
+__all__ = ["pairs_computed", "file_sizes", "summarize"]
+
+
+def pairs_computed(store) -> int:
+    """Pairs i > j whose distances are stored, from the tile markers alone (no distance is read)."""
+    if not store.has_results:
+        return 0
+    return pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile)
+
+
+def file_sizes(path) -> dict[str, tuple[int, int]]:
+    """Bytes and file count of every top-level entry (array, zarr.json, lock) of the store directory."""
+    sizes = {}
+    for entry in os.scandir(path):
+        files = [entry] if entry.is_file() else list(_walk_files(entry.path))
+        sizes[entry.name] = (sum(f.stat().st_size for f in files), len(files))
+    return sizes
+
+
+def _walk_files(directory: str):
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_files(entry.path)
+        elif entry.is_file(follow_symlinks=False):
+            yield entry
+
+
+def summarize(store) -> dict:
+    """Plain-JSON facts about ``store`` (a TopologyStore): what `nnstd-dist info` prints."""
+    store.check_columns()  # damage is reported, never summarised
+    n, shapes = store.n_networks, store.shapes
+    connections = store.connections()
+    density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
+    epochs = store.column("epoch")
+    sizes = file_sizes(store.path)
+    mask_bytes = sum(b for name, (b, _) in sizes.items() if name.startswith("mask_l"))
+    return {
+        "store": str(store.path),
+        "format_version": store.format_version,
+        "networks": n,
+        "layers": [
+            {"layer": k, "shape": list(shape), "density": float(density[:, k].mean()) if n else None, **source}
+            # where each layer came from: absent in stores written before parameter names were kept
+            for k, (shape, source) in enumerate(zip(shapes, store.layers or [{}] * len(shapes)))
+        ],
+        "connections": int(connections.sum()),
+        "runs": sorted({r for r in store.column("run") if r}),
+        "epochs": sorted({int(e) for e in epochs if e >= 0}),
+        "networks_without_epoch": int((epochs < 0).sum()),
+        "pairs_total": total_pairs(n),
+        "pairs_computed": pairs_computed(store),
+        "tile": store.tile,
+        "solver": store.solver if store.has_results else None,
+        "max_layer": store.max_layer,
+        "bytes": sum(b for b, _ in sizes.values()),
+        "files": sum(f for _, f in sizes.values()),
+        "mask_bytes_per_connection": mask_bytes / connections.sum() if connections.sum() else None,
+    }

@@ -1,0 +1,199 @@
+"""The population half of the store: per-network metadata columns and layer masks, read back and checked chunk by chunk.
+
+Arrays (created here, written by ``TopologyStore.append``): ``mask_l{k}`` bool (N, n_in_k, n_out_k),
+one chunk per network and layer, blosc-zstd bitshuffle; ``network`` (unique names, store order =
+matrix order), ``run``, ``source``, ``digest`` str (N,); ``epoch`` int64 (N,), -1 if none;
+``accuracy`` float64 (N,), NaN if none; ``connections`` int64 (N, L), so densities need no mask read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import zarr_io
+from ..errors import StoreError
+from ..kernel.masks import dense_to_csr
+from ..compute.plan import n_tiles
+from ..records import METADATA_COLUMNS, NetworkRecord
+from .chunks import chunk_path, chunk_problem
+from .zarr_io import damage_hint, reading, require_chunks
+
+__all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
+
+STRING_COLUMNS = ("network", "run", "source", "digest", "network_a", "network_b")
+PER_NETWORK = ("connections", *METADATA_COLUMNS)  # besides the masks: arrays whose first axis is the network
+_READ_BYTES = 256 * 2**20  # dense bytes per zarr read call in read_layer: bounds memory, not speed
+_NETWORK_COORDINATES = {"coordinates": "run epoch accuracy"}  # xarray shows these along `network`
+
+
+class Population:
+    """TopologyStore's reads of its networks (mixed into it: uses its ``path``, ``_group`` and ``_cache``)."""
+
+    @staticmethod
+    def _create_population(group, shapes) -> None:
+        """The empty per-network arrays of a new store."""
+        for k, (n_in, n_out) in enumerate(shapes):
+            group.create_array(
+                f"mask_l{k}", shape=(0, n_in, n_out), chunks=(1, n_in, n_out), dtype=bool,
+                compressors=zarr_io.MASK_CODECS, dimension_names=("network", f"in_l{k}", f"out_l{k}"),
+                attributes=_NETWORK_COORDINATES,
+            )
+        group.create_array(
+            "connections", shape=(0, len(shapes)), chunks=(4096, len(shapes)), dtype="int64",
+            fill_value=0, dimension_names=("network", "layer"), attributes=_NETWORK_COORDINATES, compressors=zarr_io.CODECS,
+        )
+        for column in METADATA_COLUMNS:
+            dtype = {"epoch": "int64", "accuracy": "float64"}.get(column, str)
+            fill = {"epoch": -1, "accuracy": np.nan}.get(column)
+            group.create_array(
+                column, shape=(0,), chunks=(4096,), dtype=dtype, fill_value=fill, dimension_names=("network",), compressors=zarr_io.CODECS
+            )
+
+    @property
+    def n_networks(self) -> int:
+        return int(self._group.attrs["n_networks"])
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        return [tuple(s) for s in self._group.attrs["shapes"]]
+
+    @property
+    def format_version(self) -> int:
+        return int(self._group.attrs["format_version"])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def layers(self) -> list[dict]:
+        """Per layer: parameter name, weight shape and block as first ingested; [] for a store written before they were kept."""
+        return list(self._group.attrs.get("layers", []))
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Rows of layer k per output neuron of layer k-1 (convolutions); 1 for fully connected layers and older stores."""
+        return tuple(int(layer["block"]) for layer in self.layers) or (1,) * self.n_layers
+
+    def column(self, name: str) -> np.ndarray:
+        """One metadata column (see METADATA_COLUMNS) for the current population."""
+        if name not in METADATA_COLUMNS:
+            raise StoreError(f"unknown metadata column {name!r}; known: {', '.join(METADATA_COLUMNS)}")
+        if name not in self._cache:
+            require_chunks(self.path, name, self._column_chunks(name))
+            with reading(self.path, f"the {name} column"):
+                values = self._group[name][: self.n_networks]
+            self._cache[name] = values.astype(object) if name in STRING_COLUMNS else values
+        return self._cache[name]
+
+    def names(self) -> list[str]:
+        return [str(n) for n in self.column("network")]
+
+    def records(self) -> list[NetworkRecord]:
+        cols = [self.column(c) for c in METADATA_COLUMNS]
+        return [
+            NetworkRecord(str(n), str(r), int(e), float(a), str(s), str(d)) for n, r, e, a, s, d in zip(*cols)
+        ]
+
+    def connections(self) -> np.ndarray:
+        """(N, L) int64: connections of every network in every layer."""
+        require_chunks(self.path, "connections", [(c, 0) for c, in self._column_chunks("connections")])
+        with reading(self.path, "the connections array"):
+            return self._group["connections"][: self.n_networks]
+
+    def _column_chunks(self, name: str) -> list[tuple[int]]:
+        """Chunk indices along the network axis that hold the population's rows."""
+        return [(c,) for c in range(n_tiles(self.n_networks, self._group[name].chunks[0]))]
+
+    def indices(self, names) -> np.ndarray:
+        """Store indices of the given network names, in the order given."""
+        where = {name: i for i, name in enumerate(self.names())}
+        missing = [name for name in names if name not in where]
+        if missing:
+            raise StoreError(f"{self.path}: no network named {missing[0]!r} ({len(missing)} name(s) not found)")
+        return np.array([where[name] for name in names], dtype=np.int64)
+
+    def read_layer(self, indices, layer: int) -> list[sp.csr_matrix]:
+        """Masks of one layer for the given network indices, as CSR bool, in the order given."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self._check_indices(indices)
+        self._check_layer(layer)
+        array = self._group[f"mask_l{layer}"]
+        wanted = np.unique(indices)
+        require_chunks(self.path, f"mask_l{layer}", [(i, 0, 0) for i in wanted.tolist()], lambda c: f"of network {c[0]}")
+        masks = {}
+        # One zarr call per run of consecutive indices: its chunks decode concurrently, whereas
+        # zarr's integer-array (orthogonal) selection is several times slower.
+        for start, stop in _runs(wanted, max_len=max(1, _READ_BYTES // max(1, int(np.prod(self.shapes[layer]))))):
+            with reading(self.path, f"mask_l{layer} of networks {start}..{stop - 1}"):
+                block = array[start:stop]
+            for i, dense in zip(range(start, stop), block):
+                masks[i] = dense_to_csr(dense)
+        return [masks[i] for i in indices.tolist()]
+
+    def read_masks(self, indices, n_layers: int | None = None) -> list[list[sp.csr_matrix]]:
+        """All layers (or the first ``n_layers``) of the given networks: result[i][k] is layer k of network indices[i]."""
+        per_layer = [self.read_layer(indices, k) for k in range(self.n_layers if n_layers is None else n_layers)]
+        return [list(layers) for layers in zip(*per_layer)]
+
+    def damaged_chunks(self) -> list[tuple[str, tuple[int, ...], str]]:
+        """(array, chunk index, problem) for every chunk the population needs that is missing or fails its checksum.
+
+        Masks one chunk per network and layer; the per-network columns and connections their chunks
+        along the network axis; with results, network_a/network_b and layer. Distances and done
+        markers: see damaged_tiles (only done tiles must exist).
+        """
+        wanted = [(f"mask_l{k}", (i, 0, 0)) for k in range(self.n_layers) for i in range(self.n_networks)]
+        wanted += [(name, c) for name in METADATA_COLUMNS for c in self._column_chunks(name)]
+        wanted += [("connections", (c, 0)) for c, in self._column_chunks("connections")]
+        if self.has_results:
+            wanted += [(name, c) for name in ("network_a", "network_b") for c in self._column_chunks(name)]
+            wanted += [("layer", (0,))]
+        out = []
+        for name, coords in wanted:
+            problem = chunk_problem(chunk_path(self.path, name, coords))
+            if problem:
+                out.append((name, coords, problem))
+        return out
+
+    def check_columns(self) -> None:
+        """The per-network columns and connections are whole (present, checksums right): a few small files."""
+        for name in PER_NETWORK:
+            for coords in self._column_chunks(name):
+                coords = (coords[0], 0) if name == "connections" else coords
+                problem = chunk_problem(chunk_path(self.path, name, coords))
+                if problem:
+                    raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; {damage_hint(self.path)}")
+
+    def _mask_damaged(self, index: int) -> bool:
+        return any(chunk_problem(chunk_path(self.path, f"mask_l{k}", (index, 0, 0))) for k in range(self.n_layers))
+
+    def check_masks(self) -> None:
+        """Every mask chunk of the population exists and passes its checksum (read raw, not decoded)."""
+        for k in range(self.n_layers):
+            for i in range(self.n_networks):
+                problem = chunk_problem(chunk_path(self.path, f"mask_l{k}", (i, 0, 0)))
+                if problem:
+                    raise StoreError(
+                        f"{self.path}: mask_l{k} of network {i} ({self.names()[i]}) is {problem}; "
+                        f"{damage_hint(self.path)}; ingesting its source again rewrites it"
+                    )
+
+    def _check_layer(self, layer: int) -> None:
+        if not 0 <= layer < self.n_layers:
+            raise StoreError(f"layer {layer} out of range: the store's networks have {self.n_layers} layers (0..{self.n_layers - 1})")
+
+    def _check_indices(self, indices: np.ndarray) -> None:
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n_networks):
+            raise StoreError(f"{self.path}: network index out of range 0..{self.n_networks - 1}")
+
+
+def _runs(sorted_unique: np.ndarray, max_len: int):
+    """[start, stop) ranges of consecutive values, each at most max_len long."""
+    if not len(sorted_unique):
+        return
+    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    for run in np.split(sorted_unique, breaks):
+        for start in range(int(run[0]), int(run[-1]) + 1, max_len):
+            yield start, min(start + max_len, int(run[-1]) + 1)

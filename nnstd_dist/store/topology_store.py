@@ -1,0 +1,267 @@
+"""The topology store: a zarr v3 group holding a population of networks and their pairwise distances.
+
+Layout of a store (a zarr group on a local or shared filesystem)::
+
+    attrs         format="nnstd-dist", format_version=2, shapes=[[n_in, n_out], ...], generation=G,
+                  n_networks=N, tile=T (once results exist), layers=[{param, weight_shape, block}, ...]
+                  (the first network's parameter names and weight shapes, and rows of layer k per output
+                  of layer k-1; absent in stores written before convolutions: blocks of one row)
+    mask_l{k}, network, run, source, digest, epoch, accuracy, connections    the population: population.py
+    distance, network_a, network_b, layer, tiles_done                        the results: results.py
+    nnstd-dist.lock   JSON {host, pid, started, command, token} while a compute or ingest runs (lock.py)
+
+``TopologyStore`` joins the two halves; this module opens and creates stores and changes their
+population. ``n_networks`` is written last by an append, so a crash mid-append leaves the
+population unchanged; replace invalidates tiles before it changes masks. Every chunk ends with its
+crc32c (zarr_io.py), so damage is a StoreError, never a number. See docs/store.md, "Crash consistency".
+
+Every array's dimension names, and a ``coordinates`` attribute naming run, epoch and accuracy on the
+per-network arrays, make ``xarray.open_zarr(path, consolidated=False)`` label it. Metadata is not
+consolidated: every append resizes the arrays, and a stale consolidated copy would hide networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import zarr
+
+from . import faults
+
+from . import lock
+from ..errors import ShapeMismatchError, StoreError
+from ..kernel.masks import describe_shapes
+from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
+from .lock import process_alive
+from .zarr_io import reading, writes, zarr_store
+from .population import PER_NETWORK, STRING_COLUMNS, Population
+from .results import RESULT_NAMES, Results
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
+
+FORMAT = "nnstd-dist"
+FORMAT_VERSION = 2  # 2: crc32c on every chunk, results committed by the `tile` attribute, `generation`
+_WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
+
+
+class TopologyStore(Population, Results):
+    """A population of same-shaped sparse networks and their pairwise distances, in one zarr group."""
+
+    def __init__(self, path: str | Path, group: zarr.Group):
+        self.path = Path(path)
+        self._group = group
+        self._cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> "TopologyStore":
+        """Open an existing store; ``mode`` "r" or "r+"."""
+        path = Path(path)
+        if path.is_file():
+            raise StoreError(f"{path}: is a file, not a zarr store directory")
+        if not (path / "zarr.json").is_file():
+            raise StoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
+        try:
+            group = zarr.open_group(zarr_store(path, mode), mode=mode)
+        except Exception as exc:  # zarr raises several types for a broken group
+            raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:160]})") from None
+        attrs = group.attrs.asdict()
+        if attrs.get("format") != FORMAT:
+            raise StoreError(f"{path}: a zarr group, but not an nnstd-dist store")
+        if attrs.get("format_version") == 1:
+            raise StoreError(
+                f"{path}: store format version 1 (no checksums), this nnstd-dist reads version {FORMAT_VERSION}: "
+                "re-ingest its sources into a new store (`add_networks('NEW.zarr', networks)`)"
+            )
+        if attrs.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{path}: store format version {attrs.get('format_version')}, this nnstd-dist reads version {FORMAT_VERSION}"
+            )
+        store = cls(path, group)
+        store._check_shapes()
+        return store
+
+    def _check_shapes(self) -> None:
+        """The attributes agree with the arrays' metadata: n_networks within every per-network array, the tile with distance's chunks."""
+        n = self.n_networks
+        with reading(self.path, "the store's metadata"):
+            lengths = {name: self._group[name].shape[0] for name in ("network", "digest", "mask_l0")}
+            if self.has_results:
+                lengths["distance"] = self._group["distance"].shape[1]
+                chunk = self._group["distance"].chunks[1]
+        short = {name: length for name, length in lengths.items() if length < n}
+        if not isinstance(self._group.attrs.get("n_networks"), int) or n < 0 or short:
+            raise StoreError(f"{self.path}: damaged: n_networks is {n} but {', '.join(f'{k} holds {v}' for k, v in short.items()) or 'it is not a count'}")
+        if self.has_results and chunk != self.tile:
+            raise StoreError(f"{self.path}: damaged: the tile attribute is {self.tile} but the distances are stored in tiles of {chunk}")
+
+    @classmethod
+    def create(cls, path: str | Path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":
+        """A new, empty store for networks of the given layer shapes; ``layers``: their LayerSpecs, if known."""
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"{path}: already exists")
+        group = zarr.open_group(zarr_store(path, "w-"), mode="w-")
+        cls._create_population(group, shapes)
+        # attrs last: a directory without them is not taken for a store
+        attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0, "generation": 0}
+        if layers:
+            attrs["layers"] = [
+                {"param": spec.param, "weight_shape": [int(n) for n in spec.weight_shape], "block": int(spec.block)} for spec in layers
+            ]
+        group.attrs.update(attrs)
+        return cls(path, group)
+
+    @writes
+    def append(self, networks, replace: bool = False) -> AppendReport:
+        """Add networks ``[(NetworkRecord, masks), ...]``; all are validated before anything is written.
+
+        A name already present with the same digest is left alone; with another digest it is an
+        error unless ``replace``, which overwrites its masks and forgets its computed distances.
+        """
+        shapes = self.shapes
+        existing = {name: i for i, name in enumerate(self.names())}
+        digests = self.column("digest")
+        report, new, replaced, seen = AppendReport(), [], [], set()
+        for record, masks in networks:
+            got = [tuple(m.shape) for m in masks]
+            if got != shapes:
+                raise ShapeMismatchError(
+                    f"{record.source or record.name}: layer shapes {describe_shapes(got)} differ from the store's {describe_shapes(shapes)}"
+                )
+            if record.name in seen:
+                raise StoreError(f"network name {record.name!r} given twice")
+            seen.add(record.name)
+            digest = record.digest or mask_digest(masks)
+            record = NetworkRecord(record.name, record.run, record.epoch, record.accuracy, record.source, digest)
+            if not -1 <= record.epoch < 2**63:
+                raise StoreError(f"{record.source or record.name}: epoch {record.epoch} does not fit the store (0 .. 2^63-1, or -1 for none)")
+            if record.name not in existing:
+                new.append((record, masks))
+            elif digests[existing[record.name]] == digest and not self._mask_damaged(existing[record.name]):
+                report.unchanged.append(record.name)
+            elif digests[existing[record.name]] == digest:  # same network, damaged on disk: rewritten
+                replaced.append((existing[record.name], record, masks))
+            elif replace:
+                replaced.append((existing[record.name], record, masks))
+            else:
+                raise StoreError(
+                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use `replace`)"
+                )
+        # ---- nothing is written above this line ----
+        old_n = self.n_networks
+        new_n = old_n + len(new)
+        if replaced:
+            # Results are invalidated before (never after) the masks they depend on change: a crash
+            # in between leaves tiles to recompute, never old distances vouched for new masks. The
+            # generation tells a task still running from before that its result is stale.
+            self._group.attrs["generation"] = self.generation + 1
+            for index, _, _ in replaced:
+                self._forget_distances(index)
+        if any(self._group[name].shape[0] != old_n for name in (*PER_NETWORK, *(f"mask_l{k}" for k in range(self.n_layers)))):
+            self._resize_population(old_n)  # drop rows (orphan chunks) a killed append left past n_networks
+        if new:
+            self._resize_population(new_n)
+            for start in range(0, len(new), _WRITE_BATCH):
+                batch = new[start : start + _WRITE_BATCH]
+                self._write_networks(old_n + start, [m for _, m in batch], [r for r, _ in batch])
+            report.added = [r.name for r, _ in new]
+        for index, record, masks in replaced:
+            self._write_networks(index, [masks], [record])
+            report.replaced.append(record.name)
+        self._group.attrs["n_networks"] = new_n  # the commit point
+        self._cache.clear()
+        return report
+
+    def _resize_population(self, n: int) -> None:
+        for k, (n_in, n_out) in enumerate(self.shapes):
+            self._group[f"mask_l{k}"].resize((n, n_in, n_out))
+        for column in METADATA_COLUMNS:
+            self._group[column].resize((n,))
+        self._group["connections"].resize((n, self.n_layers))
+        if self.has_results:
+            self._resize_results(n)
+
+    def _write_networks(self, start: int, masks_list, records) -> None:
+        stop = start + len(records)
+        connections = np.zeros((len(records), self.n_layers), dtype=np.int64)
+        for k in range(self.n_layers):
+            dense = np.stack([np.asarray(sp.csr_matrix(m[k]).toarray() != 0) for m in masks_list])
+            self._group[f"mask_l{k}"][start:stop] = dense
+            connections[:, k] = dense.sum(axis=(1, 2))
+        self._group["connections"][start:stop] = connections
+        for column in METADATA_COLUMNS:
+            attr = "name" if column == "network" else column
+            values = [getattr(r, attr) for r in records]
+            self._group[column][start:stop] = np.array(values, dtype=object if column in STRING_COLUMNS else None)
+        if self.has_results:
+            for column in RESULT_NAMES:
+                self._group[column][start:stop] = np.array([r.name for r in records], dtype=object)
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, command: str, force: bool = False):
+    """The store at ``path`` for writing, under its run lock (see lock.py), opened again once the lock is held.
+
+    zarr caches the attributes (n_networks) read at open, and another run may have appended between
+    a first open and the lock: only a store opened under the lock is current.
+    """
+    runlock_dir = TopologyStore.open(path, mode="r+").path  # a store, not any folder, gets a lock file
+    with lock.hold(runlock_dir, command, force):
+        yield TopologyStore.open(path, mode="r+")
+
+
+def add_networks(path: str | Path, networks, replace: bool = False, command: str = "add_networks"):
+    """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` under its lock, creating it if missing.
+
+    Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and
+    renamed into place once complete: a failed first ingest leaves no store behind, and no reader
+    ever sees a half-built one. An empty directory at ``path`` counts as missing.
+    """
+    path, networks = Path(path), list(networks)
+    if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+        raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
+    if path.exists() and not _is_empty_dir(path):
+        with locked(path, command) as store:
+            return store.append(networks, replace=replace), False
+    if not networks:
+        raise StoreError(f"{path}: no networks to create the store from")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create its folder ({exc.strerror})") from None
+    _remove_dead_staging(path)
+    staging = path.parent / f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}"
+    try:
+        store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]], networks[0][0].layers)
+        report = store.append(networks, replace=replace)
+        try:
+            faults.before_write()
+            os.rename(staging, path)  # atomic; refused if another ingest created the store meanwhile
+        except OSError:
+            if not path.exists() or _is_empty_dir(path):
+                raise
+            return add_networks(path, networks, replace, command)
+        return report, True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_dead_staging(path: Path) -> None:
+    """Staging folders of first ingests on this host whose process is gone (killed before its rename)."""
+    prefix = f".{path.name}.creating-{socket.gethostname()}-"
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            pid = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
+            if pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())

@@ -1,0 +1,155 @@
+"""`nnstd-dist verify`: read everything a store holds and check every checksum and every invariant.
+
+Invariants: every chunk of the population present and whole (crc32c); n_networks within the arrays;
+names unique and repeated along distance's axes; each network's digest and connection counts equal
+to those of its stored masks; every tile marked done has its chunks, and its vouched pairs are
+finite, in [0, 1], mirrored exactly, with a zero diagonal. No zarr here: the store's reads only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import StoreError
+from ..compute.plan import extent, n_tiles
+from ..records import mask_digest
+
+__all__ = ["VerifyReport", "verify"]
+
+_BATCH = 64  # networks decoded per read; a damaged batch is re-read one network at a time
+
+
+@dataclass
+class VerifyReport:
+    """What was checked and every problem found, one line each, by network or tile."""
+
+    store: str
+    networks: int = 0
+    tiles: int = 0  # tiles marked done and checked
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(path, on_progress=None) -> VerifyReport:
+    """Check the store at ``path``; a store that cannot even be opened is one problem."""
+    from .topology_store import TopologyStore
+
+    report = VerifyReport(str(path))
+    try:
+        store = TopologyStore.open(path)
+    except StoreError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.networks = store.n_networks
+    names = _names(store, report)
+    damaged_networks = set()
+    for name, coords, problem in store.damaged_chunks():
+        if name.startswith("mask_l"):
+            damaged_networks.add(coords[0])
+            report.problems.append(f"network {coords[0]} ({_name(names, coords[0])}): {name} chunk {problem}")
+        else:
+            report.problems.append(f"{name} chunk {'/'.join(map(str, coords))}: {problem}")
+    _check_masks(store, names, damaged_networks, report, on_progress)
+    if store.has_results:
+        _check_results(store, names, report)
+    return report
+
+
+def _name(names, i: int) -> str:
+    return names[i] if names is not None and i < len(names) else "?"
+
+
+def _names(store, report) -> list[str] | None:
+    try:
+        names = store.names()
+    except StoreError as exc:
+        report.problems.append(f"names: {exc}")
+        return None
+    seen = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            report.problems.append(f"network {i} ({name}): name also held by network {seen[name]}")
+        seen.setdefault(name, i)
+    return names
+
+
+def _check_masks(store, names, skip: set, report: VerifyReport, on_progress) -> None:
+    """Digests and connection counts recomputed from the stored masks."""
+    try:
+        digests, connections = store.column("digest"), store.connections()
+    except StoreError as exc:
+        report.problems.append(f"digests / connections: {exc}")
+        digests = connections = None
+    indices = [i for i in range(store.n_networks) if i not in skip]
+    for start in range(0, len(indices), _BATCH):
+        batch = indices[start : start + _BATCH]
+        try:
+            masks = dict(zip(batch, store.read_masks(batch)))
+        except StoreError:
+            masks = {}
+            for i in batch:
+                try:
+                    masks[i] = store.read_masks([i])[0]
+                except StoreError as exc:
+                    report.problems.append(f"network {i} ({_name(names, i)}): {exc}")
+        for i, layers in masks.items():
+            if digests is not None and mask_digest(layers) != str(digests[i]):
+                report.problems.append(f"network {i} ({_name(names, i)}): its masks do not match its digest")
+            if connections is not None:
+                counts = [int(m.nnz) for m in layers]
+                if counts != connections[i].tolist():
+                    report.problems.append(f"network {i} ({_name(names, i)}): connections {connections[i].tolist()} stored, masks hold {counts}")
+        if on_progress:
+            on_progress(min(start + _BATCH, len(indices)), len(indices))
+
+
+def _check_results(store, names, report: VerifyReport) -> None:
+    """Done tiles: chunks present and whole, vouched pairs finite in [0, 1], mirrored, zero diagonal."""
+    n, tile = store.n_networks, store.tile
+    try:
+        if names is not None and store.results_names() != (names, names):
+            report.problems.append("network_a / network_b: not the store's network names in store order")
+    except StoreError as exc:
+        report.problems.append(f"network_a / network_b: {exc}")
+    damaged = {(a, b): why for a, b, why in store.damaged_tiles()}
+    for (a, b), why in sorted(damaged.items()):
+        report.problems.append(f"tile ({a}, {b}): {why}")
+    try:
+        markers = store.tile_markers()
+    except StoreError:
+        return  # already reported by damaged_tiles
+    for a in range(n_tiles(n, tile)):
+        for b in range(a + 1):
+            done_at = int(markers[a, b])
+            if not done_at or (a, b) in damaged:
+                continue
+            if done_at > n:
+                report.problems.append(f"tile ({a}, {b}): marked done at {done_at} networks, the store holds {n}")
+                continue
+            report.tiles += 1
+            rows, cols = extent(a, tile, n), extent(b, tile, n)
+            try:
+                block = store.read_block(rows, cols)
+                mirror = store.read_block(cols, rows)
+            except StoreError as exc:
+                report.problems.append(f"tile ({a}, {b}): {exc}")
+                continue
+            i = np.arange(*rows)[:, None]
+            j = np.arange(*cols)[None, :]
+            vouched = (i < done_at) & (j < i)
+            layers = store.n_layers if store.max_layer is None else store.max_layer + 1  # the rest are NaN by design
+            block, mirror = block[:layers], mirror[:layers]
+            values = block[:, vouched]
+            if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
+                report.problems.append(f"tile ({a}, {b}): distances missing or outside [0, 1] among its computed pairs")
+            elif not np.array_equal(block[:, vouched], mirror.transpose(0, 2, 1)[:, vouched]):
+                report.problems.append(f"tile ({a}, {b}): its mirror ({b}, {a}) differs")
+            if a == b:
+                d = np.arange(min(rows[1], done_at) - rows[0])
+                if d.size and not (block[:, d, d] == 0).all():
+                    report.problems.append(f"tile ({a}, {b}): non-zero diagonal")

@@ -1,0 +1,90 @@
+"""How the store modules talk to zarr: checksummed codecs, writes a crash test can interrupt, damage as one StoreError.
+
+Every chunk ends with its crc32c (the last bytes-to-bytes codec) and every chunk of the population is
+written, even one equal to the fill value, so damage or a missing chunk reads as an error, never a
+number. Part of the store: only the store modules import this, and they alone know zarr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.storage import LocalStore
+
+from . import faults
+from ..errors import StoreError
+from .chunks import chunk_path
+
+__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint"]
+
+MASK_CODECS = (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), Crc32cCodec())  # masks are bits: ~2 B/connection
+CODECS = (ZstdCodec(level=0), Crc32cCodec())
+MARKER_CODECS = (Crc32cCodec(),)  # a marker is 8 bytes + 4 of checksum: see markers.py
+# A chunk file that is missing is damage, not a default (zarr skips chunks equal to the fill value otherwise).
+zarr.config.set({"array.write_empty_chunks": True})
+
+
+class _FaultInjectingStore(LocalStore):
+    """A LocalStore that calls faults.before_write before every change: crash tests kill a command at each write."""
+
+    async def set(self, key, value):
+        faults.before_write()
+        await super().set(key, value)
+
+    async def set_if_not_exists(self, key, value):
+        faults.before_write()
+        await super().set_if_not_exists(key, value)
+
+    async def delete(self, key):
+        faults.before_write()
+        await super().delete(key)
+
+    async def delete_dir(self, prefix):
+        faults.before_write()
+        await super().delete_dir(prefix)
+
+
+def zarr_store(path: Path, mode: str):
+    """What zarr.open_group is given for ``path``: the path itself, or a fault-injecting store under a crash test."""
+    return _FaultInjectingStore(path, read_only=mode == "r") if faults.active() else str(path)
+
+
+def writes(method):
+    """A write that fails for the filesystem's reasons (full disk, read-only store) is one StoreError, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write ({exc.strerror or exc}); the store keeps its last complete state, run the command again once fixed") from None
+    return wrapper
+
+
+@contextlib.contextmanager
+def reading(store_path: Path, what: str):
+    """zarr's errors on a damaged chunk or metadata file (checksum, codec, JSON) as one StoreError naming ``what``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
+        reason = "checksum mismatch" if "checksum" in str(exc).lower() else f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise StoreError(f"{store_path}: {what} is damaged ({reason}); {damage_hint(store_path)}") from None
+
+
+def damage_hint(store_path: Path) -> str:
+    """Where every message about damage points: verify, named as the library call (the CLI shows its command line)."""
+    return f"`verify({str(store_path)!r})` lists all damage"
+
+
+def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
+    """Every listed chunk of array ``name`` exists: zarr would read a missing one as its fill value."""
+    for c in coords:
+        if not chunk_path(store_path, name, c).is_file():
+            where = what(c) if what else f"chunk {'/'.join(map(str, c))}"
+            raise StoreError(f"{store_path}: {name} {where} is missing; {damage_hint(store_path)}")

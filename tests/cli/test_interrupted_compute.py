@@ -1,0 +1,168 @@
+"""Ctrl-C and SIGTERM during `compute`: one line, exit 130 / 143, the lock released, and a rerun resumes.
+
+Real subprocesses on real clusters: the signal goes to the whole process group, as a terminal's
+Ctrl-C or a batch system's time limit does, so worker processes get it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from nnstd_dist.kernel.distance import nnstd_prepared, prepare
+from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.errors import StoreError
+from _processes import stop_processes
+from _populations import open_or_create
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.store.lock import LOCK_FILE
+from nnstd_dist.store.topology_store import TopologyStore
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+SHAPES = [(300, 300), (300, 300), (300, 10)]  # ~10 ms a pair: a run lasts long enough to interrupt it
+N = 22
+NOISE = ("Traceback", "Warning", "warning", "never awaited", "leaked", "KeyboardInterrupt", "Error")
+
+
+@pytest.fixture(scope="module")
+def population():
+    rng = np.random.default_rng(12)
+    networks = [
+        [sp.random(*s, density=0.02, random_state=rng, format="csr") != 0 for s in SHAPES[:-1]]
+        + [sp.csr_matrix(np.ones(SHAPES[-1], dtype=bool))]
+        for _ in range(N)
+    ]
+    prepared = [prepare(net) for net in networks]
+    expected = np.zeros((len(SHAPES), N, N))
+    for i in range(N):
+        for j in range(i):
+            expected[:, i, j] = expected[:, j, i] = nnstd_prepared(prepared[i], prepared[j])
+    return networks, expected
+
+
+def _store(path: Path, networks) -> Path:
+    store = open_or_create(path, SHAPES)
+    store.append([(NetworkRecord(f"net_{k:03d}"), net) for k, net in enumerate(networks)])
+    return path
+
+
+def _done_tiles(path: Path) -> int:
+    try:
+        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
+    except (StoreError, KeyError):  # result arrays not created yet
+        return 0
+
+
+def _interrupt(path: Path, sig: int, whole_group: bool, *extra: str) -> subprocess.CompletedProcess:
+    """Start compute in its own process group, wait for its first tile, send ``sig``, collect what it printed."""
+    command = [str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--tile", "4", *extra]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _done_tiles(path) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "compute ended before it could be interrupted"
+            time.sleep(0.02)
+        os.killpg(proc.pid, sig) if whole_group else proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _check_stopped_cleanly(result, path: Path, code: int, word: str) -> None:
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == f"{word}: finished tiles are kept in {path}; run the same command again to resume."
+    # before it: only the progress bar's own lines
+    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
+    assert not any(noise in result.stderr for noise in NOISE), result.stderr
+    assert not (path / LOCK_FILE).exists()
+
+
+def _resume(path: Path, expected: np.ndarray) -> None:
+    store = TopologyStore.open(path)
+    missing = make_plan(store.n_networks, store.tile, store.tile_markers()).n_pairs
+    assert 0 < missing < N * (N - 1) // 2
+    again = subprocess.run([str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--n-workers", "2"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert int(re.search(r"Computed (\d+) pairs", again.stdout).group(1)) == missing
+    np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), expected)
+
+
+@pytest.mark.parametrize(
+    "sig, whole_group, code, word",
+    [
+        (signal.SIGINT, True, 130, "Interrupted"),  # Ctrl-C in a terminal: the client and its workers
+        (signal.SIGTERM, True, 143, "Terminated"),  # a batch system's time limit
+        (signal.SIGINT, False, 130, "Interrupted"),  # `kill -INT` of the client alone
+    ],
+    ids=["ctrl-c", "sigterm", "client-only"],
+)
+def test_a_local_run_stops_on_one_line_and_resumes(tmp_path, population, sig, whole_group, code, word):
+    networks, expected = population
+    path = _store(tmp_path / "s.zarr", networks)
+    result = _interrupt(path, sig, whole_group, "--n-workers", "2")
+    _check_stopped_cleanly(result, path, code, word)
+    _resume(path, expected)
+
+
+def test_a_run_on_a_dask_cluster_stops_on_one_line_and_leaves_the_cluster_up(tmp_path, population):
+    networks, expected = population
+    path = _store(tmp_path / "s.zarr", networks)
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = str(BIN / "dask")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard"], **quiet)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard"], **quiet))
+        result = _interrupt(path, signal.SIGTERM, True, "--scheduler-file", str(scheduler_file))
+        _check_stopped_cleanly(result, path, 143, "Terminated")
+        assert all(p.poll() is None for p in procs)  # the cluster was not ours to stop
+    finally:
+        stop_processes(procs)
+    _resume(path, expected)
+
+
+def test_a_run_stops_in_the_middle_of_a_long_tile_without_leaks(tmp_path):
+    # One tile of ~1,800 pairs (tens of seconds): interrupted while it runs, its worker stops between
+    # two pairs and closes in order. Left to finish it, the nanny killed the worker after a few seconds,
+    # and the resource tracker then warned of the killed process's leaked semaphores.
+    rng = np.random.default_rng(4)
+    n = 60
+    networks = [[sp.random(*s, density=0.02, random_state=rng, format="csr") != 0 for s in SHAPES[:-1]]
+                + [sp.csr_matrix(np.ones(SHAPES[-1], dtype=bool))] for _ in range(n)]
+    path = _store(tmp_path / "s.zarr", networks)
+    command = [str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--tile", str(n), "--n-workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        header = proc.stderr.readline()  # printed once the cluster is up and the tile submitted
+        assert "pairs in 1 tile on 1 worker thread;" in header, header
+        time.sleep(3)  # the task is reading its networks or computing pairs by now
+        assert proc.poll() is None, "the tile finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(command, proc.returncode, "", header + err)
+    _check_stopped_cleanly(result, path, 130, "Interrupted")
+    assert TopologyStore.open(path).tile_marker(0, 0) == 0  # the stopped tile wrote nothing

@@ -1,0 +1,145 @@
+"""compute --solver and --max-layer: recorded in the store, never mixed, a layer not computed is an error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from nnstd_dist.cli.main import cli
+from nnstd_dist.errors import StoreError
+from nnstd_dist.kernel.distance import TIE_RULES, nnstd_prepared, prepare
+from nnstd_dist.records import NetworkRecord
+from nnstd_dist.compute.schedule import compute
+from nnstd_dist.store.topology_store import TopologyStore
+
+from _populations import open_or_create
+
+SHAPES = [(40, 40), (40, 40), (40, 5)]
+
+
+@pytest.fixture(scope="module")
+def client(dask_client):
+    return dask_client
+
+
+@pytest.fixture(scope="module")
+def networks():
+    rng = np.random.default_rng(16)
+    return [[sp.random(*s, density=0.15, random_state=rng, format="csr") != 0 for s in SHAPES] for _ in range(9)]
+
+
+@pytest.fixture
+def store_path(tmp_path, networks):
+    store = open_or_create(tmp_path / "s.zarr", SHAPES)
+    store.append([(NetworkRecord(f"net_{k}"), net) for k, net in enumerate(networks)])
+    return tmp_path / "s.zarr"
+
+
+def direct(networks, **kwargs) -> np.ndarray:
+    prepared = [prepare(net) for net in networks]
+    n = len(prepared)
+    out = np.full((len(SHAPES), n, n), np.nan)
+    for i in range(n):
+        out[:, i, i] = 0.0
+        for j in range(i):
+            d = nnstd_prepared(prepared[i], prepared[j], **kwargs)
+            out[: len(d), i, j] = out[: len(d), j, i] = d
+    return out
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_sparse_run_equals_the_sparse_kernel_and_is_recorded(store_path, networks, client):
+    compute(store_path, tile=4, client=client, solver="sparse")
+    store = TopologyStore.open(store_path)
+    assert (store.solver, store.tie_rule, store.max_layer) == ("sparse", TIE_RULES["sparse"], None)
+    got = store.read_distance()
+    np.testing.assert_array_equal(got, direct(networks, solver="sparse"))
+    np.testing.assert_allclose(got[0], direct(networks)[0], rtol=0, atol=1e-12)
+
+
+def test_one_matrix_never_mixes_solvers(store_path, client):
+    compute(store_path, tile=4, client=client)
+    result = run("compute", "--store", store_path, "--solver", "sparse")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {store_path}: its distances were computed with the exact solver; --solver sparse needs --recompute"
+    ]
+    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).solver == "sparse"
+
+
+def test_sparse_results_of_another_tie_rule_are_not_finished(store_path, client):
+    # Stores from before the rule was recorded hold rule 1; deeper layers depend on the tie choice.
+    compute(store_path, tile=4, client=client, solver="sparse")
+    store = TopologyStore.open(store_path, mode="r+")
+    del store._group.attrs["tie_rule"]
+    assert TopologyStore.open(store_path).tie_rule == 1
+    result = run("compute", "--store", store_path, "--solver", "sparse")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {store_path}: its distances came from tie rule 1 of the sparse solver, this version uses rule "
+        f"{TIE_RULES['sparse']}; finishing them needs --recompute"
+    ]
+    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["sparse"]
+
+
+def test_max_layer(store_path, networks, client, tmp_path):
+    compute(store_path, tile=4, client=client, max_layer=0)
+    store = TopologyStore.open(store_path)
+    assert store.max_layer == 0
+    np.testing.assert_array_equal(store.read_distance([0]), direct(networks)[:1])
+    assert np.isnan(store._group["distance"][1:]).all()  # nothing beyond layer 0 was written
+    with pytest.raises(StoreError, match="layer 1 was not computed") as refused:
+        store.read_distance([1])
+    assert str(refused.value).endswith(f"run `compute({str(store_path)!r}, max_layer=1, recompute=True)`")  # the library names no option
+    for command, layer in ((["export", "--layer", "2", "-o", tmp_path / "d.npz"], 2), (["plot", "--layer", "1", "-o", tmp_path / "d.png"], 1)):
+        result = run(*command, "--store", store_path)
+        assert result.exit_code == 2, result.output
+        assert (f"layer {layer} was not computed (the distances stop at layer 0); "
+                f"run `nnstd-dist compute --store {store_path} --max-layer {layer} --recompute`") in result.output, result.output
+    result = run("export", "--store", store_path, "-o", tmp_path / "d.npz")  # default: the computed layers
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as f:
+        assert f["layer"].tolist() == [0]
+    plan, _ = compute(store_path, client=client, max_layer=0)
+    assert len(plan) == 0  # the same layers again: nothing to do
+    for more in (1, None):
+        with pytest.raises(StoreError, match="more layers need every layer again"):
+            compute(store_path, client=client, max_layer=more)
+    result = run("compute", "--store", store_path, "--max-layer", "5")
+    assert result.exit_code == 2 and "--max-layer 5 out of range" in result.output
+
+
+def test_a_store_without_the_new_attributes_is_exact_with_all_layers(store_path, client):
+    compute(store_path, tile=4, client=client)
+    store = TopologyStore.open(store_path, mode="r+")
+    for key in ("solver", "max_layer"):
+        del store._group.attrs[key]
+    store = TopologyStore.open(store_path)
+    assert (store.solver, store.tie_rule, store.max_layer) == ("exact", None, None)
+    plan, _ = compute(store_path, client=client)
+    assert len(plan) == 0
+
+
+def test_a_bounded_window_of_tiles_in_flight(store_path, networks, client, monkeypatch):
+    """Tiles are submitted a window at a time and collected as they finish; the result is the same."""
+    from nnstd_dist.compute import schedule
+
+    monkeypatch.setattr(schedule, "MIN_IN_FLIGHT", 3)
+    monkeypatch.setattr(schedule, "IN_FLIGHT_PER_THREAD", 1)
+    seen = []
+
+    def on_progress(p):
+        seen.append((p.tiles_done, client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))))
+
+    plan, stats = compute(store_path, tile=1, client=client, on_progress=on_progress)
+    assert len(plan) == stats.tiles == 45 and [t for t, _ in seen] == list(range(46))
+    # the window, plus finished tiles the scheduler has not forgotten yet (it releases them asynchronously)
+    assert max(known for _, known in seen) <= 3 + 2  # all at once, this would be 45
+    np.testing.assert_array_equal(TopologyStore.open(store_path).read_distance(), direct(networks))
