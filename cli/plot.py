@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from nnstd_dist.errors import InputError
-from nnstd_dist.compute.plan import total_pairs
+from nnstd_dist.tiles import total_pairs
 from nnstd_dist.views.reduce import FACET_KEYS
 
 from .options import layer_option, select_option, store_option

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from nnstd_dist.compute.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER, total_pairs
+from nnstd_dist.compute.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER
 
+from nnstd_dist.tiles import total_pairs
 # The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run.
 TILE_RULE = (
     f"the smallest multiple of {TILE_STEP} in {MIN_TILE}..{MAX_TILE} with >= {TILE_SECONDS:.0f} s of kernel work and reading "

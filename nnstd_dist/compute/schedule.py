@@ -34,7 +34,8 @@ from .environment import check_cluster, compare, environment_report
 from .interrupts import deferred_stop
 from ..errors import ClusterError, InputError, NNSTDError, StoreError
 from ..kernel.distance import SOLVERS, TIE_RULES
-from .plan import Plan, TileChoice, choose_tile, make_plan, n_tiles
+from .plan import Plan, TileChoice, choose_tile, make_plan
+from ..tiles import n_tiles
 from ..budget import check_bytes
 from ..store.topology_store import TopologyStore, locked
 from .tasks import TileResult, TileStopped, compute_tile, time_kernel

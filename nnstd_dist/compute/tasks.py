@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..kernel.distance import nnstd_prepared, prepare
-from .plan import TileTask, tile_task
+from ..tiles import TileTask, tile_task
 from ..store.topology_store import TopologyStore
 
 __all__ = ["TileResult", "TileStopped", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import StoreError
-from ..compute.plan import tile_of, vouched_upto
+from ..tiles import tile_of, vouched_upto
 from .zarr_io import damage_hint
 
 __all__ = ["read_vouched"]

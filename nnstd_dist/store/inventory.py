@@ -9,8 +9,7 @@ import os
 
 import numpy as np
 
-from ..compute.plan import pairs_in_done_tiles, total_pairs
-
+from ..tiles import pairs_in_done_tiles, total_pairs
 __all__ = ["pairs_computed", "file_sizes", "summarize"]
 
 

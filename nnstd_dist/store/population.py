@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from . import zarr_io
 from ..errors import StoreError
 from ..kernel.masks import dense_to_csr
-from ..compute.plan import n_tiles
+from ..tiles import n_tiles
 from ..records import METADATA_COLUMNS, NetworkRecord
 from .chunks import chunk_path, chunk_problem
 from .zarr_io import damage_hint, reading, require_chunks

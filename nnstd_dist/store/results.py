@@ -23,7 +23,7 @@ import numpy as np
 
 from . import zarr_io
 from ..errors import StoreError
-from ..compute.plan import n_tiles, tile_of, vouched_upto
+from ..tiles import n_tiles, tile_of, vouched_upto
 from .chunks import chunk_path, chunk_problem
 from .distances import read_vouched
 from .zarr_io import reading, require_chunks, writes

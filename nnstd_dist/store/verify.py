@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import StoreError
-from ..compute.plan import extent, n_tiles
+from ..tiles import extent, n_tiles
 from ..records import mask_digest
 
 __all__ = ["VerifyReport", "verify"]

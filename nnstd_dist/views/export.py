@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..sources.formats import EXPORT_MARKER
-from ..compute.plan import total_pairs
+from ..tiles import total_pairs
 from .reduce import missing_pairs, read_layers, select_indices
 from ..store.lock import process_alive
 from ..store.topology_store import TopologyStore

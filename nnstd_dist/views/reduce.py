@@ -15,8 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..labels import natural_key, short_labels
-from ..compute.plan import pairs_in_done_tiles, total_pairs
-
+from ..tiles import pairs_in_done_tiles, total_pairs
 if TYPE_CHECKING:  # the store is passed in; importing it here would pull zarr into plot code
     from ..store.topology_store import TopologyStore
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from _populations import write_tile
 from nnstd_dist.errors import LockError, ShapeMismatchError, StoreError
-from nnstd_dist.compute.plan import make_plan, total_pairs
+from nnstd_dist.compute.plan import make_plan
 from nnstd_dist.store.inventory import pairs_computed, summarize
-from nnstd_dist.compute.plan import pairs_in_done_tiles
+from nnstd_dist.tiles import pairs_in_done_tiles, total_pairs
 from nnstd_dist.records import NetworkRecord, mask_digest
 from nnstd_dist.store import lock as runlock
 from nnstd_dist.store.lock import LOCK_FILE
