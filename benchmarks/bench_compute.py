@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from nnstd_dist.sources.generate import generate_population
-from nnstd_dist.compute.plan import Plan
-from nnstd_dist.compute.schedule import ClusterSpec, RunStats, compute, connect, plan_store, run_plan
+from nnstd_dist.engine.plan import Plan
+from nnstd_dist.engine import ClusterSpec, RunStats, compute, connect, plan_store, run_plan
 from nnstd_dist.store.topology_store import NetworkRecord, TopologyStore
 
 DEFAULT_TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"

@@ -30,7 +30,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from nnstd_dist.store import zarr_io as store_io
 from nnstd_dist.sources.generate import generate_population
 from nnstd_dist.records import NetworkRecord
-from nnstd_dist.compute.schedule import compute
+from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
 LAYERS = (784, 784, 784, 784, 10)

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from nnstd_dist.sources.generate import generate_population
-from nnstd_dist.compute.plan import Plan
+from nnstd_dist.engine.plan import Plan
 from nnstd_dist.records import NetworkRecord
-from nnstd_dist.compute import schedule
-from nnstd_dist.compute.schedule import ClusterSpec, connect, plan_store, run_plan
+from nnstd_dist.engine import run as run_loop
+from nnstd_dist.engine import ClusterSpec, connect, plan_store, run_plan
 from nnstd_dist.store.topology_store import TopologyStore
 
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))
@@ -78,13 +78,13 @@ def scale(work: Path, n: int, seconds: float, tile: int | None, modes) -> None:
     print(f"generating and storing {n} networks of shape {'-'.join(map(str, PAPER_LAYERS))}: {make_store(path, PAPER_LAYERS, 0.006, n):.1f} s")
     rates = {}
     results: list = []
-    add = schedule.RunStats.add
+    add = run_loop.RunStats.add
 
     def keep(self, result):  # every task's result, for the breakdown by worker below
         results.append(result)
         add(self, result)
 
-    schedule.RunStats.add = keep
+    run_loop.RunStats.add = keep
     with connect(ClusterSpec(n_workers=2)) as client:
         for solver, max_layer in modes:
             store = TopologyStore.open(path, mode="r+")
@@ -116,7 +116,7 @@ def scale(work: Path, n: int, seconds: float, tile: int | None, modes) -> None:
                 f"{stats.task_seconds / len(subset):.1f} s per task\n"
                 f"        worker time ({total:.1f} s): " + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in spent.items())
             )
-    schedule.RunStats.add = add
+    run_loop.RunStats.add = add
     if "sparse" in rates and "exact" in rates:
         print(f"sparse / exact pairs per second, same run: {rates['sparse'] / rates['exact']:.2f}x")
 

@@ -153,7 +153,7 @@ def set_networks(topo: Path, n: int):
 
 
 def worker_memory(store: Path, tile: int):
-    from nnstd_dist.compute.schedule import ClusterSpec, connect, plan_store, run_plan
+    from nnstd_dist.engine import ClusterSpec, connect, plan_store, run_plan
 
     s = TopologyStore.open(store, mode="r+")
     with connect(ClusterSpec(n_workers=1, threads_per_worker=1)) as client:

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from nnstd_dist.compute.hpc import KINDS
+from nnstd_dist.engine.hpc import KINDS
 
 from .options import quiet_option, solver_option, store_option
 from .text import TILE_RULE, clock, count, describe_plan, run_summary
@@ -117,8 +117,8 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     cancelled, finished ones kept, the store unlocked, exit code 130 or 143. A second Ctrl-C while it
     stops interrupts that too.
     """
-    from nnstd_dist.compute.hpc import parse_jobs
-    from nnstd_dist.compute.schedule import ClusterSpec, compute
+    from nnstd_dist.engine.hpc import parse_jobs
+    from nnstd_dist.engine import ClusterSpec, compute
 
     local = {"n_workers": n_workers, "threads_per_worker": threads_per_worker, "memory_limit": memory_limit}
     hpc = {"job_queue": job_queue, "job_options": job_options, "jobs": parse_jobs(jobs) if jobs else None}

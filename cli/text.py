@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnstd_dist.compute.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER
+from nnstd_dist.engine.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER
 
 from nnstd_dist.tiles import total_pairs
 # The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run.
@@ -70,7 +70,7 @@ def tile_reason(choice) -> str:
 
 
 def run_summary(stats) -> str:
-    """One line on what a compute run did (a schedule.RunStats)."""
+    """One line on what a compute run did (a compute.progress.RunStats)."""
     if not stats.tiles:
         return f"Nothing to compute: all {total_pairs(stats.n_networks)} pairs of {stats.n_networks} networks are done ({stats.store})"
     repaired = ""

@@ -1,21 +1,38 @@
-"""nnstd-dist: Neural Network Sparse Topology Distance (Liu et al., ECML PKDD 2020) for whole populations."""
+"""nnstd-dist: Neural Network Sparse Topology Distance (Liu et al., ECML PKDD 2020) for whole populations.
+
+The API a script or notebook needs::
+
+    import nnstd_dist as nd
+    d = nd.nnstd(layers_a, layers_b)                    # one distance per layer
+    record, masks = nd.read_network("runs/seed0.pt")    # any one network ingest reads
+    plan, stats = nd.compute("topos.zarr")              # every missing distance of a store (Dask)
+    m = nd.labelled_matrix(nd.TopologyStore.open("topos.zarr"), layer=0)
+
+The store and Dask load only when first used, so ``nd.nnstd`` stays light.
+"""
 
 from .errors import NNSTDError
-from .sources.formats import load_set_network
 from .kernel import nnstd
+from .sources.formats import load_set_network
 
 __version__ = "0.1.0"
-__all__ = ["nnstd", "load_set_network", "NNSTDError", "TopologyStore", "NetworkRecord", "__version__"]
+__all__ = [
+    "nnstd", "read_network", "load_set_network", "compute", "labelled_matrix", "TopologyStore", "NetworkRecord",
+    "NNSTDError", "__version__",
+]
+
+_LAZY = {  # name -> module that defines it, imported on first use
+    "read_network": "sources.discover",
+    "compute": "engine.run",
+    "labelled_matrix": "views.reduce",
+    "TopologyStore": "store.topology_store",
+    "NetworkRecord": "records",
+}
 
 
 def __getattr__(name):
-    # The store pulls in zarr; load it only when asked so `nnstd-dist pair` stays light.
-    if name == "TopologyStore":
-        from .store.topology_store import TopologyStore
+    if name in _LAZY:
+        from importlib import import_module
 
-        return TopologyStore
-    if name == "NetworkRecord":
-        from .records import NetworkRecord
-
-        return NetworkRecord
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

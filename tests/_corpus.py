@@ -420,7 +420,7 @@ def make_template(folder: Path) -> Path:
 
     from distributed import Client, LocalCluster
 
-    from nnstd_dist.compute.schedule import compute
+    from nnstd_dist.engine import compute
 
     for k in range(3):
         write_set(folder / "src" / f"r{k}" / "epoch_000", population(k))

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nnstd_dist.kernel.distance import nnstd_prepared, prepare
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.tiles import extent, n_tiles
 from nnstd_dist.records import NetworkRecord
 

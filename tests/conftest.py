@@ -74,6 +74,7 @@ def dask_client():
     """One real LocalCluster of two worker processes, started once (~1 s) for every test that needs a cluster but not its own."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
+        # Not the default client: a compute() that names no client would otherwise use it (as in a notebook).
+        with distributed.Client(cluster, set_as_default=False) as client:
             client.wait_for_workers(2)
             yield client

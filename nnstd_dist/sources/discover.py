@@ -195,10 +195,15 @@ def read_networks(
 
 
 def read_network(
-    source: Source, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None,
+    source: Source | str | Path, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None,
     params: ParamFilter = ParamFilter(),
 ) -> tuple[NetworkRecord, list[sp.csr_matrix]]:
-    """One source's record (name, run, epoch, accuracy, absolute source path, digest, layers) and CSR bool masks."""
+    """One source's record (name, run, epoch, accuracy, absolute source path, digest, layers) and CSR bool masks.
+
+    ``source`` is a discovered Source or a path that holds exactly one network (a SET folder or one file).
+    """
+    if not isinstance(source, Source):
+        source = _the_one_network(source)
     if orientation not in ORIENTATIONS:
         raise InputError(f"`orientation` must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
     if source.kind == "set":
@@ -227,6 +232,14 @@ def read_network(
     run, epoch, accuracy = _run_epoch_accuracy(source, {} if accuracies is None else accuracies)
     record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks), tuple(layers))
     return record, masks
+
+
+def _the_one_network(path: str | Path) -> Source:
+    found = discover([path])
+    if len(found) != 1:
+        listed = ", ".join(str(s.path) for s in found[:2]) + (", ..." if len(found) > 2 else "")
+        raise InputError(f"{path}: holds {len(found)} networks, give one" + (f" ({listed})" if found else ""))
+    return found[0]
 
 
 def _drop_last_row(mask: sp.csr_matrix, source: Source, k: int) -> sp.csr_matrix:

@@ -183,6 +183,31 @@ class Results:
                     break
         return out
 
+    def reopen_damaged_tiles(self) -> list[tuple[int, int, str]]:
+        """Mark every damaged done tile (see ``damaged_tiles``) not done, so that the next run recomputes it; returns them."""
+        damaged = self.damaged_tiles()
+        for a, b, _ in damaged:
+            self.mark_tile(a, b, 0)
+        return damaged
+
+    def check_continuable(self, tile: int | None, solver: str, tie_rule: int | None, max_layer: int | None) -> None:
+        """Raise StoreError unless a run with these settings may finish the stored results (else it needs `recompute`)."""
+        if tile is not None and tile != self.tile:
+            raise StoreError(f"{self.path}: results were created with tile {self.tile}; `tile` {tile} needs `recompute`")
+        if solver != self.solver:
+            raise StoreError(f"{self.path}: its distances were computed with the {self.solver} solver; `solver` {solver} needs `recompute`")
+        if tie_rule != self.tie_rule:  # deeper layers depend on the tie choice: never mix two
+            raise StoreError(
+                f"{self.path}: its distances came from tie rule {self.tie_rule} of the {solver} solver, this version uses "
+                f"rule {tie_rule}; finishing them needs `recompute`"
+            )
+        if self.max_layer is not None and (max_layer is None or max_layer > self.max_layer):
+            # Layer k needs the matchings of layers 0..k-1, which are not stored: more layers cost a full run.
+            raise StoreError(
+                f"{self.path}: layers 0..{self.max_layer} were computed; more layers need every layer again, so `max_layer` "
+                f"{'all' if max_layer is None else max_layer} needs `recompute`"
+            )
+
     def tile_marker(self, a: int, b: int) -> int:
         """The marker of tile (a, b) alone: one chunk read, for a task that needs only its own tile's state; damaged reads as 0."""
         try:

@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 from nnstd_dist.kernel.distance import nnstd_prepared, prepare
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.errors import StoreError
 from _processes import stop_processes
 from _populations import open_or_create

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from _oracle import oracle_cnn
 from nnstd_dist.cli.main import cli
 from nnstd_dist.sources.formats import load_set_network
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.store.topology_store import TopologyStore
-from nnstd_dist.compute.tasks import compute_tile
+from nnstd_dist.engine.tasks import compute_tile
 
 torch = pytest.importorskip("torch", reason="the tests use real PyTorch: pip install torch==2.13.0 (CPU wheel)")
 nn = torch.nn

@@ -55,7 +55,7 @@ def _child(action, fault):
         else:
             from distributed import Client, LocalCluster
 
-            from nnstd_dist.compute.schedule import compute as run
+            from nnstd_dist.engine import compute as run
 
             store, extra = action[1], action[2]
             options = {"recompute": "--recompute" in extra}
@@ -77,7 +77,7 @@ def _child(action, fault):
 _SERVER = mp.get_context("forkserver")
 # The server imports these once and starts no thread; each run is forked from it, never from pytest
 # (whose Dask clusters of other tests leave threads and locks a plain fork would copy mid-use).
-_SERVER.set_forkserver_preload(["nnstd_dist.cli.main", "nnstd_dist.store.topology_store", "nnstd_dist.compute.schedule", "distributed"])
+_SERVER.set_forkserver_preload(["nnstd_dist.cli.main", "nnstd_dist.store.topology_store", "nnstd_dist.engine.run", "distributed"])
 
 
 def run_forked(action, fault: int | None = None) -> int:

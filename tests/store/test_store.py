@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from _populations import write_tile
 from nnstd_dist.errors import LockError, ShapeMismatchError, StoreError
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.store.inventory import pairs_computed, summarize
 from nnstd_dist.tiles import pairs_in_done_tiles, total_pairs
 from nnstd_dist.records import NetworkRecord, mask_digest

@@ -12,7 +12,7 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.cli.text import run_summary
 from nnstd_dist.errors import StoreError
 from nnstd_dist.views.export import export
-from nnstd_dist.compute.schedule import compute
+from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore
 
 from _corpus import tree_hashes

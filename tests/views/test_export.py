@@ -41,8 +41,8 @@ def expected_matrix() -> np.ndarray:
 
 def filled_store(path: Path, done: str = "all") -> Path:
     """A store whose results are written tile by tile as compute's tasks would (tile 2; "all", "some" or "none")."""
-    from nnstd_dist.compute.plan import make_plan
-    from nnstd_dist.compute.tasks import compute_tile
+    from nnstd_dist.engine.plan import make_plan
+    from nnstd_dist.engine.tasks import compute_tile
 
     store = open_or_create(path, SHAPES)
     store.append([(NetworkRecord(name), net) for name, net in zip(NAMES, networks())])

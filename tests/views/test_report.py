@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from _populations import make_store, open_or_create, write_tile
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.tiles import n_tiles
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.views.report import quantise_lower_triangle, sample_indices, write_report

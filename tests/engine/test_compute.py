@@ -28,9 +28,9 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import ClusterError, StoreError
 from nnstd_dist.sources.formats import load_set_network
 from nnstd_dist.kernel.distance import nnstd_prepared, prepare
-from nnstd_dist.compute.plan import make_plan
-from nnstd_dist.compute import schedule
-from nnstd_dist.compute.schedule import ClusterSpec, Progress, compute
+from nnstd_dist.engine.plan import make_plan
+from nnstd_dist.engine import run as run_loop
+from nnstd_dist.engine import ClusterSpec, Progress, compute
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store.lock import LOCK_FILE
 from nnstd_dist.store.topology_store import TopologyStore
@@ -280,7 +280,7 @@ def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
     """Without --tile a few pairs are timed; the tile follows from that timing alone (plan.default_tile) and is printed with it."""
     path = make_store(tmp_path / "s.zarr", small[0], SMALL)
     timed = []
-    monkeypatch.setattr(schedule, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 0.0005, 3))
+    monkeypatch.setattr(run_loop, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 0.0005, 3))
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "sparse", "--max-layer", "0"])
     assert result.exit_code == 0, result.output
     assert timed == [("sparse", 0)]
@@ -378,11 +378,11 @@ def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, 
 
     networks, _ = small
     path = make_store(tmp_path / "s.zarr", networks, SMALL)
-    schedule.plan_store(TopologyStore.open(path, mode="r+"), 8, False, 2)  # creates the result arrays, tiles of 8
+    run_loop.plan_store(TopologyStore.open(path, mode="r+"), 8, False, 2)  # creates the result arrays, tiles of 8
     closing = type("Worker", (), {"status": Status.closing})()
-    monkeypatch.setattr(schedule, "get_worker", lambda: closing)
+    monkeypatch.setattr(run_loop, "get_worker", lambda: closing)
     with pytest.raises(Reschedule):
-        schedule._tile_on_worker(str(path), 1, 0, len(networks))
+        run_loop._tile_on_worker(str(path), 1, 0, len(networks))
     assert TopologyStore.open(path).tile_marker(1, 0) == 0
 
 

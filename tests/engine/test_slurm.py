@@ -27,9 +27,9 @@ from _slurm import SlurmCluster, SlurmUnavailable
 from click.testing import CliRunner
 from distributed import Client
 
-from nnstd_dist.compute import hpc
+from nnstd_dist.engine import hpc
 from nnstd_dist.cli.main import cli
-from nnstd_dist.compute.schedule import ClusterSpec, compute
+from nnstd_dist.engine import ClusterSpec, compute
 from nnstd_dist.store.topology_store import TopologyStore
 
 pytest.importorskip("dask_jobqueue")
@@ -205,7 +205,7 @@ def test_a_late_worker_with_another_nnstd_dist_is_refused_and_the_run_goes_on(sl
                 # The gate closes it as it registers, which ends its job; tiles keep going to the good worker meanwhile.
                 slurm.wait_until(lambda: odd_job[0] not in slurm.jobs(), JOB_WAIT, "the odd worker's job to end")
 
-        with caplog.at_level(logging.WARNING, logger="nnstd_dist.compute.schedule"):
+        with caplog.at_level(logging.WARNING, logger="nnstd_dist.engine.gate"):
             plan, stats = compute(path, tile=2, client=client, on_progress=on_progress)
 
     np.testing.assert_array_equal(_stored(path), expected)

@@ -1,10 +1,10 @@
-"""Workers that join a run after its start (schedule.EnvironmentGate): real `dask worker` processes, one of them mismatched.
+"""Workers that join a run after its start (engine/gate.py's EnvironmentGate): real `dask worker` processes, one of them mismatched.
 
 A `dask scheduler` and one good worker run on 127.0.0.1; when the run has written its first tile,
 a second worker joins that differs for real: another nnstd-dist install first on its PYTHONPATH,
 or (as root) a worker in its own mount namespace, with an empty folder where the store is. It must be refused and named,
 run no task and exit; the run goes on with the good worker and the matrix equals the kernel's.
-The same check on a SLURM job that joins: tests/compute/test_slurm.py.
+The same check on a SLURM job that joins: tests/engine/test_slurm.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from _processes import stop_processes
 from _populations import open_or_create, pair_distances, runs_population
 from distributed import Client
 
-from nnstd_dist.compute.schedule import compute
+from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def _run_with_a_late_worker(scheduler_file, path, command, env, cwd, caplog):
             late.append(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log.open("w")))
             late[0].wait(timeout=120)  # refused as it registers, it closes itself; tiles go on meanwhile
 
-    with Client(scheduler_file=str(scheduler_file)) as client, caplog.at_level(logging.WARNING, logger="nnstd_dist.compute.schedule"):
+    with Client(scheduler_file=str(scheduler_file)) as client, caplog.at_level(logging.WARNING, logger="nnstd_dist.engine.gate"):
         client.wait_for_workers(1, timeout=60)
         plan, stats = compute(path, tile=2, client=client, on_progress=on_progress)
     return plan, stats, late[0].returncode, log.read_text()

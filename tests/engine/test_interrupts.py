@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from nnstd_dist.compute.interrupts import deferred_stop
+from nnstd_dist.engine.interrupts import deferred_stop
 
 
 class Raised(BaseException):

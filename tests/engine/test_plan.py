@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnstd_dist.cli.text import describe_plan
-from nnstd_dist.compute.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, Plan, TileChoice, choose_tile, default_tile, make_plan
+from nnstd_dist.engine.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, Plan, TileChoice, choose_tile, default_tile, make_plan
 from nnstd_dist.tiles import TileTask, extent, n_tiles, pairs_in_done_tiles, tile_task, total_pairs
 
 

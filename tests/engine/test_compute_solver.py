@@ -11,7 +11,7 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import StoreError
 from nnstd_dist.kernel.distance import TIE_RULES, nnstd_prepared, prepare
 from nnstd_dist.records import NetworkRecord
-from nnstd_dist.compute.schedule import compute
+from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore
 
 from _populations import open_or_create
@@ -129,10 +129,10 @@ def test_a_store_without_the_new_attributes_is_exact_with_all_layers(store_path,
 
 def test_a_bounded_window_of_tiles_in_flight(store_path, networks, client, monkeypatch):
     """Tiles are submitted a window at a time and collected as they finish; the result is the same."""
-    from nnstd_dist.compute import schedule
+    from nnstd_dist.engine import run as run_loop
 
-    monkeypatch.setattr(schedule, "MIN_IN_FLIGHT", 3)
-    monkeypatch.setattr(schedule, "IN_FLIGHT_PER_THREAD", 1)
+    monkeypatch.setattr(run_loop, "MIN_IN_FLIGHT", 3)
+    monkeypatch.setattr(run_loop, "IN_FLIGHT_PER_THREAD", 1)
     seen = []
 
     def on_progress(p):

@@ -12,7 +12,7 @@ import sys
 import dask.config
 import pytest
 
-from nnstd_dist.compute import hpc
+from nnstd_dist.engine import hpc
 from nnstd_dist.errors import ClusterError
 
 pytest.importorskip("dask_jobqueue")

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nnstd_dist
-from nnstd_dist.compute.environment import CHECKED, check_cluster, compare, environment_report
+from nnstd_dist.engine.environment import CHECKED, check_cluster, compare, environment_report
 from nnstd_dist.errors import ClusterError
 from nnstd_dist.store.topology_store import TopologyStore
 
@@ -201,15 +201,15 @@ def test_real_workers_without_the_store_are_named_with_the_path(client, tmp_path
 def _forget_nnstd_dist_environment():
     import sys
 
-    sys.modules["nnstd_dist.compute.environment"] = None  # as on a worker where nnstd-dist is not installed
+    sys.modules["nnstd_dist.engine.environment"] = None  # as on a worker where nnstd-dist is not installed
 
 
 def _remember_nnstd_dist_environment():
     import importlib
     import sys
 
-    del sys.modules["nnstd_dist.compute.environment"]
-    importlib.import_module("nnstd_dist.compute.environment")
+    del sys.modules["nnstd_dist.engine.environment"]
+    importlib.import_module("nnstd_dist.engine.environment")
 
 
 def test_a_real_worker_without_nnstd_dist_is_named(client):
@@ -222,4 +222,4 @@ def test_a_real_worker_without_nnstd_dist_is_named(client):
         client.run(_remember_nnstd_dist_environment, workers=[odd])
     message = str(refused.value)
     assert message.startswith(f"workers differ from this client: worker {odd} cannot run the check (")
-    assert "nnstd_dist.compute.environment" in message and message.endswith("is nnstd-dist installed there?")
+    assert "nnstd_dist.engine.environment" in message and message.endswith("is nnstd-dist installed there?")

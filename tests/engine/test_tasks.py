@@ -11,11 +11,11 @@ import pytest
 
 from _populations import chain, make_store, pair_distances, records
 from nnstd_dist.errors import StoreError
-from nnstd_dist.compute.plan import make_plan
+from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.tiles import n_tiles, tile_task, total_pairs
 from nnstd_dist.store.topology_store import TopologyStore
-from nnstd_dist.compute import tasks
-from nnstd_dist.compute.tasks import compute_tile, tile_block, time_kernel, timing_pairs
+from nnstd_dist.engine import tasks
+from nnstd_dist.engine.tasks import compute_tile, tile_block, time_kernel, timing_pairs
 
 N_FIRST, N = 6, 10  # a store computed at 6 networks, then grown to 10; tiles of 4: {0..3} {4..7} {8, 9}
 TILE = 4

@@ -1,0 +1,170 @@
+"""Where a run's tasks go: a LocalCluster started here, an existing scheduler, a batch-job cluster, or the active Client.
+
+One BLAS/OpenMP thread per task thread (worker processes share the cores), and a worker saturation of 1.0
+so the last large tiles go to whichever worker frees up first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+from distributed import Client, LocalCluster
+
+from ..errors import ClusterError
+
+__all__ = ["ClusterSpec", "connect", "active_client", "threads", "dashboard"]
+
+# One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
+_ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where tasks run: an existing scheduler (address or scheduler file) or a LocalCluster to start."""
+
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    n_workers: int | None = None  # LocalCluster: default one single-threaded process per core
+    threads_per_worker: int = 1
+    memory_limit: str | int = "auto"
+    job_queue: str | None = None  # "slurm" or "pbs": workers are batch jobs (dask-jobqueue, nnstd_dist.compute.hpc)
+    job_options: tuple[str, ...] = ()  # KEY=VALUE overrides of Dask's jobqueue.<job_queue> settings
+    jobs: tuple[int, int] | None = None  # adaptive scaling between MIN and MAX batch jobs; None = 1:1
+
+    def __post_init__(self):
+        if self.scheduler and self.scheduler_file:
+            raise ClusterError("give `scheduler` or `scheduler_file`, not both")
+        if self.job_queue and (self.scheduler or self.scheduler_file):
+            raise ClusterError("`job_queue` starts its own scheduler: give it without `scheduler` or `scheduler_file`")
+        if (self.job_options or self.jobs) and not self.job_queue:
+            raise ClusterError("`job_options` and `jobs` go with `job_queue` (slurm or pbs)")
+
+    @classmethod
+    def from_env(cls, **kwargs) -> "ClusterSpec":
+        """As given, falling back on the DASK_SCHEDULER_ADDRESS convention when no scheduler is named."""
+        named = kwargs.get("scheduler") or kwargs.get("scheduler_file") or kwargs.get("job_queue")
+        if not named and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            kwargs["scheduler"] = os.environ["DASK_SCHEDULER_ADDRESS"]
+        return cls(**kwargs)
+
+    @property
+    def external(self) -> bool:
+        return bool(self.scheduler or self.scheduler_file or self.job_queue)
+
+    @property
+    def local_workers(self) -> int:
+        return self.n_workers or _cores()
+
+    def describe(self) -> str:
+        if self.job_queue:
+            low, high = self.jobs or (1, 1)
+            return f"{self.job_queue} cluster of {low} to {high} batch jobs"
+        if self.scheduler:
+            return f"scheduler {self.scheduler}"
+        if self.scheduler_file:
+            return f"scheduler file {self.scheduler_file}"
+        return f"local cluster of {self.local_workers} worker process(es) x {self.threads_per_worker} thread(s)"
+
+
+@contextlib.contextmanager
+def connect(spec: ClusterSpec):
+    """A Client on the cluster ``spec`` names; a LocalCluster is started here and closed on exit."""
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **_ONE_THREAD}
+    # Saturation 1.0: a worker holds only the task it runs, so the last large tiles go to whichever
+    # worker frees up first instead of waiting in a busy worker's queue (tasks last seconds: no gap to hide).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.scheduler.worker-saturation": 1.0}):
+        if not spec.external:
+            # CRITICAL: a task's own error reaches the client through its future; what workers log
+            # besides is noise, such as heartbeats failing while an interrupted run shuts down.
+            with _signals_blocked():
+                cluster = LocalCluster(
+                    n_workers=spec.local_workers, threads_per_worker=spec.threads_per_worker, processes=True,
+                    memory_limit=spec.memory_limit, silence_logs=logging.CRITICAL, dashboard_address=":0",
+                )
+            with cluster, Client(cluster) as client:
+                yield client
+            return
+        if spec.job_queue:
+            from .hpc import make_job_cluster  # dask-jobqueue: the optional hpc extra
+
+            with make_job_cluster(spec.job_queue, spec.job_options, spec.jobs or (1, 1)) as cluster, Client(cluster) as client:
+                yield client
+            return
+        if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
+            raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (the Dask scheduler writes it once started with this path as its scheduler file)")
+        if spec.scheduler_file:
+            _check_scheduler_file(spec.scheduler_file)
+        try:
+            client = Client(spec.scheduler, scheduler_file=spec.scheduler_file, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask {spec.describe()}: {exc}") from None
+        with client:
+            yield client
+
+
+@contextlib.contextmanager
+def _signals_blocked():
+    """Block SIGINT and SIGTERM in this thread while the LocalCluster starts; the main thread gets them again after.
+
+    Ctrl-C (and a batch system's SIGTERM) goes to the whole process group. Worker processes that
+    took it would die mid-task with tracebacks and leaked semaphores; instead, the cluster's event
+    loop thread and every worker process spawned from it inherit this mask and never see the
+    signal, and the client, which does, cancels the run and stops the workers in order.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: nothing to block
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # Started first: starting it later, from the thread that spawns workers, would unblock both signals there.
+    resource_tracker.ensure_running()
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a signal that came meanwhile is delivered now
+
+
+def _check_scheduler_file(path: str) -> None:
+    """A scheduler file is JSON naming the scheduler's address; distributed asserts on anything else."""
+    try:
+        info = json.loads(Path(path).read_text())
+        ok = isinstance(info, dict) and isinstance(info.get("address"), str)
+    except (OSError, ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ClusterError(f"{path}: not a Dask scheduler file (JSON with an 'address', as a Dask scheduler writes it)")
+
+
+def active_client() -> Client | None:
+    """The Client this process made current (a notebook's ``Client()``), as Dask's own libraries pick it up; None if none."""
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def threads(client: Client) -> int:
+    """Worker threads on the cluster now."""
+    return sum(client.nthreads().values())
+
+
+def dashboard(client: Client) -> str | None:
+    """The dashboard's address, or None (no bokeh, no dashboard)."""
+    with contextlib.suppress(Exception):
+        if "dashboard" in client.scheduler_info().get("services", {}):
+            return client.dashboard_link
+    return None
