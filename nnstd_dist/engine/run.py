@@ -169,8 +169,7 @@ def compute(
 
     ``client`` (an existing Client) wins over ``cluster``; with neither, the active Client (a notebook's
     ``Client()``) is used if there is one, else a LocalCluster of one single-threaded worker process per
-    core is started once there is work to do. ``solver`` and
-    ``max_layer`` (layers 0..max_layer only) are recorded with the results; a store whose results used
+    core is started once there is work to do. ``solver`` and ``max_layer`` (layers 0..max_layer only) are recorded with the results; a store whose results used
     another solver, or fewer layers, needs ``recompute`` (a deeper layer needs all earlier matchings).
     """
     if tile is not None and tile < 1:
@@ -180,10 +179,7 @@ def compute(
     cluster = cluster or ClusterSpec()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(deferred_stop())  # first in, last out: Ctrl-C is taken at a check, never inside Dask
-        if dry_run:
-            store = TopologyStore.open(store_path, mode="r")
-        else:
-            store = stack.enter_context(locked(store_path, command or f"compute({str(store_path)!r})", force=force))
+        store = _open(stack, store_path, dry_run, command, force)
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         if client is not None:
@@ -203,3 +199,10 @@ def compute(
         stats = run_plan(client, store.path, plan, on_progress)
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired]
         return plan, stats
+
+
+def _open(stack: contextlib.ExitStack, store_path, dry_run: bool, command: str | None, force: bool) -> TopologyStore:
+    """The store: read-only for a dry run, else under its run lock for the rest of ``stack``."""
+    if dry_run:
+        return TopologyStore.open(store_path, mode="r")
+    return stack.enter_context(locked(store_path, command or f"compute({str(store_path)!r})", force=force))
