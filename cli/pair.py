@@ -29,22 +29,35 @@ def command(network_a, network_b, as_json, orientation, keep_last_row, key, incl
     PyTorch .pt/.pth checkpoint (see `nnstd-dist ingest --help`). Layer k > 0 is compared after
     B's neurons are matched to A's in layer k-1 (for a convolution, whole channels), so the
     order of A and B matters for k > 0 when the matching has ties.
+
+    Each line is a layer's distance, as the shortest decimal that reads back as the same
+    float64 (as in --json), and the parameter it was read from (as `nnstd-dist info` shows).
     """
-    from nnstd_dist.sources.discover import discover, read_network
-    from nnstd_dist.kernel.distance import nnstd_prepared, prepare
+    from nnstd_dist.kernel.distance import nnstd_prepared
 
     params = param_filter(key, include_params, exclude_params)
-    networks = []
-    for given in (network_a, network_b):
-        found = discover([given])
-        if len(found) != 1:
-            raise click.UsageError(f"{given}: holds {len(found)} networks, give one ({found[0].path}, {found[1].path}, ...)")
-        record, masks = read_network(found[0], orientation, keep_last_row, params=params)
-        networks.append((masks, [spec.block for spec in record.layers] or None))
-    (masks_a, blocks_a), (masks_b, blocks_b) = networks
-    distances = nnstd_prepared(prepare(masks_a, blocks_a), prepare(masks_b, blocks_b), solver=solver)
+    (record_a, topology_a), (record_b, topology_b) = (_read(given, orientation, keep_last_row, params) for given in (network_a, network_b))
+    distances = [float(d) for d in nnstd_prepared(topology_a, topology_b, solver=solver)]
+    names = [_param(a.param, b.param) for a, b in zip(record_a.layers, record_b.layers)]
     if as_json:
-        click.echo(json.dumps({"a": network_a, "b": network_b, "solver": solver, "layers": [float(d) for d in distances]}))
+        click.echo(json.dumps({"a": network_a, "b": network_b, "solver": solver, "layers": distances, "params": names}))
     else:
-        for k, d in enumerate(distances):
-            click.echo(f"layer {k}: {d:.17g}")
+        for k, (d, name) in enumerate(zip(distances, names)):
+            click.echo(f"layer {k}: {d!r}  ({name})")  # repr: the shortest text that reads back as the same float, as in --json
+
+
+def _read(given: str, orientation, keep_last_row, params):
+    """The record and prepared topology of the one network at ``given``."""
+    from nnstd_dist.kernel.distance import prepare
+    from nnstd_dist.sources.discover import discover, read_network
+
+    found = discover([given])
+    if len(found) != 1:
+        raise click.UsageError(f"{given}: holds {len(found)} networks, give one ({found[0].path}, {found[1].path}, ...)")
+    record, masks = read_network(found[0], orientation, keep_last_row, params=params)
+    return record, prepare(masks, [spec.block for spec in record.layers] or None)
+
+
+def _param(a: str, b: str) -> str:
+    """A layer's parameter name, or both names when A and B call it differently."""
+    return a if a == b else f"{a} / {b}"

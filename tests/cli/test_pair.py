@@ -39,8 +39,10 @@ def test_text_output(two_networks):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["layer 0", "layer 1", "layer 2"]
-    # %.17g round-trips a float64: the printed value is the kernel's value exactly.
-    assert [float(line.split(": ")[1]) for line in lines] == expected_distances(a, b)
+    # repr round-trips a float64: the printed value is the kernel's value exactly, written as --json writes it.
+    assert [float(line.split()[2]) for line in lines] == expected_distances(a, b)
+    assert [line.split()[2] for line in lines] == [json.dumps(d) for d in expected_distances(a, b)]
+    assert [line.split()[3] for line in lines] == ["(weight_l0)", "(weight_l1)", "(weight_l2)"]  # the parameter, as info names it
     assert 0 < expected_distances(a, b)[0] < 1  # a real comparison, not two identical networks
 
 
@@ -51,6 +53,7 @@ def test_json_output(two_networks):
     report = json.loads(result.stdout)
     assert report["layers"] == expected_distances(a, b)
     assert (report["a"], report["b"]) == (str(a), str(b))
+    assert report["params"] == ["weight_l0", "weight_l1", "weight_l2"]
 
 
 @pytest.mark.parametrize("solver", ["exact", "sparse"])

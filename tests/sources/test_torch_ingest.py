@@ -147,8 +147,10 @@ def test_pair_reads_every_source_kind(tmp_path, rng, synthetic_network, set_netw
     np.savez(tmp_path / "b.npz", fc1=layers[1][0].astype(float), fc2=layers[1][1].astype(float))
     torch.save({"fc1.weight": torch.tensor(layers[1][0].T, dtype=torch.float32), "fc2.weight": torch.tensor(layers[1][1].T * 1.0)}, tmp_path / "b.pt")
     expected = run("pair", tmp_path / "a", tmp_path / "b.npz").stdout
-    assert expected.startswith("layer 0: ")
-    assert run("pair", tmp_path / "a", tmp_path / "b.pt").stdout == expected
+    assert expected.startswith("layer 0: ") and "(weight_l0 / fc1)" in expected  # each side's parameter name
+    distances = [line.split()[2] for line in expected.splitlines()]
+    from_pt = run("pair", tmp_path / "a", tmp_path / "b.pt").stdout
+    assert [line.split()[2] for line in from_pt.splitlines()] == distances and "(weight_l1 / fc2.weight)" in from_pt
     set_network_dir(tmp_path / "many" / "x", layers[0], rng)
     set_network_dir(tmp_path / "many" / "y", layers[0], rng)
     assert "holds 2 networks" in run("pair", tmp_path / "many", tmp_path / "b.pt").output
