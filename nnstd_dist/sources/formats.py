@@ -28,6 +28,7 @@ from ..budget import check_bytes, check_layer_shape, fmt_bytes
 from ..errors import InputError
 from ..labels import natural_key
 from ..kernel.masks import has_nonfinite, to_mask
+from .float_bits import RAW_DTYPES, decode
 
 __all__ = [
     "load_set_network", "set_layer_files", "set_layer_name", "is_set_layer_file", "read_npz_matrix",
@@ -42,6 +43,8 @@ _SPARSE_NPZ_KEYS = {"format", "shape", "data"}  # scipy.sparse.save_npz
 # `nnstd-dist export` writes this array into every .npz it makes, so that ingest can tell it from a network.
 EXPORT_MARKER = "nnstd_dist_export"
 _EXPORT_KEYS = {"distance", "names"}  # exports written before the marker existed
+# safetensors dtypes numpy has none for, read from their bits (float_bits); F16 numpy reads itself
+_SAFETENSORS_BITS = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 
 
 def set_layer_name(k: int) -> str:
@@ -270,7 +273,7 @@ def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:
     except ImportError:
         raise InputError(f"{path}: reading .safetensors needs the safetensors package (pip install safetensors)") from None
     regular_file(path)
-    _safetensors_header(path)
+    header = _safetensors_header(path)
     arrays = []
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -280,14 +283,32 @@ def _read_safetensors_arrays(path: Path) -> list[tuple[str, object]]:
                     arrays.append((key, np.empty(0)))  # a bias or a counter: skipped by the caller, never loaded
                     continue
                 dtype = tensor.get_dtype()
-                if dtype == "BF16" or dtype.startswith("F8"):
-                    raise InputError(f"{path}: tensor {key!r} is {dtype}, which numpy cannot read; save it as float32 or float16")
-                arrays.append((key, f.get_tensor(key)))
+                if dtype in _SAFETENSORS_BITS:
+                    arrays.append((key, _tensor_from_bits(path, header[key], _SAFETENSORS_BITS[dtype])))
+                elif dtype.startswith(("F8_", "F6_", "F4")):
+                    raise InputError(f"{path}: tensor {key!r} is {dtype}, not read (of the small floats F16, BF16, F8_E4M3 and F8_E5M2 are); save it as one of those")
+                else:
+                    arrays.append((key, f.get_tensor(key)))
     except InputError:
         raise
     except Exception as exc:  # safetensors raises its own SafetensorError, and OSError for a bad file
         raise InputError(f"{path}: not a readable safetensors file ({exc})") from None
     return arrays
+
+
+def _tensor_from_bits(path: Path, entry: dict, fmt: str) -> np.ndarray:
+    """A tensor of a float format numpy has no dtype for, its little-endian bits read from the file and decoded exactly."""
+    raw = RAW_DTYPES[fmt].newbyteorder("<")
+    begin, end = entry["data_offsets"]  # checked by safe_open: inside the data, one after another
+    if end - begin != int(np.prod(entry["shape"], dtype=np.int64)) * raw.itemsize:
+        raise InputError(f"{path}: tensor {entry['shape']} of {fmt} does not fill its {end - begin} bytes")
+    with open(path, "rb") as f:
+        (header_bytes,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + header_bytes + begin)
+        data = f.read(end - begin)
+    if len(data) != end - begin:
+        raise InputError(f"{path}: truncated ({len(data)} of a tensor's {end - begin} bytes)")
+    return decode(np.frombuffer(data, raw).astype(raw.newbyteorder("=")), fmt).reshape(entry["shape"])
 
 
 def _checked_layer(path: Path, key: str, matrix, convolutions: bool = False):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .float_bits import RAW_DTYPES, decode, decoded_dtype
 
 __all__ = ["StoredTensor", "read_state_dict", "STATE_DICT_KEYS", "TORCH_SUFFIXES"]
 
@@ -34,11 +35,19 @@ _MAX_DIMS = 16
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # PROTO 2, LONG1 0x1950a86a20f9469cfc6c
 _RESAVE = "re-save it with a recent PyTorch: torch.save(torch.load(OLD, weights_only=True), NEW)"
 
-# torch storage class -> numpy dtype of its elements (byte order applied when read); "bfloat16" is widened to float32
+# torch storage class -> numpy dtype of its elements (byte order applied when read); the formats of
+# float_bits.RAW_DTYPES are read from their bits (bfloat16 widened to float32, FP8 to float16). An
+# UntypedStorage holds bytes; _rebuild_tensor_v3 (float8 tensors, in torch 2.x) gives their dtype.
 _STORAGE_DTYPES = {
     "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2", "BFloat16Storage": "bfloat16",
     "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1", "ByteStorage": "u1",
     "BoolStorage": "b1", "ComplexDoubleStorage": "c16", "ComplexFloatStorage": "c8",
+}
+# torch dtype (a global ``torch.<name>`` in the pickle) -> element type, for _rebuild_tensor_v3
+_TORCH_DTYPES = {
+    "float64": "f8", "float32": "f4", "float16": "f2", "bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn",
+    "float8_e5m2": "float8_e5m2", "int64": "i8", "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1",
+    "uint16": "u2", "uint32": "u4", "uint64": "u8", "bool": "b1", "complex128": "c16", "complex64": "c8",
 }
 
 
@@ -75,10 +84,10 @@ class StoredTensor:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype("f4" if self.storage.dtype == "bfloat16" else self.storage.dtype)
+        return decoded_dtype(self.storage.dtype) if self.storage.dtype in RAW_DTYPES else np.dtype(self.storage.dtype)
 
     def numpy(self) -> np.ndarray:
-        """The tensor's values as a new C-ordered array (bfloat16 widened exactly to float32)."""
+        """The tensor's values as a new C-ordered array (bfloat16 and FP8 decoded exactly from their bits)."""
         if not _in_bounds(self.storage, self.offset, self.shape, self.stride):  # checked at rebuild; as_strided trusts it
             raise InputError(f"{self._reader.path}: a tensor reaches past its storage")
         flat = self._reader.storage_array(self.storage)
@@ -143,8 +152,8 @@ class _ArchiveReader:
     def storage_array(self, storage: _Storage) -> np.ndarray:
         """All elements of one storage record, in native byte order."""
         info = self.record(storage.key)
-        raw_dtype = "u2" if storage.dtype == "bfloat16" else storage.dtype
-        dtype = np.dtype(raw_dtype).newbyteorder(self.byteorder) if np.dtype(raw_dtype).itemsize > 1 else np.dtype(raw_dtype)
+        raw_dtype = _raw_dtype(storage.dtype)
+        dtype = raw_dtype.newbyteorder(self.byteorder) if raw_dtype.itemsize > 1 else raw_dtype
         try:
             with self.archive.open(info) as f:
                 data = f.read(storage.numel * dtype.itemsize)
@@ -152,10 +161,8 @@ class _ArchiveReader:
             raise InputError(f"{self.path}: storage record data/{storage.key} is unreadable ({exc})") from None
         if len(data) != storage.numel * dtype.itemsize:
             raise InputError(f"{self.path}: storage record data/{storage.key} is truncated")
-        flat = np.frombuffer(data, dtype=dtype)
-        if storage.dtype == "bfloat16":  # the upper half of a float32: widening is exact
-            return (flat.astype(np.uint32) << 16).view(np.float32)
-        return flat.astype(dtype.newbyteorder("="), copy=False)
+        flat = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)
+        return decode(flat, storage.dtype) if storage.dtype in RAW_DTYPES else flat
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -169,6 +176,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return _rebuild_tensor(self.reader)
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v3"):
+            return _rebuild_tensor_v3(self.reader)
+        if (module, name) == ("torch.storage", "UntypedStorage"):
+            return _StorageType(name, "u1")
+        if module == "torch" and name in _TORCH_DTYPES:
+            return _TorchDtype(name)
         allowed = _ALLOWED.get((module, name))
         if allowed is not None:
             return allowed
@@ -185,7 +198,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             _refuse(f"storage of unknown type {str(storage_type)[:60]}")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
             _refuse("malformed storage reference")
-        item = 2 if storage_type.dtype == "bfloat16" else np.dtype(storage_type.dtype).itemsize
+        item = _raw_dtype(storage_type.dtype).itemsize
         info = self.reader.record(key)
         if info.compress_type != zipfile.ZIP_STORED:
             _refuse(f"storage record data/{key} is compressed; torch.save stores records uncompressed")
@@ -212,6 +225,34 @@ def _rebuild_tensor(reader: _ArchiveReader):
         return StoredTensor(storage, offset, shape, stride, reader)
 
     return rebuild
+
+
+@dataclass(frozen=True, slots=True)  # slots: pickle's BUILD cannot reach the fields
+class _TorchDtype:
+    """Stand-in for a dtype like ``torch.float8_e4m3fn``: only its name is used."""
+
+    name: str
+
+
+def _rebuild_tensor_v3(reader: _ArchiveReader):
+    rebuild_v2 = _rebuild_tensor(reader)
+
+    def rebuild(storage, offset, shape, stride, requires_grad=False, backward_hooks=None, dtype=None, metadata=None):
+        """Stand-in for torch._utils._rebuild_tensor_v3: the bytes of an UntypedStorage read as ``dtype``."""
+        if not isinstance(storage, _Storage) or storage.dtype != "u1" or not isinstance(dtype, _TorchDtype):
+            _refuse("a tensor without an untyped storage and a dtype")
+        code = _TORCH_DTYPES[dtype.name]
+        item = _raw_dtype(code).itemsize
+        if storage.numel % item:
+            _refuse(f"storage record data/{storage.key} of {storage.numel} bytes is not a whole number of {dtype.name} elements")
+        return rebuild_v2(_Storage(storage.key, code, storage.numel // item), offset, shape, stride)
+
+    return rebuild
+
+
+def _raw_dtype(code: str) -> np.dtype:
+    """How an element type's bytes are read: its numpy dtype, or the unsigned integer holding its bits."""
+    return RAW_DTYPES[code] if code in RAW_DTYPES else np.dtype(code)
 
 
 def _in_bounds(storage: _Storage, offset: int, shape: tuple, stride: tuple) -> bool:

@@ -103,10 +103,11 @@ def test_safetensors_dtypes(tmp_path, rng, dtype):
 # ---- bad files ----------------------------------------------------------------------------------------
 
 
-def _bf16_file(path):
-    """A valid safetensors file holding one BF16 tensor, written by hand (numpy has no bfloat16)."""
+def _bf16_file(path, dtype="BF16"):
+    """A valid safetensors file holding one BF16 tensor (or FP8 bytes as ``dtype``), written by hand (numpy has no bfloat16)."""
     data = np.array([0x3F80, 0, 0, 0x3F80], dtype="<u2").tobytes()
-    header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, len(data)]}}).encode()
+    shape = [2, 2] if dtype == "BF16" else [2, 4]
+    header = json.dumps({"w": {"dtype": dtype, "shape": shape, "data_offsets": [0, len(data)]}}).encode()
     path.write_bytes(struct.pack("<Q", len(header)) + header + data)
 
 
@@ -144,8 +145,8 @@ def _write_bad(tmp_path, case):
         np.savez(path)
     elif case == "st_corrupt":
         path.write_bytes(struct.pack("<Q", 10**6) + b"{")
-    elif case == "st_bf16":
-        _bf16_file(path)
+    elif case == "st_f8_e8m0":
+        _bf16_file(path, "F8_E8M0")
     elif case == "st_nan":
         save_file({"w": np.full((3, 3), np.nan, np.float32)}, str(path))
     elif case == "st_three_d":
@@ -167,7 +168,7 @@ BAD_FILES = {
     "only_biases": "no 2-D arrays",
     "no_arrays": "no 2-D arrays",
     "st_corrupt": "not a readable safetensors",
-    "st_bf16": "BF16, which numpy cannot read",
+    "st_f8_e8m0": "F8_E8M0, not read",
     "st_nan": "NaN or infinite",
     "st_three_d": "must be 2-D",
 }

@@ -265,5 +265,5 @@ def test_cli_help_examples_work_and_make_the_seed_experiment(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     made, paired = (CliRunner().invoke(cli, e[1:]) for e in examples)
     assert made.exit_code == 0 and len(list((tmp_path / examples[0][2]).glob("net_*"))) == 10
-    distances = [float(line.split(":")[1]) for line in paired.output.splitlines()]
+    distances = [float(line.split()[2]) for line in paired.output.splitlines()]
     assert paired.exit_code == 0 and len(distances) == 4 and 0 < distances[0] < 1 and distances[-1] == 0.0
