@@ -15,7 +15,9 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
 - Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
 - The deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
   are none, the name of the folder above on disk); ``testacc.txt`` in that run folder gives the
-  accuracy at epoch e on line e + 1 (NaN if the file or the line is missing).
+  accuracy at epoch e on line e + 1 (NaN if the file or the line is missing): the line's one number,
+  or the middle of three (the SET code's metrics file, ``np.savetxt`` of train loss, test accuracy
+  and test loss per epoch).
 
 Orientation and last rows: layers are ``n_in x n_out`` (in-out). ``orientation="auto"`` reads
 .safetensors and .pt/.pth as PyTorch's ``out x in`` (convolutions ``out x in x kernel``) and
@@ -55,6 +57,9 @@ _EPOCH_PART = re.compile(r"^epoch_(\d+)$")
 NETWORK_FILE_SUFFIXES = _ARRAY_FILE_SUFFIXES + TORCH_SUFFIXES
 MAX_EPOCH = 2**63 - 1  # the store keeps epochs as int64
 MAX_ACCURACY_BYTES = 64 * 2**20  # one number per line: far more epochs than any run has
+# values on a testacc.txt line -> which is the test accuracy: one accuracy per line, or the SET code's
+# metrics (np.savetxt of train loss, test accuracy, test loss per epoch)
+_ACCURACY_COLUMN = {1: 0, 3: 1}
 
 
 @dataclass(frozen=True)
@@ -281,8 +286,14 @@ def _accuracy(run_folder: Path, epoch: int, cache: dict) -> float:
     lines = cache[run_folder]
     if lines is None or epoch >= len(lines) or not lines[epoch].strip():
         return math.nan
+    values = lines[epoch].replace(",", " ").split()
+    if len(values) not in _ACCURACY_COLUMN:
+        raise InputError(
+            f"{run_folder / ACCURACY_FILE}: line {epoch + 1} holds {len(values)} values; read are one accuracy per line, "
+            "or three (the SET code's metrics: train loss, test accuracy, test loss)"
+        )
     try:
-        return float(lines[epoch])
+        return float(values[_ACCURACY_COLUMN[len(values)]])
     except ValueError:
         raise InputError(f"{run_folder / ACCURACY_FILE}: line {epoch + 1} is not a number: {lines[epoch].strip()[:40]!r}") from None
 

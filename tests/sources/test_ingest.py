@@ -175,6 +175,33 @@ def test_unreadable_accuracy_line(tree):
         read_networks(discover([root / "run_a" / "epoch_002"]))
 
 
+def test_the_set_codes_metrics_file_gives_its_test_accuracy_column(tree, tmp_path):
+    """SET's fit() saves np.savetxt(save_filename, metrics): per epoch train loss, test accuracy, test loss."""
+    root, _ = tree
+    metrics = np.zeros((11, 3))
+    metrics[:, 0] = np.linspace(0.9, 0.1, 11)  # train loss
+    metrics[:, 1] = np.linspace(0.5, 0.97, 11)  # test accuracy
+    metrics[:, 2] = np.linspace(1.2, 0.3, 11)  # test loss
+    for run in ("run_a", "run_b"):
+        np.savetxt(root / run / "testacc.txt", metrics)
+    records = {r.name: r for r, _ in read_networks(discover([root]))}
+    assert {name: r.accuracy for name, r in records.items()} == {
+        f"{run}/epoch_{e:03d}": metrics[e, 1] for run in ("run_a", "run_b") for e in EPOCHS
+    }
+    result = ingest(root, "--store", tmp_path / "s.zarr", "-q")
+    assert result.exit_code == 0, result.output
+    np.savetxt(root / "run_a" / "testacc.txt", metrics, delimiter=",")  # a csv of the same columns
+    assert [r.accuracy for r, _ in read_networks(discover([root / "run_a"]))] == [records[f"run_a/epoch_{e:03d}"].accuracy for e in EPOCHS]
+
+
+@pytest.mark.parametrize("line", ["0.1 0.2", "0.9 0.8 0.7 0.6"], ids=["two", "four"])
+def test_other_accuracy_layouts_are_refused_naming_those_read(tree, line):
+    root, _ = tree
+    (root / "run_a" / "testacc.txt").write_text(f"{line}\n{line}\n{line}\n")
+    with pytest.raises(InputError, match=r"testacc.txt: line 3 holds \d values; read are one accuracy per line, or three \(the SET code's metrics"):
+        read_networks(discover([root / "run_a" / "epoch_002"]))
+
+
 # ---- masks: orientation and last rows -----------------------------------------------------------------
 
 
