@@ -6,7 +6,9 @@ import ast
 import importlib
 import re
 import shlex
+import signal
 import sys
+import threading
 
 import click
 
@@ -26,6 +28,19 @@ COMMANDS = {
     "report": "report",
     "verify": "verify",
 }
+
+
+# One rule for every command's exit code (the README's "Exit codes"):
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2  # 1: problems found (verify); 2: bad input or store, one `Error:` line
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C, SIGTERM: 128 + the signal's number, as a shell reports it
+
+
+class Terminated(BaseException):
+    """SIGTERM (a batch system's time limit, `kill`), raised where the command is: it unwinds like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 class LazyGroup(click.Group):
@@ -51,12 +66,31 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         # The library raises NNSTDError for anything the user can fix: one line, exit 2.
+        previous = _on_sigterm(_raise_terminated)
         try:
             return super().invoke(ctx)
         except NNSTDError as exc:
             command = self._load(ctx.invoked_subcommand) if ctx.invoked_subcommand else None
             click.echo(f"Error: {in_option_terms(str(exc), command)}", err=True)
-            ctx.exit(2)
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as exc:  # a path the library did not check: unwritable, a full disk
+            click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("\nTerminated.", err=True)
+            ctx.exit(EXIT_TERMINATED)
+        finally:
+            _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM and return the previous one (None, and nothing done, off the main thread)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 # A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:

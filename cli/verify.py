@@ -1,4 +1,4 @@
-"""`nnstd-dist verify --store PATH`: check every checksum and invariant of a store; exit 1 if anything is damaged."""
+"""`nnstd-dist verify --store PATH`: check every checksum and invariant of a store; exit 1 if anything is damaged, 2 if there is no store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import click
 
+from .main import EXIT_OK, EXIT_PROBLEMS
 from .options import json_option, store_option
 from .text import count
 
@@ -18,7 +19,8 @@ def command(store, as_json):
     and connection counts against its masks, names, and every tile marked done (its chunks present,
     its distances finite, in [0, 1], mirrored, zero diagonal).
 
-    Prints each problem by network or tile and exits with 1 if there is any, 0 if none.
+    Prints each problem by network or tile and exits with 1 if there is any, 0 if none; a path
+    that holds no store (of this format) is an error, exit 2, as for every command.
     `nnstd-dist compute` recomputes damaged or missing distances; ingesting a damaged network's
     source again rewrites its masks.
     """
@@ -35,4 +37,4 @@ def command(store, as_json):
         for problem in report.problems:
             click.echo(in_option_terms(problem, command))
         click.echo(f"{count(len(report.problems), 'problem')} found in {report.store}", err=True)
-    raise SystemExit(0 if report.ok else 1)
+    raise SystemExit(EXIT_OK if report.ok else EXIT_PROBLEMS)

@@ -25,6 +25,10 @@ class StoreError(NNSTDError):
     """A store that is missing, of another format version, or inconsistent."""
 
 
+class NotAStoreError(StoreError):
+    """A path that holds no nnstd-dist store this version reads: nothing there to read, or to verify."""
+
+
 class LockError(StoreError):
     """Another compute run holds the store's lock."""
 

@@ -35,7 +35,7 @@ import zarr
 from . import faults
 
 from . import lock
-from ..errors import ShapeMismatchError, StoreError
+from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
 from .lock import process_alive
@@ -63,23 +63,23 @@ class TopologyStore(Population, Results):
         """Open an existing store; ``mode`` "r" or "r+"."""
         path = Path(path)
         if path.is_file():
-            raise StoreError(f"{path}: is a file, not a zarr store directory")
+            raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
         if not (path / "zarr.json").is_file():
-            raise StoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
+            raise NotAStoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
         try:
             group = zarr.open_group(zarr_store(path, mode), mode=mode)
         except Exception as exc:  # zarr raises several types for a broken group
             raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:160]})") from None
         attrs = group.attrs.asdict()
         if attrs.get("format") != FORMAT:
-            raise StoreError(f"{path}: a zarr group, but not an nnstd-dist store")
+            raise NotAStoreError(f"{path}: a zarr group, but not an nnstd-dist store")
         if attrs.get("format_version") == 1:
-            raise StoreError(
+            raise NotAStoreError(
                 f"{path}: store format version 1 (no checksums), this nnstd-dist reads version {FORMAT_VERSION}: "
                 "re-ingest its sources into a new store (`add_networks('NEW.zarr', networks)`)"
             )
         if attrs.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
+            raise NotAStoreError(
                 f"{path}: store format version {attrs.get('format_version')}, this nnstd-dist reads version {FORMAT_VERSION}"
             )
         store = cls(path, group)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import NotAStoreError, StoreError
 from ..tiles import extent, n_tiles
 from ..records import mask_digest
 
@@ -36,12 +36,15 @@ class VerifyReport:
 
 
 def verify(path, on_progress=None) -> VerifyReport:
-    """Check the store at ``path``; a store that cannot even be opened is one problem."""
+    """Check the store at ``path``: damage, even one that keeps the store from opening, is a problem in the report.
+    A path that holds no store of this format raises NotAStoreError, as for every reader: there is nothing to check."""
     from .topology_store import TopologyStore
 
     report = VerifyReport(str(path))
     try:
         store = TopologyStore.open(path)
+    except NotAStoreError:
+        raise
     except StoreError as exc:
         report.problems.append(str(exc))
         return report
