@@ -5,10 +5,16 @@ from __future__ import annotations
 from nnstd_dist.engine.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER
 
 from nnstd_dist.tiles import total_pairs
-# The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run.
+# The default tile's rule in words (plan.default_tile), for compute's --help and --dry-run, and each of its bounds
+# (plan.tile_and_bound), for --dry-run to say which one decided.
+BOUND_WORDS = {
+    "work": f">= {TILE_SECONDS:.0f} s of kernel work", "read": f"reading < {100 * READ_SHARE:.0f} % of it",
+    "cap": f"<= {MAX_TILE_SECONDS:.0f} s", "workers": f">= {TILES_PER_WORKER} tiles per worker",
+    "min": f"the {MIN_TILE}-network minimum", "max": f"the {MAX_TILE}-network maximum",
+}
 TILE_RULE = (
-    f"the smallest multiple of {TILE_STEP} in {MIN_TILE}..{MAX_TILE} with >= {TILE_SECONDS:.0f} s of kernel work and reading "
-    f"< {100 * READ_SHARE:.0f} % of it, <= {MAX_TILE_SECONDS:.0f} s, >= {TILES_PER_WORKER} tiles per worker"
+    f"the smallest multiple of {TILE_STEP} in {MIN_TILE}..{MAX_TILE} with {BOUND_WORDS['work']} and {BOUND_WORDS['read']}, "
+    f"{BOUND_WORDS['cap']}, {BOUND_WORDS['workers']}"
 )
 
 
@@ -62,11 +68,17 @@ def tile_reason(choice) -> str:
         return "; fixed when the results were created (--recompute to change it)"
     if choice.reason == "untimed":
         return "; the smallest default: no pair to time"
+    decided = f"; {BOUND_WORDS[choice.bound]} decided" if choice.bound in BOUND_WORDS else ""
     return (
         f"; from a timing here (median of {count(choice.pairs_timed, 'pair')}: {1e3 * choice.seconds_per_pair:.3g} ms per pair, "
-        f"{1e3 * (choice.seconds_per_network or 0):.3g} ms to read and prepare a network): {TILE_RULE}: "
+        f"{1e3 * (choice.seconds_per_network or 0):.3g} ms to read and prepare a network): {TILE_RULE}{decided}: "
         f"~{choice.tile_seconds:.2g} s per tile, reading {100 * choice.read_share:.2g} %"
     )
+
+
+def _processes(n: int) -> str:
+    """``1 worker process``, ``2 worker processes``: the workers that ran tiles (the first progress line counts threads)."""
+    return f"{n} worker {'process' if n == 1 else 'processes'}"
 
 
 def run_summary(stats) -> str:
@@ -79,5 +91,5 @@ def run_summary(stats) -> str:
         repaired = f"Recomputed {count(len(stats.repaired), 'tile')} whose stored results were damaged or missing ({shown}). "
     return repaired + (
         f"Computed {stats.pairs} pairs in {count(stats.tiles, 'tile')} of {stats.tile} x {stats.tile} in {duration(stats.wall_seconds)} "
-        f"({stats.pairs_per_second:.1f} pairs/s, {count(stats.workers, 'worker')}); distances in {stats.store}"
+        f"({stats.pairs_per_second:.1f} pairs/s; tiles ran on {_processes(stats.workers)}); distances in {stats.store}"
     )

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..tiles import TileTask, n_tiles, tile_task, total_pairs
 
-__all__ = ["Plan", "make_plan", "default_tile", "TileChoice", "choose_tile"]
+__all__ = ["Plan", "make_plan", "default_tile", "tile_and_bound", "TileChoice", "choose_tile", "BOUNDS"]
 
 # The default tile adapts to the kernel, from a few pairs and networks timed before the run. A task reads
 # and prepares 2T networks for T^2 pairs: that share falls as 1/T, while the run's tail (its last tiles)
@@ -28,17 +28,23 @@ TILE_STEP = 8  # tiles are multiples of 8: a slightly different timing gives the
 TILES_PER_WORKER = 4  # enough that the last, largest-first scheduled tiles leave little idle time
 
 
+# The bound of the default tile's rule that decided a tile (tile_and_bound)
+BOUNDS = ("work", "read", "cap", "min", "max", "workers")
+
+
 @dataclass(frozen=True)
 class TileChoice:
     """How the plan's tile size was chosen: ``given`` (by the caller), ``stored`` (fixed when the results were
     created), ``timed`` (from the kernel's ``seconds_per_pair`` and the ``seconds_per_network`` to read and
-    prepare a network, over ``pairs_timed`` pairs) or ``untimed`` (no pair to time)."""
+    prepare a network, over ``pairs_timed`` pairs; ``bound``: which bound of the rule decided, see
+    tile_and_bound) or ``untimed`` (no pair to time)."""
 
     tile: int
     reason: str
     seconds_per_pair: float | None = None
     pairs_timed: int = 0
     seconds_per_network: float | None = None
+    bound: str | None = None
 
     @property
     def tile_seconds(self) -> float | None:
@@ -60,26 +66,41 @@ def default_tile(n: int, n_workers: int, seconds_per_pair: float | None, seconds
 
     Deterministic: the same population size, workers and timings give the same tile.
     """
+    return tile_and_bound(n, n_workers, seconds_per_pair, seconds_per_network)[0]
+
+
+def tile_and_bound(n: int, n_workers: int, seconds_per_pair: float | None, seconds_per_network: float | None = 0.0) -> tuple[int, str]:
+    """default_tile, and the bound that decided it: ``work`` (>= TILE_SECONDS of kernel work), ``read`` (reading
+    <= READ_SHARE of it), ``cap`` (<= MAX_TILE_SECONDS), ``max`` (MAX_TILE), ``workers`` (TILES_PER_WORKER tiles per
+    worker), or ``min`` (MIN_TILE: whatever asked for less, including too few tiles per worker even at MIN_TILE)."""
     if not seconds_per_pair or seconds_per_pair <= 0:
-        return MIN_TILE
-    need = max(math.sqrt(TILE_SECONDS / seconds_per_pair), 2 * (seconds_per_network or 0.0) / (READ_SHARE * seconds_per_pair))
-    most = math.sqrt(MAX_TILE_SECONDS / seconds_per_pair)
-    tile = min(math.ceil(need / TILE_STEP), math.floor(most / TILE_STEP)) * TILE_STEP
-    tile = max(MIN_TILE, min(MAX_TILE, tile))
-    while tile > MIN_TILE:
-        k = n_tiles(n, tile)
-        if k * (k + 1) // 2 >= TILES_PER_WORKER * max(1, n_workers):
-            break
-        tile -= TILE_STEP
-    return tile
+        return MIN_TILE, "min"
+    work = math.sqrt(TILE_SECONDS / seconds_per_pair)
+    read = 2 * (seconds_per_network or 0.0) / (READ_SHARE * seconds_per_pair)
+    tile, bound = math.ceil(max(work, read) / TILE_STEP) * TILE_STEP, "work" if work >= read else "read"
+    most = math.floor(math.sqrt(MAX_TILE_SECONDS / seconds_per_pair) / TILE_STEP) * TILE_STEP
+    if most < tile:
+        tile, bound = most, "cap"
+    if tile < MIN_TILE or tile > MAX_TILE:
+        tile, bound = (MIN_TILE, "min") if tile < MIN_TILE else (MAX_TILE, "max")
+    while tile > MIN_TILE and not _enough_tiles(n, tile, n_workers):
+        tile, bound = tile - TILE_STEP, "workers"
+    if tile == MIN_TILE and not _enough_tiles(n, tile, n_workers):
+        bound = "min"
+    return tile, bound
+
+
+def _enough_tiles(n: int, tile: int, n_workers: int) -> bool:
+    k = n_tiles(n, tile)
+    return k * (k + 1) // 2 >= TILES_PER_WORKER * max(1, n_workers)
 
 
 def choose_tile(n: int, n_workers: int, seconds_per_pair: float | None, seconds_per_network: float | None, pairs_timed: int) -> TileChoice:
     """The default tile for a population of n on ``n_workers`` worker threads, given a timing (see tasks.time_kernel)."""
     if not pairs_timed:
         return TileChoice(MIN_TILE, "untimed")
-    tile = default_tile(n, n_workers, seconds_per_pair, seconds_per_network)
-    return TileChoice(tile, "timed", seconds_per_pair, pairs_timed, seconds_per_network)
+    tile, bound = tile_and_bound(n, n_workers, seconds_per_pair, seconds_per_network)
+    return TileChoice(tile, "timed", seconds_per_pair, pairs_timed, seconds_per_network, bound)
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,7 @@ def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
     assert timed == [("sparse", 0)]
     assert ("tile size:       16 x 16 networks (3 tiles in the lower triangle); from a timing here (median of 3 pairs: 1 ms per pair, "
             "0.5 ms to read and prepare a network): the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and reading < 2 % of it, "
-            "<= 60 s, >= 4 tiles per worker: ~0.26 s per tile, reading 6.2 %") in result.output
+            "<= 60 s, >= 4 tiles per worker; the 16-network minimum decided: ~0.26 s per tile, reading 6.2 %") in result.output
     monkeypatch.undo()
     real = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1"])  # the real timing, on this machine
     assert real.exit_code == 0 and "from a timing here (median of 3 pairs: " in real.output, real.output

@@ -125,7 +125,7 @@ def test_default_tile_against_its_rule():
 
 
 def test_choose_tile_says_why():
-    assert choose_tile(1000, 2, 0.001, 0.0005, 3) == TileChoice(64, "timed", 0.001, 3, 0.0005)
+    assert choose_tile(1000, 2, 0.001, 0.0005, 3) == TileChoice(64, "timed", 0.001, 3, 0.0005, "work")
     choice = choose_tile(1000, 2, 0.001, 0.0005, 3)
     assert choice.tile_seconds == pytest.approx(64 * 64 * 0.001) and choice.read_share == pytest.approx(2 * 0.0005 / (64 * 0.001))
     assert choose_tile(1, 2, None, None, 0) == TileChoice(MIN_TILE, "untimed")
@@ -147,6 +147,26 @@ def test_dry_run_text_says_how_the_tile_was_chosen(choice, text):
     plan = make_plan(200, 56, np.zeros((4, 4), dtype=np.int64), choice)
     assert plan.choice == choice
     assert text in describe_plan(plan)
+
+
+@pytest.mark.parametrize(
+    ("n", "workers", "seconds", "network", "tile", "decided"),
+    [
+        (1000, 2, 0.001, 0.0005, 64, ">= 4 s of kernel work decided"),
+        (1000, 2, 0.025, 0.008, 32, "reading < 2 % of it decided"),
+        (1000, 2, 0.030, 1.0, 40, "<= 60 s decided"),
+        (100_000, 2, 1e-6, 0.0, MAX_TILE, "the 256-network maximum decided"),
+        (300, 2, 1e-6, 0.0, 96, ">= 4 tiles per worker decided"),
+        (1000, 2, 1.2, 0.0, MIN_TILE, "the 16-network minimum decided"),  # 4 s of work would be 1.8 networks
+        (10, 2, 0.001, 0.0005, MIN_TILE, "the 16-network minimum decided"),  # 4 tiles per worker would need less than 16
+    ],
+    ids=["work", "read", "cap", "max", "workers", "min-slow-kernel", "min-few-networks"],
+)
+def test_dry_run_says_which_bound_decided(n, workers, seconds, network, tile, decided):
+    choice = choose_tile(n, workers, seconds, network, 5)
+    assert choice.tile == tile == default_tile(n, workers, seconds, network)
+    text = describe_plan(make_plan(n, choice.tile, np.zeros((n_tiles(n, tile),) * 2, dtype=np.int64), choice))
+    assert f"<= 60 s, >= 4 tiles per worker; {decided}: ~" in text  # the whole rule, then the bound that decided
 
 
 def test_default_tile_keeps_the_graph_small_at_10k():
@@ -180,3 +200,16 @@ def test_pairs_in_done_tiles_of_a_selection_against_a_pair_by_pair_count(n, tile
     )
     assert pairs_in_done_tiles(done, n, tile, np.array(chosen, dtype=np.int64)) == vouched
     assert pairs_in_done_tiles(done, n, tile, np.arange(n)) == pairs_in_done_tiles(done, n, tile)
+
+
+@pytest.mark.parametrize(("processes", "words"), [(1, "tiles ran on 1 worker process)"), (2, "tiles ran on 2 worker processes)")])
+def test_run_summary_counts_the_worker_processes_that_ran_tiles(processes, words):
+    """The first progress line counts the cluster's worker threads ("on 2 worker threads"); a one-tile run then
+    ran on one of them, and the summary says what it counts rather than a bare "(..., 1 worker)"."""
+    from types import SimpleNamespace
+
+    from nnstd_dist.cli.text import run_summary
+
+    stats = SimpleNamespace(tiles=processes, repaired=[], pairs=45, tile=16, wall_seconds=1.5, pairs_per_second=30.0,
+                            workers=processes, store="s.zarr", n_networks=10)
+    assert run_summary(stats) == f"Computed 45 pairs in {processes} tile{'s' * (processes > 1)} of 16 x 16 in 1.5 s (30.0 pairs/s; {words}; distances in s.zarr"

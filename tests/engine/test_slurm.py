@@ -124,7 +124,7 @@ def test_cluster_options_reach_the_job_script_slurm_ran(slurm, population):
     np.testing.assert_array_equal(_stored(path), expected)
     lines = result.output.splitlines()
     assert re.fullmatch(r"66 pairs in \d+ tiles? as workers join; dashboard http://127\.0\.0\.1:\d+/status", lines[0])
-    assert re.search(r"\(\d+\.\d pairs/s, 1 worker\); distances in", lines[-1])  # --jobs 1: one job, one worker process
+    assert re.search(r"\(\d+\.\d pairs/s; tiles ran on 1 worker process\); distances in", lines[-1])  # --jobs 1: one job, one worker process
     (job_id, job), = _jobs_named(slurm, "nnstd-options").items()
     assert job["TimeLimit"] == "00:07:00" and job["Comment"] == "set-from-the-cli" and job["MinMemoryNode"] == "859M"
     script = slurm.batch_script(job_id).splitlines()
@@ -267,5 +267,5 @@ def test_the_documented_sbatch_script_runs_as_written(slurm, population, tmp_pat
                        f"--output={tmp_path / 'job.out'}", str(tmp_path / "job.sh"))
     output = (tmp_path / "job.out").read_text()
     assert slurm.show_job(job)["JobState"] == "COMPLETED", output
-    assert "Computed 66 pairs" in output and "1 worker)" in output
+    assert "Computed 66 pairs" in output and "tiles ran on 1 worker process)" in output
     np.testing.assert_array_equal(_stored(tmp_path / "topos.zarr"), expected)
