@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import importlib
 import re
 import shlex
@@ -74,6 +75,8 @@ class LazyGroup(click.Group):
             click.echo(f"Error: {in_option_terms(str(exc), command)}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except OSError as exc:  # a path the library did not check: unwritable, a full disk
+            if exc.errno == errno.EPIPE:
+                raise  # stdout closed early (`| head`): click ends quietly
             click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:

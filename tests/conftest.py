@@ -1,23 +1,64 @@
-"""Shared fixtures: the read-only ../shared data, seeded randomness and small synthetic networks."""
+"""Shared fixtures: the paper's data (wherever it is), seeded randomness and small synthetic networks."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-# CI checks the repository out next to shared/, never inside it; the data is not copied in.
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+# The paper's data: its SET topologies (a topo/ folder of e5_s0_w0 ... e5_s0_w9) and, in CI only, the distances
+# its script computed on them (reference/epoch000.json). Looked for in a folder holding topo/ (or topo/ itself):
+# NNSTD_DIST_PAPER_DATA if set, then ../shared (CI), then ../paper (where the README's recipe clones the paper).
+# The data is read where it is, never copied into the repository.
+PAPER_DATA_VARIABLE = "NNSTD_DIST_PAPER_DATA"
+REPOSITORY = Path(__file__).resolve().parents[1]
+REFERENCE = Path("reference") / "epoch000.json"
+
+
+def paper_data_places() -> list[Path]:
+    """Where the paper's data is looked for, in order."""
+    given = os.environ.get(PAPER_DATA_VARIABLE)
+    return ([Path(given).expanduser()] if given else []) + [REPOSITORY.parent / "shared", REPOSITORY.parent / "paper"]
+
+
+def find_paper_data(places, holding: Path = Path("topo") / "e5_s0_w0") -> Path | None:
+    """The first place (or the folder above a place named topo) holding ``holding``: the paper's topo/ by default."""
+    for place in places:
+        for root in (place, place.parent) if place.name == "topo" else (place,):
+            if (root / holding).exists():
+                return root
+    return None
+
+
+def missing_paper_data(places, what: str = "topo/") -> str:
+    """The skip reason: what is missing, everywhere it was looked for, and how to provide it."""
+    return (
+        f"the paper's {what} is in none of {', '.join(str(p) for p in places)}: clone the paper's repository to ../paper "
+        f"(see the README's Figure 4), or set {PAPER_DATA_VARIABLE} to a folder holding its topo/"
+    )
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """../shared (the paper's SET topologies and reference distances); skips when it is absent."""
-    if not (SHARED_DIR / "topo").is_dir():
-        pytest.skip(f"{SHARED_DIR / 'topo'} is absent: the paper's topologies are not available on this machine")
-    return SHARED_DIR
+def paper_data() -> Path:
+    """A folder holding the paper's topo/ (see find_paper_data); skips, saying where it looked, when there is none."""
+    root = find_paper_data(paper_data_places())
+    if root is None:
+        pytest.skip(missing_paper_data(paper_data_places()))
+    return root
+
+
+@pytest.fixture(scope="session")
+def paper_reference_file(paper_data) -> Path:
+    """reference/epoch000.json, the distances the paper's script computed on the epoch-0 networks: CI's ../shared has
+    it beside topo/, a clone of the paper does not. Any of the places may hold it: the networks are the same."""
+    root = find_paper_data(paper_data_places(), REFERENCE)
+    if root is None:
+        places = ", ".join(str(p) for p in paper_data_places())
+        pytest.skip(f"the distances the paper's script computed ({REFERENCE}, beside topo/ in CI's ../shared) are in none of {places}")
+    return root / REFERENCE
 
 
 @pytest.fixture
@@ -56,17 +97,14 @@ def set_network_dir():
 
 
 @pytest.fixture(scope="session")
-def paper_reference(shared_dir):
+def paper_reference(paper_data, paper_reference_file):
     """(epoch000.json as a dict, the 10 epoch-0 networks it names, bias rows dropped); skips when absent."""
     import json
 
     from nnstd_dist import load_set_network
 
-    path = shared_dir / "reference" / "epoch000.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    ref = json.loads(path.read_text())
-    return ref, [load_set_network(shared_dir / "topo" / name) for name in ref["networks"]]
+    ref = json.loads(paper_reference_file.read_text())
+    return ref, [load_set_network(paper_data / "topo" / name) for name in ref["networks"]]
 
 
 @pytest.fixture(scope="session")

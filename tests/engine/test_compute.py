@@ -105,15 +105,15 @@ def test_tiled_run_equals_the_kernel(tmp_path, client, small, n, tile):
 
 
 @pytest.mark.slow
-def test_epoch0_block_of_the_90_networks_equals_the_paper(tmp_path, client, shared_dir):
-    runs = sorted(p for p in (shared_dir / "topo").iterdir() if p.is_dir())
+def test_epoch0_block_of_the_90_networks_equals_the_paper(tmp_path, client, paper_data, paper_reference_file):
+    runs = sorted(p for p in (paper_data / "topo").iterdir() if p.is_dir())
     dirs = [d for run in runs for d in sorted(run.glob("epoch_*"))]
     assert len(dirs) == 90
     store = open_or_create(tmp_path / "topo.zarr", [(784, 784), (784, 784), (784, 784), (784, 10)])
     store.append([(NetworkRecord(f"{d.parent.name}/{d.name}"), load_set_network(d)) for d in dirs])
     plan, stats = compute(store.path, tile=16, client=client)
     assert stats.pairs == 4005 and len(plan) == 21
-    reference = json.loads((shared_dir / "reference" / "epoch000.json").read_text())
+    reference = json.loads(paper_reference_file.read_text())
     index = [store.names().index(name) for name in reference["networks"]]
     block = TopologyStore.open(store.path).read_distance(indices=index)
     for key, layers in reference["pairs"].items():

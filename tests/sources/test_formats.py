@@ -164,8 +164,8 @@ def test_missing_file(tmp_path):
         read_npz_matrix(tmp_path / "weight_l0.npz")
 
 
-def test_real_set_network(shared_dir):
-    layers = load_set_network(shared_dir / "topo" / "e5_s0_w0" / "epoch_000")
+def test_real_set_network(paper_data):
+    layers = load_set_network(paper_data / "topo" / "e5_s0_w0" / "epoch_000")
     assert [m.shape for m in layers] == [(784, 784)] * 3 + [(784, 10)]
     assert layers[-1].nnz == 7840  # the output layer is fully connected
     for layer in layers[:-1]:

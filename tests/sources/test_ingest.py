@@ -473,8 +473,8 @@ def test_info_on_a_missing_store():
 
 
 @pytest.mark.slow
-def test_ingest_the_90_seed_networks(shared_dir, tmp_path):
-    topo = shared_dir / "topo"
+def test_ingest_the_90_seed_networks(paper_data, tmp_path):
+    topo = paper_data / "topo"
     result = ingest(topo, "--store", tmp_path / "s.zarr", "--quiet")
     assert result.exit_code == 0, result.output
     s = TopologyStore.open(tmp_path / "s.zarr")

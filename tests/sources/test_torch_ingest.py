@@ -156,11 +156,11 @@ def test_pair_reads_every_source_kind(tmp_path, rng, synthetic_network, set_netw
     assert "holds 2 networks" in run("pair", tmp_path / "many", tmp_path / "b.pt").output
 
 
-def test_reference_pairs_stay_bit_identical_through_pt_files(shared_dir, tmp_path):
+def test_reference_pairs_stay_bit_identical_through_pt_files(paper_data, paper_reference_file, tmp_path):
     """The paper's networks as PyTorch nn.Linear state_dicts (out x in): the reference distances, bit for bit."""
-    reference = json.loads((shared_dir / "reference" / "epoch000.json").read_text())
+    reference = json.loads(paper_reference_file.read_text())
     for i in (0, 1, 2):
-        masks = load_set_network(shared_dir / "topo" / reference["networks"][i])
+        masks = load_set_network(paper_data / "topo" / reference["networks"][i])
         state = {f"fc{k}.weight": torch.tensor(m.toarray().T, dtype=torch.float32) for k, m in enumerate(masks)}
         torch.save({"state_dict": state, "epoch": 0}, tmp_path / f"w{i}.pt")
     for i, j in [(1, 0), (2, 0), (2, 1), (2, 2)]:
