@@ -32,7 +32,7 @@ FIRST_CALL = {
     "pair": "nnstd_dist.sources.discover.read_network",
     "ingest": "nnstd_dist.sources.discover.read_network",
     "generate": "nnstd_dist.sources.generate.generate_population",
-    "compute": "nnstd_dist.compute.schedule.compute",
+    "compute": "nnstd_dist.engine.compute",
 }
 
 
