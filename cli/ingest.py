@@ -45,7 +45,8 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
 
     \b
     Metadata: an epoch_NNN path part is the epoch and the parts above it the run;
-    testacc.txt in the run folder gives the accuracy at epoch e on line e+1.
+    testacc.txt in the run folder gives the accuracy at epoch e on line e+1: its one
+    number, or the middle of three (SET's metrics: train loss, test accuracy, test loss).
 
     Hidden files and folders, zarr stores and the distance matrices that `nnstd-dist export`
     writes (an exported distances.npz) are skipped, the latter with a note; --exclude skips more.
