@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -9,7 +10,6 @@ import click
 
 from nnstd_dist.engine.hpc import KINDS
 
-from .main import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from .options import quiet_option, solver_option, store_option
 from .text import TILE_RULE, clock, count, describe_plan, run_summary
 
@@ -66,6 +66,14 @@ class ProgressBar:
         return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.pairs_done}/{p.pairs_total} pairs  {p.rate:.1f} pairs/s  ETA {eta}"
 
 
+class Terminated(BaseException):
+    """SIGTERM (a batch system's time limit, `kill`): unwinds like Ctrl-C, so the run stops in order."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 @click.command(epilog=EPILOG)
 @store_option
 @click.option(
@@ -118,7 +126,8 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     given = [f"--{k.replace('_', '-')}" for k, v in local.items() if v is not None]
     if cluster.external and given:
         raise click.UsageError(f"{', '.join(given)} configure the local cluster; they do not apply to the {cluster.describe()}")
-    try:  # SIGTERM raises Terminated (cli.main), so the run stops in order as on Ctrl-C
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
         plan, stats = compute(
             store, tile=tile, recompute=recompute, force=force, cluster=cluster, dry_run=dry_run, solver=solver, max_layer=max_layer,
             on_progress=None if quiet else ProgressBar(), command=f"nnstd-dist compute --store {store}",
@@ -127,7 +136,9 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
         # Everything below a finished tile is on disk and marked done; the lock is released by now.
         what = "Terminated" if isinstance(stop, Terminated) else "Interrupted"
         click.echo(f"\n{what}: finished tiles are kept in {store}; run the same command again to resume.", err=True)
-        sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)  # 128 + the signal's number, as a shell reports it
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if dry_run:
         layers = "all" if max_layer is None else f"0..{max_layer}"
         click.echo(f"store:           {store}\n{describe_plan(plan)}\nsolver:          {solver}, layers {layers}\nwould run on:    {cluster.describe()}")

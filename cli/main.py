@@ -7,9 +7,7 @@ import errno
 import importlib
 import re
 import shlex
-import signal
 import sys
-import threading
 
 import click
 
@@ -31,17 +29,11 @@ COMMANDS = {
 }
 
 
-# One rule for every command's exit code (the README's "Exit codes"):
-EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2  # 1: problems found (verify); 2: bad input or store, one `Error:` line
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C, SIGTERM: 128 + the signal's number, as a shell reports it
-
-
-class Terminated(BaseException):
-    """SIGTERM (a batch system's time limit, `kill`), raised where the command is: it unwinds like Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
+# One rule for every command's exit code (the README's "Exit codes"): 0 ok; 1 problems found (verify); 2 bad input
+# or store, one `Error:` line; 130 Ctrl-C. SIGTERM keeps its default action, so the process ends by the signal
+# (143 as a shell reports it) and a write is never unwound from inside zarr; compute alone handles it (143, in
+# order, between tiles: engine/interrupts.py). Every write survives being killed at any point (docs/store.md).
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class LazyGroup(click.Group):
@@ -67,7 +59,6 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         # The library raises NNSTDError for anything the user can fix: one line, exit 2.
-        previous = _on_sigterm(_raise_terminated)
         try:
             return super().invoke(ctx)
         except NNSTDError as exc:
@@ -79,21 +70,9 @@ class LazyGroup(click.Group):
                 raise  # stdout closed early (`| head`): click ends quietly
             click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # click's own handling would print "Aborted!" and exit 1
             click.echo("\nInterrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except Terminated:
-            click.echo("\nTerminated.", err=True)
-            ctx.exit(EXIT_TERMINATED)
-        finally:
-            _on_sigterm(previous)
-
-
-def _on_sigterm(handler):
-    """Install ``handler`` for SIGTERM and return the previous one (None, and nothing done, off the main thread)."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, handler)
 
 
 # A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:
