@@ -498,3 +498,25 @@ def test_ingest_the_90_seed_networks(paper_data, tmp_path):
         for got, want in zip(layers, load_set_network(topo / record.name)):
             assert got.shape == want.shape and (got != want).nnz == 0
     assert s.shapes == [(784, 784), (784, 784), (784, 784), (784, 10)]
+
+
+def test_the_readmes_two_lines_save_a_set_folder_from_the_set_code(tmp_path, monkeypatch, rng):
+    """The README's lines for SET's fit() loop, run on an object shaped like its SET_MLP (w[k]: n_in x n_out, b[k]: n_out)."""
+    import re
+    import types
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "weightsEvolution" not in b and "run0/epoch_" in b)
+    w = {1: sp.random(7, 6, density=0.4, format="csr", random_state=1), 2: sp.random(6, 3, density=0.5, format="csr", random_state=2)}
+    fake = types.SimpleNamespace(n_layers=3, w=w, b={1: rng.standard_normal(6), 2: np.zeros(3)})
+    monkeypatch.chdir(tmp_path)
+    for epoch in (0, 1):
+        exec(block, {"os": os, "scipy": __import__("scipy.sparse"), "self": fake, "i": epoch})
+    np.savetxt("run0/testacc.txt", np.array([[0.5, 0.81, 0.6], [0.4, 0.87, 0.5]]))  # fit(..., save_filename=...)
+    networks = read_networks(discover([tmp_path]))
+    assert [r.name for r, _ in networks] == ["run0/epoch_000", "run0/epoch_001"]
+    assert [r.accuracy for r, _ in networks] == [0.81, 0.87]
+    for _, masks in networks:
+        assert [m.toarray().tolist() for m in masks] == [(w[k].toarray() != 0).tolist() for k in (1, 2)]  # bias rows dropped
+    assert sp.load_npz("run0/epoch_000/weight_l0.npz").shape == (8, 6)  # (n_in + 1) x n_out
