@@ -12,7 +12,7 @@ import numpy as np
 
 from ..tiles import TileTask, n_tiles, tile_task, total_pairs
 
-__all__ = ["Plan", "make_plan", "default_tile", "tile_and_bound", "TileChoice", "choose_tile", "BOUNDS"]
+__all__ = ["Plan", "make_plan", "default_tile", "tile_and_bound", "TileChoice", "choose_tile"]
 
 # The default tile adapts to the kernel, from a few pairs and networks timed before the run. A task reads
 # and prepares 2T networks for T^2 pairs: that share falls as 1/T, while the run's tail (its last tiles)
@@ -26,10 +26,6 @@ MIN_TILE = 16  # the tile is fixed when results are created: a store grown to 10
 MAX_TILE = 256  # a block of L x 256 x 256 float64 is 0.5 MB per layer
 TILE_STEP = 8  # tiles are multiples of 8: a slightly different timing gives the same tile
 TILES_PER_WORKER = 4  # enough that the last, largest-first scheduled tiles leave little idle time
-
-
-# The bound of the default tile's rule that decided a tile (tile_and_bound)
-BOUNDS = ("work", "read", "cap", "min", "max", "workers")
 
 
 @dataclass(frozen=True)
