@@ -5,6 +5,8 @@ quantised to uint16 (d -> round(d * 65534), 65535 = not computed: resolution 1.5
 decimals), and the page rebuilds the N x N image in the browser for the layer and facet chosen.
 Beyond ``max_networks`` the heatmap and the embedding use an evenly spaced sample in store order,
 and the page says so; the evolution lines always use every network of every run.
+
+This module reads the store and lays out the page; the bokeh figures are in report_figures.py.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embedding import mds
+from . import report_figures as figures
 from ..errors import InputError
 from ..labels import natural_key
-from .reduce import read_layers
+from .embedding import trajectory
+from .reduce import LabelledMatrix, read_layers
 
 if TYPE_CHECKING:
     from ..store.topology_store import TopologyStore
@@ -29,7 +32,6 @@ __all__ = ["MAX_NETWORKS", "ReportSummary", "write_report"]
 MAX_NETWORKS = 2000
 _SCALE = 65534  # uint16 code of distance 1.0; 65535 marks a pair not computed yet
 _MISSING = 65535
-MAX_RUN_LINES = 20  # more runs than this: the evolution plot shows their mean only
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,6 @@ def _labels(store: "TopologyStore", indices) -> dict[str, list]:
     return {"name": [str(n) for n in store.column("network")[indices]], "run": runs, "epoch": epochs, "accuracy": accuracy}
 
 
-def _palette() -> list[str]:
-    """The paper's gnuplot colour map (as in the static plots), 256 steps."""
-    import matplotlib
-    from matplotlib.colors import to_hex
-
-    cmap = matplotlib.colormaps["gnuplot"]
-    return [to_hex(cmap(i / 255)) for i in range(256)]
-
-
 def _facets(labels: dict[str, list]) -> list[tuple[str, str]]:
     """(value, title) of the facet menu: everything, then each epoch, then each run (runs only if they are few)."""
     options = [("all", "all networks")]
@@ -125,10 +118,7 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     from bokeh.embed import file_html
     from bokeh.events import DocumentReady
     from bokeh.layouts import column, row
-    from bokeh.models import (
-        ColorBar, ColumnDataSource, CustomJS, CustomJSHover, Div, HoverTool, LinearColorMapper, Range1d, Select,
-    )
-    from bokeh.plotting import figure
+    from bokeh.models import Div
     from bokeh.resources import INLINE
 
     n = store.n_networks
@@ -138,44 +128,31 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     values = read_layers(store, range(n_layers), shown)
     codes = quantise_lower_triangle(values)
     labels = _labels(store, shown)
-    k = len(shown)
-    missing = int(np.count_nonzero(codes[0] == _MISSING))
+    heat, layer_menu, facet_menu, redraw = figures.heatmap(codes, labels, n_layers, _facets(labels))
+    curves = _run_curves(store, n_layers)
+    lower = []
+    if curves:
+        lower = [figures.evolution(curves, *_mean_curve(curves, n_layers), layer_menu), figures.accuracy(curves)]
+        lower = [p for p in lower if p is not None]
+    embedding, stress = figures.embedding(values[0], labels)
 
-    mapper = LinearColorMapper(palette=_palette(), low=0.0, high=1.0, nan_color="lightgrey")
-    image = ColumnDataSource({"image": [np.full((1, 1), np.nan)], "x": [0], "y": [0], "dw": [k], "dh": [k]})
-    subset = ColumnDataSource({"index": list(range(k))})  # heatmap row/column -> position in the shown networks
-    heat = figure(title="NNSTD, layer 0, all networks", width=640, height=600, x_range=Range1d(0, k), y_range=Range1d(k, 0),
-                  tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="above", name="heatmap")
-    heat.image(image="image", x="x", y="y", dw="dw", dh="dh", source=image, color_mapper=mapper)
-    heat.add_layout(ColorBar(color_mapper=mapper, title="NNSTD"), "right")
-    heat.xaxis.axis_label, heat.yaxis.axis_label = "network b", "network a"
-    describe = """
-        const i = subset.data.index[Math.floor(value)];
-        if (i === undefined) return "";
-        const acc = Number.isFinite(labels.accuracy[i]) ? labels.accuracy[i].toFixed(4) : "-";
-        const epoch = labels.epoch[i] >= 0 ? labels.epoch[i] : "-";
-        return labels.name[i] + "  (run " + (labels.run[i] || "-") + ", epoch " + epoch + ", accuracy " + acc + ")";
-    """
-    network = CustomJSHover(code=describe, args={"subset": subset, "labels": labels})
-    distance = CustomJSHover(code='return Number.isFinite(value) ? value.toFixed(4) : "not computed yet";')
-    heat.add_tools(HoverTool(
-        tooltips=[("a", "$y{network}"), ("b", "$x{network}"), ("NNSTD", "@image{distance}")],
-        formatters={"$y": network, "$x": network, "@image": distance},
-    ))
+    notes = _notes(store, n_layers, len(shown), max_networks, int(np.count_nonzero(codes[0] == _MISSING)), len(curves), stress)
+    header = Div(text=f"<h2>{html.escape(title)}</h2><p>" + "<br>".join(notes) + "</p>", width=1200, name="header")
+    status = Div(text="", name="status")
+    layout = column(header, row(layer_menu, facet_menu), row(heat, embedding), *([row(*lower)] if lower else []), status)
 
-    layer_menu = Select(title="Layer", value="0", options=[(str(layer), f"layer {layer}") for layer in range(n_layers)], name="layer")
-    facet_menu = Select(title="Networks", value="all", options=_facets(labels), name="facet")
-    redraw = CustomJS(
-        args={"codes": codes, "labels": labels, "image": image, "subset": subset, "heat": heat,
-              "layer_menu": layer_menu, "facet_menu": facet_menu, "k": k},
-        code=_REDRAW,
-    )
-    layer_menu.js_on_change("value", redraw)
-    facet_menu.js_on_change("value", redraw)
+    document = Document()
+    document.add_root(layout)
+    document.js_on_event(DocumentReady, redraw)
+    page = file_html(document, INLINE, title=title)
+    head, tail = page.rsplit("</body>", 1)  # the last one: bokeh's inline scripts may spell the tag too
+    page = head + _SELF_CHECK.replace("@PLOTS@", str(2 + len(lower))) + "</body>" + tail
+    return _Page(page, len(shown), len(curves), n_layers)
 
-    evolution, accuracy_plot, n_runs, evolution_note = _evolution(store, n_layers, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS)
-    embedding, stress = _embedding(values[0], labels, figure, ColumnDataSource, HoverTool, LinearColorMapper, ColorBar)
 
+def _notes(store: "TopologyStore", n_layers: int, k: int, max_networks: int, missing: int, n_runs: int, stress: float) -> list[str]:
+    """The lines above the plots: what the store holds, what the page samples, rounds or leaves out."""
+    n = store.n_networks
     computed = f" ({n_layers} of {store.n_layers} computed)" if n_layers < store.n_layers else ""
     solver = "" if store.solver == "exact" else f" Distances from the {html.escape(store.solver)} solver."
     notes = [f"<b>{n}</b> network{'s' if n != 1 else ''}, {store.n_layers} layer{'s' if store.n_layers != 1 else ''}{computed}, from "
@@ -186,36 +163,35 @@ def _page(store: "TopologyStore", max_networks: int, title: str) -> _Page:
     if missing:
         notes.append(f"{missing} of the shown pairs are not computed yet (grey).")
     notes.append("Colours and hover values are rounded to 1/65534 (shown to 4 decimals); export the store for exact values.")
-    if evolution_note:
-        notes.append(evolution_note)
+    if not n_runs:
+        notes.append("Evolution: no network has an epoch and a run (ingest takes them from epoch_NNN folders), so there is no evolution plot.")
+    elif n_runs > figures.MAX_RUN_LINES:
+        notes.append(f"Evolution: {n_runs} runs, more than {figures.MAX_RUN_LINES}: only their mean is drawn.")
     notes.append(f"Embedding: metric MDS of layer 0, Kruskal stress-1 {stress:.3f}.")
-    header = Div(text=f"<h2>{html.escape(title)}</h2><p>" + "<br>".join(notes) + "</p>", width=1200, name="header")
-    status = Div(text="", name="status")
-    plots = [heat, embedding] + [p for p in (evolution, accuracy_plot) if p is not None]
-    lower = [p for p in (evolution, accuracy_plot) if p is not None]
-    layout = column(header, row(layer_menu, facet_menu), row(heat, embedding), *([row(*lower)] if lower else []), status)
-
-    document = Document()
-    document.add_root(layout)
-    document.js_on_event(DocumentReady, redraw)
-    page = file_html(document, INLINE, title=title)
-    head, tail = page.rsplit("</body>", 1)  # the last one: bokeh's inline scripts may spell the tag too
-    page = head + _SELF_CHECK.replace("@PLOTS@", str(len(plots))) + "</body>" + tail
-    return _Page(page, k, n_runs, n_layers)
+    return notes
 
 
-def _evolution(store, n_layers, figure, ColumnDataSource, HoverTool, layer_menu, CustomJS):
-    """Per run, NNSTD of each epoch's network to the run's final one (every layer, the menu's shown), and accuracy."""
-    runs, epochs, accuracy = store.column("run"), store.column("epoch"), store.column("accuracy")
+def _run_curves(store: "TopologyStore", n_layers: int) -> list[tuple]:
+    """Per run with epochs: (run, epochs, (L, k) NNSTD of each epoch's network to the run's final one, accuracies).
+
+    Every network of the run is read, not only the sampled ones; each layer's matrix goes through
+    ``embedding.trajectory``, which orders the run by epoch.
+    """
+    runs, epochs = store.column("run"), store.column("epoch")
     run_names = sorted({str(r) for r, e in zip(runs, epochs) if r and e >= 0}, key=natural_key)
-    if not run_names:
-        return None, None, 0, "Evolution: no network has an epoch and a run (ingest takes them from epoch_NNN folders), so there is no evolution plot."
     curves = []
     for run in run_names:
         members = np.flatnonzero((runs.astype(str) == run) & (epochs >= 0))
-        members = members[np.argsort(epochs[members], kind="stable")]
-        to_final = read_layers(store, range(n_layers), members)[:, :, -1]  # (L, k): distance to the last epoch
-        curves.append((run, epochs[members].astype(np.int64), to_final, accuracy[members].astype(float)))
+        names = [str(name) for name in store.column("network")[members]]
+        metadata = {key: store.column(key)[members] for key in ("run", "epoch", "accuracy")}
+        paths = [trajectory(LabelledMatrix(layer, names, metadata)) for layer in read_layers(store, range(n_layers), members)]
+        to_final = np.stack([path.to_final for path in paths])
+        curves.append((run, paths[0].epochs.astype(np.int64), to_final, paths[0].accuracy))
+    return curves
+
+
+def _mean_curve(curves, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every epoch of any run, and per layer the mean over the runs that have it (NaN distances left out)."""
     all_epochs = np.array(sorted({int(e) for _, ep, _, _ in curves for e in ep}))
     mean = np.full((n_layers, len(all_epochs)), np.nan)
     for li in range(n_layers):
@@ -223,95 +199,8 @@ def _evolution(store, n_layers, figure, ColumnDataSource, HoverTool, layer_menu,
             vals = [d[li][ep == e][0] for _, ep, d, _ in curves if (ep == e).any()]
             vals = [v for v in vals if np.isfinite(v)]
             mean[li, col] = np.mean(vals) if vals else np.nan
+    return all_epochs, mean
 
-    def columns(ep, d, extra):
-        data = {"epoch": ep.tolist(), "y": d[0].tolist(), **extra}
-        data.update({f"layer{li}": d[li].tolist() for li in range(len(d))})
-        return data
-
-    evo = figure(title="NNSTD to the run's final network", width=640, height=380, x_axis_label="epoch",
-                 y_axis_label="NNSTD (layer in the menu)", tools="pan,wheel_zoom,box_zoom,reset,save", name="evolution")
-    sources = []
-    draw_runs = len(curves) <= MAX_RUN_LINES
-    if draw_runs:
-        for run, ep, d, _ in curves:
-            src = ColumnDataSource(columns(ep, d, {"run": [run] * len(ep)}))
-            evo.line("epoch", "y", source=src, line_alpha=0.6, line_width=1.5, color="#4c72b0")
-            evo.scatter("epoch", "y", source=src, size=5, color="#4c72b0")
-            sources.append(src)
-    mean_src = ColumnDataSource(columns(all_epochs, mean, {"run": [f"mean of {len(curves)} runs"] * len(all_epochs)}))
-    evo.line("epoch", "y", source=mean_src, line_width=3, color="#c44e52", legend_label=f"mean of {len(curves)} runs")
-    sources.append(mean_src)
-    evo.add_tools(HoverTool(tooltips=[("run", "@run"), ("epoch", "@epoch"), ("NNSTD to final", "@y{0.0000}")]))
-    evo.legend.location = "top_right"
-    layer_menu.js_on_change("value", CustomJS(args={"sources": sources, "menu": layer_menu}, code="""
-        for (const s of sources) { s.data.y = s.data["layer" + menu.value].slice(); s.change.emit(); }
-    """))
-    note = None if draw_runs else f"Evolution: {len(curves)} runs, more than {MAX_RUN_LINES}: only their mean is drawn."
-
-    acc_plot = None
-    if any(np.isfinite(a).any() for *_, a in curves):
-        acc_plot = figure(title="Test accuracy", width=560, height=380, x_axis_label="epoch", y_axis_label="accuracy",
-                          tools="pan,wheel_zoom,box_zoom,reset,save", name="accuracy")
-        for run, ep, _, acc in curves[:MAX_RUN_LINES]:
-            src = ColumnDataSource({"epoch": ep.tolist(), "accuracy": acc.tolist(), "run": [run] * len(ep)})
-            acc_plot.line("epoch", "accuracy", source=src, line_alpha=0.6, color="#55a868")
-            acc_plot.scatter("epoch", "accuracy", source=src, size=5, color="#55a868")
-        acc_plot.add_tools(HoverTool(tooltips=[("run", "@run"), ("epoch", "@epoch"), ("accuracy", "@accuracy{0.0000}")]))
-    return evo, acc_plot, len(curves), note
-
-
-def _embedding(values, labels, figure, ColumnDataSource, HoverTool, LinearColorMapper, ColorBar):
-    """Metric MDS of layer 0's matrix, coloured by epoch when there are epochs; hover names every point."""
-    coords, stress = mds(values)
-    data = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(), **labels}
-    data["epoch_text"] = [str(e) if e >= 0 else "-" for e in labels["epoch"]]
-    data["accuracy_text"] = [f"{a:.4f}" if np.isfinite(a) else "-" for a in labels["accuracy"]]
-    plot = figure(title="MDS embedding (layer 0)", width=560, height=600, tools="pan,wheel_zoom,box_zoom,reset,save",
-                  name="embedding", match_aspect=True)
-    source = ColumnDataSource(data)
-    epochs = [e for e in labels["epoch"] if e >= 0]
-    if epochs:
-        from bokeh.palettes import Viridis256
-
-        mapper = LinearColorMapper(palette=Viridis256, low=min(epochs), high=max(max(epochs), min(epochs) + 1), nan_color="grey")
-        source.data["colour_epoch"] = [e if e >= 0 else float("nan") for e in labels["epoch"]]
-        plot.scatter("x", "y", source=source, size=8, fill_color={"field": "colour_epoch", "transform": mapper}, line_color=None)
-        plot.add_layout(ColorBar(color_mapper=mapper, title="epoch"), "right")
-    else:
-        plot.scatter("x", "y", source=source, size=8, color="#4c72b0")
-    plot.add_tools(HoverTool(tooltips=[("network", "@name"), ("run", "@run"), ("epoch", "@epoch_text"), ("accuracy", "@accuracy_text")]))
-    return plot, stress
-
-
-# Rebuilds the heatmap's image from the uint16 lower triangle for the layer and the networks chosen.
-_REDRAW = """
-const layer = Number(layer_menu.value);
-const [key, value] = facet_menu.value === "all" ? ["all", null] : facet_menu.value.split(/=(.*)/s);
-const keep = [];
-for (let i = 0; i < k; i++) {
-    if (key === "all" || (key === "epoch" && String(labels.epoch[i]) === value) || (key === "run" && labels.run[i] === value)) keep.push(i);
-}
-const tri = codes.slice ? codes : codes.array;
-const width = k * (k - 1) / 2;
-const m = keep.length;
-const img = new Float64Array(m * m);
-for (let r = 0; r < m; r++) {
-    for (let c = 0; c < r; c++) {
-        const a = keep[r], b = keep[c];
-        const code = tri[layer * width + a * (a - 1) / 2 + b];
-        const d = code === 65535 ? NaN : code / 65534;
-        img[r * m + c] = d;
-        img[c * m + r] = d;
-    }
-}
-const { ndarray } = Bokeh.require("core/util/ndarray");
-image.data = {image: [ndarray(img, {shape: [m, m]})], x: [0], y: [0], dw: [m], dh: [m]};
-subset.data = {index: keep};
-heat.x_range.setv({start: 0, end: m});
-heat.y_range.setv({start: m, end: 0});
-heat.title.text = "NNSTD, layer " + layer + ", " + facet_menu.options.find(o => o[0] === facet_menu.value)[1] + " (" + m + ")";
-"""
 
 # A marker in the page's own DOM once bokeh has drawn: how many plot canvases, and any error seen.
 # Tests (and a curious user) read it; bokeh draws inside shadow roots, which a DOM dump does not show.
