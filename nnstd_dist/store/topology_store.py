@@ -124,35 +124,7 @@ class TopologyStore(Population, Results):
         A name already present with the same digest is left alone; with another digest it is an
         error unless ``replace``, which overwrites its masks and forgets its computed distances.
         """
-        shapes = self.shapes
-        existing = {name: i for i, name in enumerate(self.names())}
-        digests = self.column("digest")
-        report, new, replaced, seen = AppendReport(), [], [], set()
-        for record, masks in networks:
-            got = [tuple(m.shape) for m in masks]
-            if got != shapes:
-                raise ShapeMismatchError(
-                    f"{record.source or record.name}: layer shapes {describe_shapes(got)} differ from the store's {describe_shapes(shapes)}"
-                )
-            if record.name in seen:
-                raise StoreError(f"network name {record.name!r} given twice")
-            seen.add(record.name)
-            digest = record.digest or mask_digest(masks)
-            record = NetworkRecord(record.name, record.run, record.epoch, record.accuracy, record.source, digest)
-            if not -1 <= record.epoch < 2**63:
-                raise StoreError(f"{record.source or record.name}: epoch {record.epoch} does not fit the store (0 .. 2^63-1, or -1 for none)")
-            if record.name not in existing:
-                new.append((record, masks))
-            elif digests[existing[record.name]] == digest and not self._mask_damaged(existing[record.name]):
-                report.unchanged.append(record.name)
-            elif digests[existing[record.name]] == digest:  # same network, damaged on disk: rewritten
-                replaced.append((existing[record.name], record, masks))
-            elif replace:
-                replaced.append((existing[record.name], record, masks))
-            else:
-                raise StoreError(
-                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use `replace`)"
-                )
+        report, new, replaced = self._sort_appended(networks, replace)
         # ---- nothing is written above this line ----
         old_n = self.n_networks
         new_n = old_n + len(new)
@@ -177,6 +149,49 @@ class TopologyStore(Population, Results):
         self._group.attrs["n_networks"] = new_n  # the commit point
         self._cache.clear()
         return report
+
+    def _sort_appended(self, networks, replace: bool):
+        """Check every network to append and sort it: (report with the unchanged ones, new, replaced); writes nothing.
+
+        ``new``: [(record, masks)] to add at the end; ``replaced``: [(index, record, masks)] to
+        overwrite, for ``replace`` or because the stored copy of the same network is damaged.
+        """
+        shapes = self.shapes
+        existing = {name: i for i, name in enumerate(self.names())}
+        digests = self.column("digest")
+        report, new, replaced, seen = AppendReport(), [], [], set()
+        for record, masks in networks:
+            record = self._checked_record(record, masks, shapes, seen)
+            if record.name not in existing:
+                new.append((record, masks))
+            elif digests[existing[record.name]] == record.digest and not self._mask_damaged(existing[record.name]):
+                report.unchanged.append(record.name)
+            elif digests[existing[record.name]] == record.digest:  # same network, damaged on disk: rewritten
+                replaced.append((existing[record.name], record, masks))
+            elif replace:
+                replaced.append((existing[record.name], record, masks))
+            else:
+                raise StoreError(
+                    f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use `replace`)"
+                )
+        return report, new, replaced
+
+    @staticmethod
+    def _checked_record(record: NetworkRecord, masks, shapes, seen: set) -> NetworkRecord:
+        """``record`` with its masks' digest, once its shapes, name (not in ``seen``, then added) and epoch fit the store."""
+        got = [tuple(m.shape) for m in masks]
+        if got != shapes:
+            raise ShapeMismatchError(
+                f"{record.source or record.name}: layer shapes {describe_shapes(got)} differ from the store's {describe_shapes(shapes)}"
+            )
+        if record.name in seen:
+            raise StoreError(f"network name {record.name!r} given twice")
+        seen.add(record.name)
+        digest = record.digest or mask_digest(masks)
+        record = NetworkRecord(record.name, record.run, record.epoch, record.accuracy, record.source, digest)
+        if not -1 <= record.epoch < 2**63:
+            raise StoreError(f"{record.source or record.name}: epoch {record.epoch} does not fit the store (0 .. 2^63-1, or -1 for none)")
+        return record
 
     def _resize_population(self, n: int) -> None:
         for k, (n_in, n_out) in enumerate(self.shapes):
