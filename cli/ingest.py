@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .options import last_row_option, orientation_option, param_filter, param_options, quiet_option, store_option
+from .text import count
 
 
 @click.command(
@@ -56,33 +57,39 @@ def command(sources, store, orientation, keep_last_row, key, include_params, exc
     is; the same name with other connections is an error unless --replace. Every source is
     read and checked before the store is touched: on any error the store is left unchanged.
     """
+    from nnstd_dist.store.topology_store import add_networks
+
+    networks = _read(sources, exclude, orientation, keep_last_row, param_filter(key, include_params, exclude_params), quiet)
+    report, created = add_networks(store, networks, replace=replace, command=f"nnstd-dist ingest --store {store}")
+    if not quiet:
+        click.echo(_summary(store, report, created))
+
+
+def _read(sources, exclude, orientation, keep_last_row, params, quiet: bool):
+    """Every network found under ``sources`` read and checked (a progress bar on stderr for two or more)."""
     import sys
 
     from nnstd_dist.sources.discover import find_networks, read_networks
-    from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
     discovery = find_networks(sources, exclude)
     for path in discovery.exports:
         click.echo(f"Note: skipped {path}: a distance matrix written by `nnstd-dist export`, not a network", err=True)
     found = discovery.networks
-    params = param_filter(key, include_params, exclude_params)
     if quiet or len(found) < 2:
-        networks = read_networks(found, orientation, keep_last_row, params)
-    else:
-        with click.progressbar(found, label=f"Reading {len(found)} networks", file=sys.stderr) as bar:
-            networks = read_networks(bar, orientation, keep_last_row, params)
-    report, created = add_networks(store, networks, replace=replace, command=f"nnstd-dist ingest --store {store}")
-    if not quiet:
-        total = TopologyStore.open(store).n_networks
-        if not created and not report.added and not report.replaced:
-            click.echo(f"nothing to add: all {_networks(len(report.unchanged))} found are already in {store} ({_networks(total)})")
-        else:
-            verb = "created" if created else "updated"
-            click.echo(
-                f"added {len(report.added)}, unchanged {len(report.unchanged)}, replaced {len(report.replaced)}: "
-                f"{verb} {store} ({_networks(total)})"
-            )
+        return read_networks(found, orientation, keep_last_row, params)
+    with click.progressbar(found, label=f"Reading {len(found)} networks", file=sys.stderr) as bar:
+        return read_networks(bar, orientation, keep_last_row, params)
 
 
-def _networks(n: int) -> str:
-    return f"{n} network{'s' if n != 1 else ''}"
+def _summary(store: str, report, created: bool) -> str:
+    """One line: what was added, left unchanged and replaced, and how many networks the store holds now."""
+    from nnstd_dist.store.topology_store import TopologyStore
+
+    total = TopologyStore.open(store).n_networks
+    if not created and not report.added and not report.replaced:
+        return f"nothing to add: all {count(len(report.unchanged), 'network')} found are already in {store} ({count(total, 'network')})"
+    verb = "created" if created else "updated"
+    return (
+        f"added {len(report.added)}, unchanged {len(report.unchanged)}, replaced {len(report.replaced)}: "
+        f"{verb} {store} ({count(total, 'network')})"
+    )
