@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError, ShapeMismatchError
 from .formats import NETWORK_FILE_SUFFIXES as _ARRAY_FILE_SUFFIXES
-from .formats import is_set_layer_file, load_set_network, read_file_layers, regular_file
+from .formats import drop_last_row, is_set_layer_file, load_set_network, read_file_layers, regular_file
 from ..labels import natural_key
 from ..kernel.masks import chain_break, describe_shapes, to_mask
 from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
@@ -232,7 +232,7 @@ def read_network(
                 masks = [m.T.tocsr() for m in masks]
     drop = source.kind == "set" if keep_last_row is None else not keep_last_row
     if drop:
-        masks = [_drop_last_row(m, source, k) for k, m in enumerate(masks)]
+        masks = [drop_last_row(m, f"{source.path}: layer {k}") for k, m in enumerate(masks)]
     _check_chain(source, [m.shape for m in masks], [spec.block for spec in layers])
     run, epoch, accuracy = _run_epoch_accuracy(source, {} if accuracies is None else accuracies)
     record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks), tuple(layers))
@@ -245,12 +245,6 @@ def _the_one_network(path: str | Path) -> Source:
         listed = ", ".join(str(s.path) for s in found[:2]) + (", ..." if len(found) > 2 else "")
         raise InputError(f"{path}: holds {len(found)} networks, give one" + (f" ({listed})" if found else ""))
     return found[0]
-
-
-def _drop_last_row(mask: sp.csr_matrix, source: Source, k: int) -> sp.csr_matrix:
-    if mask.shape[0] < 2:
-        raise InputError(f"{source.path}: layer {k} has {mask.shape[0]} row(s), nothing left once the last (bias) row is dropped")
-    return mask[:-1]
 
 
 def _check_chain(source: Source, shapes: list[tuple[int, int]], blocks: list[int]) -> None:

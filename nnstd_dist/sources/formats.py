@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..budget import check_bytes, check_layer_shape, fmt_bytes
+from ..budget import byte_size, check_bytes, check_layer_shape
 from ..errors import InputError
 from ..labels import natural_key
 from ..kernel.masks import has_nonfinite, to_mask
 from .float_bits import RAW_DTYPES, decode
 
 __all__ = [
-    "load_set_network", "set_layer_files", "set_layer_name", "is_set_layer_file", "read_npz_matrix",
+    "load_set_network", "drop_last_row", "set_layer_files", "set_layer_name", "is_set_layer_file", "read_npz_matrix",
     "read_file_layers", "load_file_network", "NETWORK_FILE_SUFFIXES", "is_export", "EXPORT_MARKER",
 ]
 
@@ -99,11 +99,16 @@ def load_set_network(path: str | Path, keep_last_row: bool = False) -> list[sp.c
         if sp.issparse(matrix):
             matrix = sp.csr_matrix(matrix)  # save_npz may have written coo, dia or bsr: no row slicing there
         if not keep_last_row:
-            if matrix.shape[0] < 2:
-                raise InputError(f"{file}: {matrix.shape[0]} row(s), nothing left once the bias row is dropped")
-            matrix = matrix[:-1]
+            matrix = drop_last_row(matrix, str(file))
         masks.append(to_mask(matrix))
     return masks
+
+
+def drop_last_row(matrix, where: str):
+    """``matrix`` (a layer, ``n_in x n_out``) without its last row, SET's bias; an InputError naming ``where`` if nothing is left."""
+    if matrix.shape[0] < 2:
+        raise InputError(f"{where}: {matrix.shape[0]} row(s), nothing left once the last (bias) row is dropped")
+    return matrix[:-1]
 
 
 # ---- single-file networks -------------------------------------------------------------------------
@@ -185,7 +190,7 @@ def _check_npz_members(path: Path) -> None:
                 nbytes *= int(size)
             check_bytes(where, f"shape {tuple(shape)} of {dtype}", nbytes)
             if nbytes > info.file_size - header:
-                raise InputError(f"{where}: its header declares {fmt_bytes(nbytes)} but the file holds {fmt_bytes(info.file_size - header)}")
+                raise InputError(f"{where}: its header declares {byte_size(nbytes)} but the file holds {byte_size(info.file_size - header)}")
 
 
 def _read_npz_arrays(path: Path) -> list[tuple[str, object]]:
