@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..tiles import tile_of, vouched_upto
-from .zarr_io import damage_hint
+from .zarr_io import consecutive_runs, damage_hint
 
 __all__ = ["read_vouched"]
 
@@ -23,11 +23,6 @@ def _index(positions: np.ndarray):
     if len(positions) and positions[-1] - positions[0] == len(positions) - 1 and np.all(np.diff(positions) == 1):
         return slice(int(positions[0]), int(positions[-1]) + 1)
     return positions
-
-
-def _runs(tiles: np.ndarray) -> list[np.ndarray]:
-    """``tiles`` (sorted) split where a tile index skips: each run is one contiguous range of chunks."""
-    return np.split(tiles, np.flatnonzero(np.diff(tiles) != 1) + 1) if len(tiles) else []
 
 
 def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows: np.ndarray, computed: np.ndarray, where) -> np.ndarray:
@@ -51,7 +46,7 @@ def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows:
         if not len(done):
             continue
         pa = positions[a]
-        for run in _runs(done):
+        for run in consecutive_runs(done):
             pc = np.concatenate([positions[t] for t in run.tolist()])
             block = distance.get_orthogonal_selection((layer_index, _index(rows[pa]), _index(rows[pc])))
             i, j = rows[pa][:, None], rows[pc][None, :]

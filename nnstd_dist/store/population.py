@@ -17,7 +17,7 @@ from ..kernel.masks import dense_to_csr
 from ..tiles import n_tiles
 from ..records import METADATA_COLUMNS, NetworkRecord
 from .chunks import chunk_path, chunk_problem
-from .zarr_io import damage_hint, reading, require_chunks
+from .zarr_io import consecutive_runs, damage_hint, reading, require_chunks
 
 __all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
 
@@ -125,7 +125,7 @@ class Population:
         masks = {}
         # One zarr call per run of consecutive indices: its chunks decode concurrently, whereas
         # zarr's integer-array (orthogonal) selection is several times slower.
-        for start, stop in _runs(wanted, max_len=max(1, _READ_BYTES // max(1, int(np.prod(self.shapes[layer]))))):
+        for start, stop in _ranges(wanted, max_len=max(1, _READ_BYTES // max(1, int(np.prod(self.shapes[layer]))))):
             with reading(self.path, f"mask_l{layer} of networks {start}..{stop - 1}"):
                 block = array[start:stop]
             for i, dense in zip(range(start, stop), block):
@@ -189,11 +189,8 @@ class Population:
             raise StoreError(f"{self.path}: network index out of range 0..{self.n_networks - 1}")
 
 
-def _runs(sorted_unique: np.ndarray, max_len: int):
+def _ranges(sorted_unique: np.ndarray, max_len: int):
     """[start, stop) ranges of consecutive values, each at most max_len long."""
-    if not len(sorted_unique):
-        return
-    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
-    for run in np.split(sorted_unique, breaks):
+    for run in consecutive_runs(sorted_unique):
         for start in range(int(run[0]), int(run[-1]) + 1, max_len):
             yield start, min(start + max_len, int(run[-1]) + 1)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 from pathlib import Path
 
+import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.storage import LocalStore
@@ -19,7 +20,7 @@ from . import faults
 from ..errors import StoreError
 from .chunks import chunk_path
 
-__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint"]
+__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
 
 MASK_CODECS = (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), Crc32cCodec())  # masks are bits: ~2 B/connection
 CODECS = (ZstdCodec(level=0), Crc32cCodec())
@@ -88,3 +89,8 @@ def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
         if not chunk_path(store_path, name, c).is_file():
             where = what(c) if what else f"chunk {'/'.join(map(str, c))}"
             raise StoreError(f"{store_path}: {name} {where} is missing; {damage_hint(store_path)}")
+
+
+def consecutive_runs(sorted_unique: np.ndarray) -> list[np.ndarray]:
+    """``sorted_unique`` split where a value skips: each run is one contiguous range (of chunks, of rows) for one zarr call."""
+    return np.split(sorted_unique, np.flatnonzero(np.diff(sorted_unique) != 1) + 1) if len(sorted_unique) else []
