@@ -6,8 +6,9 @@ import json
 
 import click
 
+from nnstd_dist.budget import byte_size
+
 from .options import json_option, store_option
-from .text import byte_size
 
 _RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists the first and last few
 

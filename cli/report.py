@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nnstd_dist.budget import byte_size
+
 from .options import store_option
 from .text import count
 
@@ -33,4 +35,4 @@ def command(store, output, max_networks):
 
     summary = write_report(TopologyStore.open(store), output, max_networks)
     shown = f"{summary.n_shown} of {summary.n_networks} networks (sampled)" if summary.sampled else f"{summary.n_networks} networks"
-    click.echo(f"wrote {output}: {shown}, {count(summary.n_layers, 'layer')}, {summary.bytes / 1e6:.1f} MB")
+    click.echo(f"wrote {output}: {shown}, {count(summary.n_layers, 'layer')}, {byte_size(summary.bytes)}")

@@ -1,4 +1,4 @@
-"""How the commands word numbers for people: counts with their noun, durations, clock times, byte sizes."""
+"""How the commands word numbers for people: counts with their noun, durations, clock times (byte sizes: budget.byte_size)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,6 @@ def clock(seconds: float) -> str:
     """``4:05`` or ``1:02:03``: a time left, as a progress bar shows it."""
     minutes, s = divmod(int(round(seconds)), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
-
-
-def byte_size(n: float) -> str:
-    """Decimal units: ``512 B``, ``1.5 kB``, ``3.2 MB``, ``1.0 GB``."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
 
 
 def describe_plan(plan) -> str:

@@ -12,7 +12,7 @@ import re
 
 from .errors import InputError
 
-__all__ = ["ENV", "memory_budget", "check_bytes", "check_layer_shape", "solver_bytes", "fmt_bytes"]
+__all__ = ["ENV", "memory_budget", "check_bytes", "check_layer_shape", "solver_bytes", "byte_size"]
 
 ENV = "NNSTD_DIST_MEMORY_BUDGET"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -34,18 +34,19 @@ def memory_budget() -> int:
     return min(physical // 4, 2 * 2**30)
 
 
-def fmt_bytes(n: int) -> str:
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+def byte_size(n: float) -> str:
+    """A size for people, in decimal units: ``512 B``, ``1.5 kB``, ``3.2 MB``, ``1.0 GB``, ``7.3 TB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
 
 
 def check_bytes(where: str, what: str, nbytes: int) -> None:
     """An InputError naming ``where`` when ``nbytes`` exceeds the memory budget."""
     budget = memory_budget()
     if nbytes > budget:
-        raise InputError(f"{where}: {what} needs {fmt_bytes(nbytes)}, above the memory budget of {fmt_bytes(budget)} (set {ENV} to allow more)")
+        raise InputError(f"{where}: {what} needs {byte_size(nbytes)}, above the memory budget of {byte_size(budget)} (set {ENV} to allow more)")
 
 
 def solver_bytes(n_out: int) -> int:
