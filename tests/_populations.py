@@ -68,14 +68,14 @@ def records(n: int, digits: int = 3) -> list[NetworkRecord]:
     return [NetworkRecord(f"net_{i:0{digits}d}") for i in range(n)]
 
 
-def pair_distances(networks) -> np.ndarray:
-    """(L, N, N): entry (i, j), i > j, is NNSTD(network i, network j), mirrored; diagonal 0."""
+def pair_distances(networks, solver: str = "exact") -> np.ndarray:
+    """(L, N, N) from the kernel alone: entry (i, j), i > j, is NNSTD(network i, network j), mirrored; diagonal 0."""
     prepared = [prepare(n) for n in networks]
     n = len(prepared)
     out = np.zeros((len(prepared[0].masks), n, n))
     for i in range(n):
         for j in range(i):
-            out[:, i, j] = out[:, j, i] = nnstd_prepared(prepared[i], prepared[j])
+            out[:, i, j] = out[:, j, i] = nnstd_prepared(prepared[i], prepared[j], solver=solver)
     return out
 
 
@@ -95,10 +95,16 @@ def write_tile(store, a: int, b: int, block: np.ndarray, done_at: int) -> None:
     store.mark_tile(a, b, done_at)
 
 
-def make_store(path, networks, records, tile: int = 4, compute=True):
-    """A store holding ``networks``; ``compute`` True fills every tile, False none, or a set of (a, b) tiles."""
+def make_store(path, networks, names=None, tile: int | None = 4, compute=True):
+    """A store holding ``networks``, their records ``names`` (default: `records`, net_000, ...).
+
+    ``tile`` None: no results yet (compute chooses the tile). Else results in tiles of ``tile``, and
+    ``compute`` True fills every tile, False none, or a set of (a, b) tiles, from `pair_distances`.
+    """
     store = open_or_create(path, [n.shape for n in networks[0]])
-    store.append(list(zip(records, networks)))
+    store.append(list(zip(records(len(networks)) if names is None else names, networks)))
+    if tile is None:
+        return store
     store.init_results(tile)
     if compute is False:
         return store

@@ -24,8 +24,9 @@ import pytest
 import yaml
 
 from nnstd_dist.sources.formats import load_set_network
-from nnstd_dist.kernel.distance import nnstd
 from nnstd_dist.store.topology_store import TopologyStore
+
+from _populations import pair_distances
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -173,12 +174,7 @@ def _chown_tree(path: Path) -> None:
 
 
 def _kernel_matrix(store: TopologyStore, topo: Path) -> np.ndarray:
-    networks = [load_set_network(topo / name) for name in store.names()]
-    expected = np.zeros((len(networks[0]), len(networks), len(networks)))
-    for i in range(len(networks)):
-        for j in range(i):
-            expected[:, i, j] = expected[:, j, i] = nnstd(networks[i], networks[j])
-    return expected
+    return pair_distances([load_set_network(topo / name) for name in store.names()])
 
 
 def _dashboard_answers(timeout: float, still_running) -> bool:

@@ -18,12 +18,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from nnstd_dist.kernel.distance import nnstd_prepared, prepare
 from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.errors import StoreError
 from _processes import stop_processes
-from _populations import open_or_create
-from nnstd_dist.records import NetworkRecord
+from _populations import make_store, pair_distances
 from nnstd_dist.store.lock import LOCK_FILE
 from nnstd_dist.store.topology_store import TopologyStore
 
@@ -43,18 +41,11 @@ def population():
         + [sp.csr_matrix(np.ones(SHAPES[-1], dtype=bool))]
         for _ in range(N)
     ]
-    prepared = [prepare(net) for net in networks]
-    expected = np.zeros((len(SHAPES), N, N))
-    for i in range(N):
-        for j in range(i):
-            expected[:, i, j] = expected[:, j, i] = nnstd_prepared(prepared[i], prepared[j])
-    return networks, expected
+    return networks, pair_distances(networks)
 
 
 def _store(path: Path, networks) -> Path:
-    store = open_or_create(path, SHAPES)
-    store.append([(NetworkRecord(f"net_{k:03d}"), net) for k, net in enumerate(networks)])
-    return path
+    return make_store(path, networks, tile=None).path
 
 
 def _done_tiles(path: Path) -> int:

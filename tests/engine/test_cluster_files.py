@@ -24,7 +24,8 @@ import yaml
 
 from nnstd_dist.cli.main import COMMANDS, cli
 from nnstd_dist.sources.formats import load_set_network
-from nnstd_dist.kernel.distance import nnstd
+
+from _populations import pair_distances
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -327,10 +328,6 @@ def test_compose_services_compute_the_same_matrix_as_a_local_run(tmp_path):
     store = TopologyStore.open(data / "topos.zarr")
     assert sorted(store.names()) == population.names
     got = store.read_distance()
-    networks = [load_set_network(data / "topo" / name) for name in store.names()]
-    expected = np.zeros_like(got)
-    for i in range(len(networks)):
-        for j in range(i):
-            expected[:, i, j] = expected[:, j, i] = nnstd(networks[i], networks[j])
+    expected = pair_distances([load_set_network(data / "topo" / name) for name in store.names()])
     np.testing.assert_array_equal(got, expected)
     assert np.count_nonzero(expected) > 0  # distinct networks: the comparison is not trivially all zeros

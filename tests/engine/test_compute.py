@@ -22,12 +22,11 @@ from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
 from _processes import stop_processes
-from _populations import open_or_create
+from _populations import make_store, open_or_create, pair_distances
 from nnstd_dist.cli.compute import ProgressBar
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import ClusterError, StoreError
 from nnstd_dist.sources.formats import load_set_network
-from nnstd_dist.kernel.distance import nnstd_prepared, prepare
 from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.engine import run as run_loop
 from nnstd_dist.engine import ClusterSpec, Progress, compute
@@ -51,23 +50,6 @@ def random_networks(n: int, shapes, density: float, seed: int) -> list[list[sp.c
     ]
 
 
-def direct(networks) -> np.ndarray:
-    """The matrix of the issue from the kernel alone: D[:, i, j] = D[:, j, i] = NNSTD(i, j) for i > j."""
-    prepared = [prepare(net) for net in networks]
-    n, n_layers = len(networks), len(networks[0])
-    out = np.zeros((n_layers, n, n))
-    for i in range(n):
-        for j in range(i):
-            out[:, i, j] = out[:, j, i] = nnstd_prepared(prepared[i], prepared[j])
-    return out
-
-
-def make_store(path: Path, networks, shapes) -> Path:
-    store = open_or_create(path, shapes)
-    store.append([(NetworkRecord(f"net_{k:03d}"), net) for k, net in enumerate(networks)])
-    return path
-
-
 def stored(path: Path) -> np.ndarray:
     return TopologyStore.open(path).read_distance()
 
@@ -80,21 +62,21 @@ def client(dask_client):
 @pytest.fixture(scope="module")
 def small():
     networks = random_networks(23, SMALL, 0.15, seed=1)
-    return networks, direct(networks)
+    return networks, pair_distances(networks)
 
 
 @pytest.fixture(scope="module")
 def medium():
     """22 networks, 231 pairs in 21 tiles of 4: a run of a few seconds, long enough to kill things in it."""
     networks = random_networks(22, MEDIUM, 0.02, seed=2)
-    return networks, direct(networks)
+    return networks, pair_distances(networks)
 
 
 # Other tile sizes, down to 1 and up to one tile, run serially without a cluster: test_tasks.py.
 @pytest.mark.parametrize("n, tile", [(23, 4), (23, 7)], ids=["tile4", "tile7"])
 def test_tiled_run_equals_the_kernel(tmp_path, client, small, n, tile):
     networks, expected = small
-    path = make_store(tmp_path / "s.zarr", networks[:n], SMALL)
+    path = make_store(tmp_path / "s.zarr", networks[:n], tile=None).path
     plan, stats = compute(path, tile=tile, client=client)
     assert stats.pairs == n * (n - 1) // 2 and stats.tiles == plan.n_tiles == len(plan)
     np.testing.assert_array_equal(stored(path), expected[:, :n, :n])  # same kernel, same order: bit for bit
@@ -143,7 +125,7 @@ def _disturb_a_busy_worker(path: Path, tile: int, disturb):
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_changes_nothing(tmp_path, medium):
     networks, expected = medium
-    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
 
     def kill(c, busy):
         pid = c.run(os.getpid, workers=[busy])[busy]
@@ -170,7 +152,7 @@ def _done_tiles(path: Path) -> int:
 @pytest.mark.slow
 def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     networks, expected = medium
-    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
     first = subprocess.Popen([NNSTD_DIST, "compute", "--store", str(path), "--tile", "4", "--n-workers", "2", "--quiet"])
     try:
         deadline = time.monotonic() + 120
@@ -198,7 +180,7 @@ def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
 @pytest.mark.slow
 def test_a_real_cluster_from_a_scheduler_file(tmp_path, small):
     networks, expected = small
-    path = make_store(tmp_path / "s.zarr", networks, SMALL)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
     scheduler_file = tmp_path / "scheduler.json"
     procs = [
         subprocess.Popen([DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
@@ -227,7 +209,7 @@ def test_a_real_cluster_from_a_scheduler_file(tmp_path, small):
 @pytest.mark.parametrize("tile", [3, 4, 16], ids=["tile3", "tile4", "tile16"])
 def test_new_networks_cost_only_their_own_pairs(tmp_path, client, small, tile):
     networks, expected = small
-    path = make_store(tmp_path / "s.zarr", networks[:10], SMALL)
+    path = make_store(tmp_path / "s.zarr", networks[:10], tile=None).path
     assert compute(path, tile=tile, client=client)[1].pairs == 45
     TopologyStore.open(path, mode="r+").append([(NetworkRecord(f"net_{k:03d}"), networks[k]) for k in range(10, 15)])
     plan, stats = compute(path, client=client)
@@ -238,7 +220,7 @@ def test_new_networks_cost_only_their_own_pairs(tmp_path, client, small, tile):
 @pytest.mark.slow  # a real second process; store/test_lock checks the refusal of a live holder in-process
 def test_a_second_run_stops_naming_the_first(tmp_path, medium):
     networks, _ = medium
-    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
     first = subprocess.Popen([NNSTD_DIST, "compute", "--store", str(path), "--tile", "4", "--n-workers", "1", "--quiet"])
     try:
         deadline = time.monotonic() + 60
@@ -256,7 +238,7 @@ def test_a_second_run_stops_naming_the_first(tmp_path, medium):
 
 def test_force_takes_a_lock_from_another_host(tmp_path, small):
     networks, expected = small
-    path = make_store(tmp_path / "s.zarr", networks[:6], SMALL)
+    path = make_store(tmp_path / "s.zarr", networks[:6], tile=None).path
     lock = {"host": "node-17", "pid": 4242, "started": "2024-01-01 00:00:00", "command": "nnstd-dist compute --store s.zarr"}
     (path / LOCK_FILE).write_text(json.dumps(lock))
     refused = CliRunner().invoke(cli, ["compute", "--store", str(path), "--n-workers", "1"])
@@ -268,7 +250,7 @@ def test_force_takes_a_lock_from_another_host(tmp_path, small):
 
 
 def test_dry_run_changes_nothing(tmp_path, small):
-    path = make_store(tmp_path / "s.zarr", small[0], SMALL)
+    path = make_store(tmp_path / "s.zarr", small[0], tile=None).path
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--tile", "4", "--n-workers", "2"])
     assert result.exit_code == 0, result.output
     assert "tiles remaining: 21" in result.output and "pairs remaining: 253 of 253" in result.output
@@ -278,7 +260,7 @@ def test_dry_run_changes_nothing(tmp_path, small):
 
 def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
     """Without --tile a few pairs are timed; the tile follows from that timing alone (plan.default_tile) and is printed with it."""
-    path = make_store(tmp_path / "s.zarr", small[0], SMALL)
+    path = make_store(tmp_path / "s.zarr", small[0], tile=None).path
     timed = []
     monkeypatch.setattr(run_loop, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 0.0005, 3))
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "sparse", "--max-layer", "0"])
@@ -294,7 +276,7 @@ def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
 
 
 def test_tile_cannot_change_without_recompute(tmp_path, client, small):
-    path = make_store(tmp_path / "s.zarr", small[0][:8], SMALL)
+    path = make_store(tmp_path / "s.zarr", small[0][:8], tile=None).path
     compute(path, tile=4, client=client)
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--tile", "3"])
     assert result.exit_code == 2 and "tile 4" in result.output and "--recompute" in result.output
@@ -312,13 +294,13 @@ def test_tile_cannot_change_without_recompute(tmp_path, client, small):
     ids=["two-schedulers", "local-option-remote", "missing-scheduler-file"],
 )
 def test_bad_cluster_options_exit_2(tmp_path, small, args, message):
-    path = make_store(tmp_path / "s.zarr", small[0][:3], SMALL)
+    path = make_store(tmp_path / "s.zarr", small[0][:3], tile=None).path
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), *args])
     assert result.exit_code == 2 and message in result.output
 
 
 def test_tile_below_one_is_refused_once_by_the_library_in_option_terms(tmp_path, small):
-    path = make_store(tmp_path / "s.zarr", small[0][:3], SMALL)
+    path = make_store(tmp_path / "s.zarr", small[0][:3], tile=None).path
     result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--tile", "0"])
     assert result.exit_code == 2 and "Error: --tile must be at least 1, got 0" in result.output
     with pytest.raises(StoreError, match="^`tile` must be at least 1, got -2$"):
@@ -377,7 +359,7 @@ def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, 
     from distributed.core import Status
 
     networks, _ = small
-    path = make_store(tmp_path / "s.zarr", networks, SMALL)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
     run_loop.plan_store(TopologyStore.open(path, mode="r+"), 8, False, 2)  # creates the result arrays, tiles of 8
     closing = type("Worker", (), {"status": Status.closing})()
     monkeypatch.setattr(run_loop, "get_worker", lambda: closing)
@@ -391,7 +373,7 @@ def test_a_worker_closed_mid_tile_changes_nothing(tmp_path, medium):
     # A batch job at its time limit closes a worker while it runs a tile: the tile stops between two
     # pairs and runs again elsewhere; the matrix is the same.
     networks, expected = medium
-    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
 
     def close(c, busy):
         c.run(lambda dask_worker: dask_worker.loop.add_callback(dask_worker.close, nanny=False), workers=[busy])

@@ -9,12 +9,12 @@ from click.testing import CliRunner
 
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import StoreError
-from nnstd_dist.kernel.distance import TIE_RULES, nnstd_prepared, prepare
+from nnstd_dist.kernel.distance import TIE_RULES
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore
 
-from _populations import open_or_create
+from _populations import make_store, pair_distances
 
 SHAPES = [(40, 40), (40, 40), (40, 5)]
 
@@ -32,21 +32,7 @@ def networks():
 
 @pytest.fixture
 def store_path(tmp_path, networks):
-    store = open_or_create(tmp_path / "s.zarr", SHAPES)
-    store.append([(NetworkRecord(f"net_{k}"), net) for k, net in enumerate(networks)])
-    return tmp_path / "s.zarr"
-
-
-def direct(networks, **kwargs) -> np.ndarray:
-    prepared = [prepare(net) for net in networks]
-    n = len(prepared)
-    out = np.full((len(SHAPES), n, n), np.nan)
-    for i in range(n):
-        out[:, i, i] = 0.0
-        for j in range(i):
-            d = nnstd_prepared(prepared[i], prepared[j], **kwargs)
-            out[: len(d), i, j] = out[: len(d), j, i] = d
-    return out
+    return make_store(tmp_path / "s.zarr", networks, [NetworkRecord(f"net_{k}") for k in range(len(networks))], tile=None).path
 
 
 def run(*args):
@@ -58,8 +44,8 @@ def test_sparse_run_equals_the_sparse_kernel_and_is_recorded(store_path, network
     store = TopologyStore.open(store_path)
     assert (store.solver, store.tie_rule, store.max_layer) == ("sparse", TIE_RULES["sparse"], None)
     got = store.read_distance()
-    np.testing.assert_array_equal(got, direct(networks, solver="sparse"))
-    np.testing.assert_allclose(got[0], direct(networks)[0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got, pair_distances(networks, solver="sparse"))
+    np.testing.assert_allclose(got[0], pair_distances(networks)[0], rtol=0, atol=1e-12)
 
 
 def test_one_matrix_never_mixes_solvers(store_path, client):
@@ -93,7 +79,7 @@ def test_max_layer(store_path, networks, client, tmp_path):
     compute(store_path, tile=4, client=client, max_layer=0)
     store = TopologyStore.open(store_path)
     assert store.max_layer == 0
-    np.testing.assert_array_equal(store.read_distance([0]), direct(networks)[:1])
+    np.testing.assert_array_equal(store.read_distance([0]), pair_distances(networks)[:1])
     assert np.isnan(store._group["distance"][1:]).all()  # nothing beyond layer 0 was written
     with pytest.raises(StoreError, match="layer 1 was not computed") as refused:
         store.read_distance([1])
@@ -142,4 +128,4 @@ def test_a_bounded_window_of_tiles_in_flight(store_path, networks, client, monke
     assert len(plan) == stats.tiles == 45 and [t for t, _ in seen] == list(range(46))
     # the window, plus finished tiles the scheduler has not forgotten yet (it releases them asynchronously)
     assert max(known for _, known in seen) <= 3 + 2  # all at once, this would be 45
-    np.testing.assert_array_equal(TopologyStore.open(store_path).read_distance(), direct(networks))
+    np.testing.assert_array_equal(TopologyStore.open(store_path).read_distance(), pair_distances(networks))

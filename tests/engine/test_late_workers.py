@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _processes import stop_processes
-from _populations import open_or_create, pair_distances, runs_population
+from _populations import make_store, pair_distances, runs_population
 from distributed import Client
 
 from nnstd_dist.engine import compute
@@ -55,7 +55,7 @@ def scheduler(tmp_path):
 def population(tmp_path):
     networks, records = runs_population(3, [0, 10, 20, 30], seed=16)
     path = tmp_path / "store" / "topos.zarr"
-    open_or_create(path, [m.shape for m in networks[0]]).append(list(zip(records, networks)))
+    make_store(path, networks, records, tile=None)
     return path, pair_distances(networks)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import dask.config
 import numpy as np
 import pytest
-from _populations import open_or_create, pair_distances, runs_population
+from _populations import make_store, pair_distances, runs_population
 from _slurm import SlurmCluster, SlurmUnavailable
 from click.testing import CliRunner
 from distributed import Client
@@ -75,7 +75,7 @@ def population(tmp_path):
     """12 networks (66 pairs) in a store, and their distances from the kernel."""
     networks, records = runs_population(3, [0, 10, 20, 30], seed=14)
     path = tmp_path / "topos.zarr"
-    open_or_create(path, [m.shape for m in networks[0]]).append(list(zip(records, networks)))
+    make_store(path, networks, records, tile=None)
     return path, pair_distances(networks)
 
 

@@ -15,11 +15,10 @@ from _populations import open_or_create
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import InputError
 from nnstd_dist.views.export import export
-from nnstd_dist.kernel.distance import nnstd
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store.topology_store import TopologyStore
 
-from _populations import make_store, runs_population
+from _populations import make_store, pair_distances, runs_population
 
 SHAPES = [(30, 30), (30, 4)]
 NAMES = ["run 0/epoch_000", "run,1/epoch_000", "ŵ2/epoch_010", "net-3", "net-4"]  # a comma and a non-ASCII name
@@ -31,12 +30,7 @@ def networks(seed: int = 0):
 
 
 def expected_matrix() -> np.ndarray:
-    nets = networks()
-    out = np.zeros((2, len(nets), len(nets)))
-    for i in range(len(nets)):
-        for j in range(i):
-            out[:, i, j] = out[:, j, i] = nnstd(nets[i], nets[j])
-    return out
+    return pair_distances(networks())
 
 
 def filled_store(path: Path, done: str = "all") -> Path:

@@ -12,8 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from nnstd_dist.cli.main import cli
-from nnstd_dist.kernel.distance import nnstd
-from _populations import make_store
+from _populations import make_store, pair_distances
 from nnstd_dist.records import NetworkRecord
 
 SHAPES = [(24, 24), (24, 3)]
@@ -39,13 +38,7 @@ def store(tmp_path_factory):
 
 
 def expected(layer: int) -> np.ndarray:
-    _, nets = population()
-    n = len(nets)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i):
-            out[i, j] = out[j, i] = nnstd(nets[i], nets[j])[layer]
-    return out
+    return pair_distances(population()[1])[layer]
 
 
 def run_export(store: Path, out: Path, *args: str) -> None:
