@@ -89,6 +89,17 @@ def open_or_create(path, shapes):
     return TopologyStore.create(path, shapes)
 
 
+def done_tiles(path) -> int:
+    """How many tiles of the store at ``path`` are marked done; 0 before a run has created its result arrays."""
+    from nnstd_dist.errors import StoreError
+    from nnstd_dist.store.topology_store import TopologyStore
+
+    try:
+        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
+    except (StoreError, KeyError):  # the run has not created its result arrays yet
+        return 0
+
+
 def write_tile(store, a: int, b: int, block: np.ndarray, done_at: int) -> None:
     """Write tile (a, b)'s block (and mirror) as a task does, then mark it done at ``done_at``."""
     store.write_block(extent(a, store.tile, store.n_networks), extent(b, store.tile, store.n_networks), block)

@@ -19,9 +19,8 @@ import pytest
 import scipy.sparse as sp
 
 from nnstd_dist.engine.plan import make_plan
-from nnstd_dist.errors import StoreError
 from _processes import stop_processes
-from _populations import make_store, pair_distances
+from _populations import done_tiles, make_store, pair_distances
 from nnstd_dist.store.lock import LOCK_FILE
 from nnstd_dist.store.topology_store import TopologyStore
 
@@ -48,20 +47,13 @@ def _store(path: Path, networks) -> Path:
     return make_store(path, networks, tile=None).path
 
 
-def _done_tiles(path: Path) -> int:
-    try:
-        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
-    except (StoreError, KeyError):  # result arrays not created yet
-        return 0
-
-
 def _interrupt(path: Path, sig: int, whole_group: bool, *extra: str) -> subprocess.CompletedProcess:
     """Start compute in its own process group, wait for its first tile, send ``sig``, collect what it printed."""
     command = [str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--tile", "4", *extra]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while _done_tiles(path) < 1:
+        while done_tiles(path) < 1:
             assert proc.poll() is None and time.monotonic() < deadline, "compute ended before it could be interrupted"
             time.sleep(0.02)
         os.killpg(proc.pid, sig) if whole_group else proc.send_signal(sig)

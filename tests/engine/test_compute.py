@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from distributed import Client, LocalCluster
 
 from _processes import stop_processes
-from _populations import make_store, open_or_create, pair_distances
+from _populations import done_tiles, make_store, open_or_create, pair_distances
 from nnstd_dist.cli.compute import ProgressBar
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import ClusterError, StoreError
@@ -142,13 +142,6 @@ def _children(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def _done_tiles(path: Path) -> int:
-    try:
-        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
-    except (StoreError, KeyError):  # the run has not created its result arrays yet
-        return 0
-
-
 @pytest.mark.slow
 def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     networks, expected = medium
@@ -156,7 +149,7 @@ def test_a_killed_run_resumes_with_only_the_missing_pairs(tmp_path, medium):
     first = subprocess.Popen([NNSTD_DIST, "compute", "--store", str(path), "--tile", "4", "--n-workers", "2", "--quiet"])
     try:
         deadline = time.monotonic() + 120
-        while _done_tiles(path) < 1:
+        while done_tiles(path) < 1:
             assert first.poll() is None and time.monotonic() < deadline, "compute ended before it could be killed"
             time.sleep(0.02)
         workers = _children(first.pid)
