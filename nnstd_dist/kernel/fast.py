@@ -1,0 +1,195 @@
+"""NNSTD's ``fast`` solver: each layer's matching is a canonical, label-free choice among its optimal matchings.
+
+Notation as in distance.py: for layer k, C(i, j) = |N_A(i) ^ N_B(j)| / |N_A(i) | N_B(j)| (0 when both
+sets are empty) after B's input rows are put in A's order by layer k-1's matching pi_{k-1}; the layer's
+distance is min_pi sum_i C(i, pi(i)) / n. Exact mode takes the pi that scipy's dense solver happens to
+return. When the minimum is attained by several pi -- always, on real networks: empty neurons, and
+neurons with one input set, are interchangeable for layer k -- that choice decides layer k+1's rows,
+so exact mode's deeper layers depend on the neurons' numbering: NNSTD(A, P.A) > 0 for a relabelled
+copy P.A of A (0.03-0.07 in layers 1-2 of the paper's networks). Here the choice is a function of the
+two networks' graphs alone:
+
+1. **Primary: the optimum, in exact integers.** K(i, j) = rint(C(i, j) * 2^42) on the pairs that share
+   inputs (C < 1 exactly there; C = 1 elsewhere, except C = 0 between two empty neurons). A matching M
+   of such pairs leaves the other neurons to be paired at cost 1 (or 0, empty with empty), so
+   min_pi sum C = min_M [sum_M C + #unmatched pairs], solved as an assignment on the square 2n x 2n graph
+   [pairs | A's dummies; B's dummies | pairs transposed] (dummy edges K = 2^41: an unmatched pair costs
+   2^42, i.e. 1). Any solver in ``FAST_ALGORITHMS`` returns an optimal matching with integer duals
+   (u, v); by complementary slackness the optimal matchings are exactly the perfect matchings of the
+   tight subgraph T = {K - u - v = 0}, for *any* optimal duals -- so what follows does not depend on
+   which solver, or which optimal duals, found the optimum.
+2. **Secondary: colours.** Every neuron has a colour from colour refinement of its own network
+   (colours.py: inputs and outputs keep their index as label, hidden neurons are refined from the
+   multisets of their in- and out-neighbours' colours, so a colour names what a neuron connects to
+   further on, not its index). The colours of layer k of A and B are ranked together by (in-degree,
+   out-degree, colour) -- equal rank iff equal key. Among the perfect matchings of T, take the one
+   minimising sum_M [(r_A(i) - r_B(j))^2 * U + h(c_A(i), c_B(j))], 0 on dummy edges, with h a 64-bit
+   hash reduced mod H and U = 2n * H, so that the squared rank distance decides first and the hash only
+   breaks its ties. (r_A - r_B)^2 is strictly Monge: swapping the partners of two pairs costs
+   2 (r_A1 - r_A2)(r_B1 - r_B2), zero only when two ranks are equal; so on a relabelled copy the neurons
+   of equal colour are paired, and between different networks neurons of close degrees and colours are.
+   H shrinks with n so that every sum fits int64 (H = 1, no hash, from about n = 60,000).
+3. **Leftovers.** Neurons that M leaves unmatched (cost 1 with any unmatched partner, 0 empty with empty)
+   are paired in sorted order of (has inputs, rank): empty neurons first, so the most empty pairs cost 0,
+   then by rank, the Monge optimum of the squared rank distance.
+4. **Twins.** Neurons of one network with equal colours tie in steps 2-3. They are interchangeable
+   whenever refinement separates every non-interchangeable pair (an automorphism fixing inputs and
+   outputs swaps them, so no value can depend on how they are paired); colour refinement does so on
+   all but special (e.g. regular) structures, and that is where the invariance below rests on an
+   assumption. Only to give every algorithm the same bits, such ties are then broken by a third
+   objective (a hash of the two indices) on the tight subgraph of step 2, and leftovers by index.
+
+The layer's value is math.fsum of the chosen pairs' float64 C (the same division as exact mode), /n:
+bits independent of summation order. Consequences: NNSTD(A, P.B) = NNSTD(A, B) and NNSTD(P.A, B) =
+NNSTD(A, B) for any relabelling P of hidden neurons (columns of layer k with the rows, or row blocks,
+of layer k+1), so NNSTD(A, P.A) = 0 in every layer; identity gives 0; values lie in [0, 1]; layer 0's
+optimum is exact mode's within n * 2^-43 summed, 2^-43 per neuron (<< 1e-12). Deeper layers are not
+the paper's numbers: they use a different (canonical) optimal matching of the layer before.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from . import fast_graph as graph
+from .colours import refine
+from .fast_jv import duals_of, solve, tight_subgraph
+
+__all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "pick_algorithm"]
+
+# Stores record it with fast results: raise it whenever the rule above can change a value.
+RULE_VERSION = 1
+FAST_ALGORITHMS = ("jv", "lapjvsp")  # "auto" (the default) picks one per layer: pick_algorithm
+_LIMIT = 2**60  # every sum of costs along a path stays below this: no int64 overflow in the solver
+
+
+@dataclass(frozen=True)
+class FastLayer:
+    """One layer of one network as the compiled code reads it, built once per network (``fast_layers``)."""
+
+    n_out: int
+    t_ptr: np.ndarray  # A^T as CSR: each output neuron's input rows (int64)
+    t_idx: np.ndarray
+    ptr: np.ndarray  # the mask as CSR: each input row's output neurons (int64)
+    idx: np.ndarray
+    degree: np.ndarray  # in-degrees, float64 (exact counts)
+    key: tuple  # (in-degree, out-degree, colour) of each output neuron: the rank key of step 2
+    twins: bool  # two neurons with inputs share a colour: step 4's third objective is needed
+
+
+def fast_layers(masks, transposed, degrees, blocks=()) -> tuple[FastLayer, ...]:
+    """Every layer's ``FastLayer`` (colour refinement of the whole network included)."""
+    colours = refine(masks, blocks)
+    out = []
+    for k, (m, t, d) in enumerate(zip(masks, transposed, degrees)):
+        colour = colours.colours[k]
+        with_inputs = colour[d > 0]
+        twins = np.unique(with_inputs).size < with_inputs.size
+        key = (colours.in_degrees[k], colours.out_degrees[k], colour)
+        out.append(FastLayer(m.shape[1], t.indptr.astype(np.int64), t.indices.astype(np.int64), m.indptr.astype(np.int64),
+                             m.indices.astype(np.int64), np.asarray(d, np.float64), key, bool(twins)))
+    return tuple(out)
+
+
+def _jv(indptr, indices, cost):
+    row_match, u, v = solve(indptr, indices, cost)
+    return u, v
+
+
+def _lapjvsp(indptr, indices, cost):
+    """scipy's LAPJVsp on the same integer costs (+1: it needs non-zero weights), then duals for its matching."""
+    n = indptr.size - 1
+    weights = csr_array(((cost + 1).astype(np.float64), indices, indptr), shape=(n, n))
+    _, row_match = min_weight_full_bipartite_matching(weights)
+    ok, u, v = duals_of(indptr, indices, cost, row_match.astype(np.int64))
+    if not ok:
+        raise ArithmeticError("LAPJVsp's matching is not optimal on the integer costs")
+    return u, v
+
+
+_PHASE_ONE = {"jv": _jv, "lapjvsp": _lapjvsp}
+
+
+def pick_algorithm(n: int, edges: int) -> str:
+    """The default's choice for a layer of n output neurons and ``edges`` pairs that share inputs."""
+    return "jv"
+
+
+def _ranks(key_a, key_b):
+    """Dense ranks of (in-degree, out-degree, colour) over both networks' neurons, and the number of distinct keys."""
+    degree_in = np.concatenate([key_a[0], key_b[0]])
+    degree_out = np.concatenate([key_a[1], key_b[1]])
+    colour = np.concatenate([key_a[2], key_b[2]])
+    order = np.lexsort((colour, degree_out, degree_in))
+    new = np.ones(order.size, dtype=np.int64)
+    new[1:] = (np.diff(degree_in[order]) != 0) | (np.diff(degree_out[order]) != 0) | (np.diff(colour[order]) != 0)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    n = key_a[0].size
+    return rank[:n], rank[n:], int(rank.max()) + 1
+
+
+def _tie_scale(rows: int, distinct: int) -> tuple[int, int]:
+    """(U, H) of step 2: H a power of two with rows * ((R - 1)^2 + 1) * U < 2^60, U = rows * H; H = U = 1 if none fits."""
+    spread = (distinct - 1) ** 2 + 1
+    room = _LIMIT // (rows * rows * spread)
+    if room < 1:
+        if rows * spread > _LIMIT:
+            raise OverflowError(f"a layer of {rows // 2} neurons is too wide for the fast solver's integer costs")
+        return 1, 1
+    hash_range = 1 << (room.bit_length() - 1)
+    return rows * hash_range, hash_range
+
+
+def _canonical(indptr, indices, cost, u, v, key_a, key_b, twins):
+    """Steps 2 and 4: the row matching chosen among the perfect matchings of the tight subgraph."""
+    rank_a, rank_b, distinct = _ranks(key_a, key_b)
+    sub_ptr, sub_idx, edges = tight_subgraph(indptr, indices, cost, u, v)
+    unit, hash_range = _tie_scale(indptr.size - 1, distinct)
+    tie = graph.tie_costs(indptr, indices, edges, rank_a, rank_b, key_a[2], key_b[2], unit, hash_range)
+    row_match, u2, v2 = solve(sub_ptr, sub_idx, tie)
+    if twins:
+        ptr3, idx3, kept = tight_subgraph(sub_ptr, sub_idx, tie, u2, v2)
+        index_range = 1 << max(0, (_LIMIT // (indptr.size - 1)).bit_length() - 1)
+        ternary = graph.index_costs(indptr, indices, edges[kept], index_range)
+        row_match, _, _ = solve(ptr3, idx3, ternary)
+    return row_match, rank_a, rank_b
+
+
+def _pair_leftovers(order, rank_a, rank_b, empty_a, empty_b):
+    """Step 3: unmatched neurons paired in sorted (has inputs, rank, index) order; returns how many pairs cost 1."""
+    n = order.size
+    free_a = np.flatnonzero(order < 0)
+    if not free_a.size:
+        return 0
+    taken = np.zeros(n, dtype=bool)
+    taken[order[order >= 0]] = True
+    free_b = np.flatnonzero(~taken)
+    free_a = free_a[np.lexsort((free_a, rank_a[free_a], ~empty_a[free_a]))]
+    free_b = free_b[np.lexsort((free_b, rank_b[free_b], ~empty_b[free_b]))]
+    order[free_a] = free_b
+    return int(np.count_nonzero(~(empty_a[free_a] & empty_b[free_b])))
+
+
+def fast_layer(a, b, rowmap: np.ndarray, algorithm: str = "auto") -> tuple[np.ndarray, float]:
+    """(order, distance) of one layer: B's neuron order[i] is matched to A's neuron i.
+
+    ``a``, ``b``: the two networks' ``FastLayer`` views of this layer; ``rowmap[r]``: B's row at A's row r.
+    """
+    n = a.n_out
+    if 2 * n * int(graph.SCALE) > _LIMIT:
+        raise OverflowError(f"a layer of {n} neurons is too wide for the fast solver's integer costs (at most {_LIMIT // 2**43})")
+    e_ptr, e_col, e_count = graph.intersect(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, n)
+    indptr, indices, cost, c = graph.layer_graph(e_ptr, e_col, e_count, a.degree, b.degree)
+    if algorithm == "auto":
+        algorithm = pick_algorithm(n, e_col.size)
+    u, v = _PHASE_ONE[algorithm](indptr, indices, cost)
+    row_match, rank_a, rank_b = _canonical(indptr, indices, cost, u, v, a.key, b.key, a.twins or b.twins)
+    order, paid = graph.matched_costs(indptr, indices, e_ptr, c, row_match)
+    unit_pairs = _pair_leftovers(order, rank_a, rank_b, a.degree == 0, b.degree == 0)
+    return order, math.fsum([*paid.tolist(), float(unit_pairs)]) / n

@@ -1,0 +1,166 @@
+"""The fast solver's per-pair graphs, compiled with numba: shared-input counts, exact integer costs, tie-break costs.
+
+For a layer with A's output neurons i and B's output neurons j (B's input rows already in A's order
+through ``rowmap``: row r of the ordered B is B's row ``rowmap[r]``):
+
+- ``intersect``: I[i, j] = |N_A(i) & N_B(j)| for every pair that shares an input, from A^T (CSR) and B
+  (CSR), in O(sum over A's connections of B's out-degree of that row);
+- ``layer_graph``: the square 2n x 2n graph of the module docstring of ``fast.py`` -- rows: A's
+  neurons, then one dummy row per B neuron; columns: B's neurons, then one dummy column per A neuron --
+  with int64 costs K(i, j) = rint(C(i, j) * 2^42) on the pairs that share inputs, K = 2^41 on every
+  dummy edge (a neuron left unmatched) and 0 between dummies; C is the same float64 division of two
+  integer counts as exact mode's;
+- ``tie_costs`` / ``index_costs``: the secondary and tertiary costs of a tight subgraph's edges.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["SCALE", "HALF", "mix", "intersect", "layer_graph", "tie_costs", "index_costs", "matched_costs"]
+
+SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
+HALF = np.int64(2**41)  # a dummy edge: a neuron left unmatched pays half of C = 1, its partner-to-be the other half
+
+
+@nb.njit(cache=True, inline="always")
+def mix(x):
+    """splitmix64's finaliser: a fixed bijection of uint64 that scatters bits (for hashes of colours)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(cache=True)
+def intersect(at_ptr, at_idx, b_ptr, b_idx, rowmap, n_b):
+    """(e_ptr, e_col, e_count): CSR over A's neurons of the B neurons sharing inputs with each, and I."""
+    n_a = at_ptr.size - 1
+    count = np.zeros(n_b, np.int64)
+    touched = np.empty(n_b, np.int64)
+    cap = max(16, 4 * at_idx.size)
+    e_col, e_count = np.empty(cap, np.int64), np.empty(cap, np.int64)
+    e_ptr = np.zeros(n_a + 1, np.int64)
+    size = 0
+    for i in range(n_a):
+        n_touched = 0
+        for t in range(at_ptr[i], at_ptr[i + 1]):
+            r = rowmap[at_idx[t]]
+            for s in range(b_ptr[r], b_ptr[r + 1]):
+                j = b_idx[s]
+                if count[j] == 0:
+                    touched[n_touched] = j
+                    n_touched += 1
+                count[j] += 1
+        if size + n_touched > cap:
+            cap = max(2 * cap, size + n_touched)
+            e_col, e_count = _grow(e_col, cap, size), _grow(e_count, cap, size)
+        for t in range(n_touched):
+            j = touched[t]
+            e_col[size], e_count[size] = j, count[j]
+            count[j] = 0
+            size += 1
+        e_ptr[i + 1] = size
+    return e_ptr, e_col[:size], e_count[:size]
+
+
+@nb.njit(cache=True)
+def _grow(a, cap, size):
+    out = np.empty(cap, a.dtype)
+    out[:size] = a[:size]
+    return out
+
+
+@nb.njit(cache=True)
+def layer_graph(e_ptr, e_col, e_count, deg_a, deg_b):
+    """(indptr, indices, cost, c): the 2n x 2n graph, and C (float64) per shared-input pair in e's order.
+
+    Row i holds its pairs first (in e's order), then its dummy n + i; row n + j holds column j, then
+    n + i for every i that shares inputs with j (the dummies of a matched pair pair up with each other).
+    """
+    n, m = e_ptr.size - 1, e_col.size
+    c = np.empty(m, np.float64)
+    per_b = np.zeros(n + 1, np.int64)
+    for e in range(m):
+        per_b[e_col[e] + 1] += 1
+    indptr = np.empty(2 * n + 1, np.int64)
+    indptr[0] = 0
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + (e_ptr[i + 1] - e_ptr[i]) + 1
+    for j in range(n):
+        indptr[n + j + 1] = indptr[n + j] + per_b[j + 1] + 1
+    indices, cost = np.empty(indptr[2 * n], np.int64), np.zeros(indptr[2 * n], np.int64)
+    fill = np.empty(n, np.int64)  # next free slot of each dummy row n + j
+    for j in range(n):
+        at = indptr[n + j]
+        indices[at], cost[at] = j, HALF
+        fill[j] = at + 1
+    for i in range(n):
+        at = indptr[i]
+        for e in range(e_ptr[i], e_ptr[i + 1]):
+            j, shared = e_col[e], np.float64(e_count[e])
+            union = deg_a[i] + deg_b[j] - shared
+            c[e] = (union - shared) / union
+            indices[at], cost[at] = j, np.int64(np.rint(c[e] * SCALE))
+            at += 1
+            indices[fill[j]] = n + i
+            fill[j] += 1
+        indices[at], cost[at] = n + i, HALF
+    return indptr, indices, cost, c
+
+
+@nb.njit(cache=True)
+def _rows_of(indptr, edges):
+    rows = np.empty(edges.size, np.int64)
+    i = 0
+    for t in range(edges.size):
+        while indptr[i + 1] <= edges[t]:
+            i += 1
+        rows[t] = i
+    return rows
+
+
+@nb.njit(cache=True)
+def tie_costs(indptr, indices, edges, rank_a, rank_b, colour_a, colour_b, unit, hash_range):
+    """Secondary cost of each given edge (positions, ascending): (rank_a - rank_b)^2 * unit + hash(colours) % hash_range on
+    a pair of real neurons, 0 on a dummy edge."""
+    n = rank_a.size
+    rows = _rows_of(indptr, edges)
+    out = np.zeros(edges.size, np.int64)
+    for t in range(edges.size):
+        i, j = rows[t], indices[edges[t]]
+        if i < n and j < n:
+            d = rank_a[i] - rank_b[j]
+            h = mix(colour_a[i] ^ mix(colour_b[j])) % np.uint64(hash_range)
+            out[t] = d * d * unit + np.int64(h)
+    return out
+
+
+@nb.njit(cache=True)
+def index_costs(indptr, indices, edges, hash_range):
+    """Tertiary cost of each given edge: a hash of the two neurons' indices on a pair of real neurons, 0 on a dummy edge."""
+    n = (indptr.size - 1) // 2
+    rows = _rows_of(indptr, edges)
+    out = np.zeros(edges.size, np.int64)
+    for t in range(edges.size):
+        i, j = rows[t], indices[edges[t]]
+        if i < n and j < n:
+            out[t] = np.int64(mix(np.uint64(i) * np.uint64(n) + np.uint64(j)) % np.uint64(hash_range))
+    return out
+
+
+@nb.njit(cache=True)
+def matched_costs(indptr, indices, e_ptr, c, row_match):
+    """(order, paid): B's neuron matched to each A neuron (-1: left unmatched) and the float64 C of each matched pair."""
+    n = e_ptr.size - 1
+    order = np.full(n, -1, np.int64)
+    paid = np.zeros(n, np.float64)
+    for i in range(n):
+        j = row_match[i]
+        if j < n:
+            order[i] = j
+            for e in range(indptr[i], indptr[i] + e_ptr[i + 1] - e_ptr[i]):
+                if indices[e] == j:
+                    paid[i] = c[e_ptr[i] + e - indptr[i]]
+    return order, paid
