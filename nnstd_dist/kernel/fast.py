@@ -58,14 +58,15 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from . import fast_graph as graph
 from .colours import refine
-from .fast_jv import duals_of, solve, tight_subgraph
+from .fast_jv import duals_of, solve
+from .fast_scc import flexible_part
 
 __all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "pick_algorithm"]
 
 # Stores record it with fast results: raise it whenever the rule above can change a value.
 RULE_VERSION = 1
 FAST_ALGORITHMS = ("jv", "lapjvsp")  # "auto" (the default) picks one per layer: pick_algorithm
-_LIMIT = 2**60  # every sum of costs along a path stays below this: no int64 overflow in the solver
+_LIMIT = 2**62  # 4 x rows x the largest |cost| stays below this: the solver's duals and path sums fit int64
 
 
 @dataclass(frozen=True)
@@ -96,20 +97,18 @@ def fast_layers(masks, transposed, degrees, blocks=()) -> tuple[FastLayer, ...]:
     return tuple(out)
 
 
-def _jv(indptr, indices, cost):
-    row_match, u, v = solve(indptr, indices, cost)
-    return u, v
+def _jv(indptr, indices, cost, n_cols):
+    return solve(indptr, indices, cost, n_cols)
 
 
-def _lapjvsp(indptr, indices, cost):
+def _lapjvsp(indptr, indices, cost, n_cols):
     """scipy's LAPJVsp on the same integer costs (+1: it needs non-zero weights), then duals for its matching."""
-    n = indptr.size - 1
-    weights = csr_array(((cost + 1).astype(np.float64), indices, indptr), shape=(n, n))
-    _, row_match = min_weight_full_bipartite_matching(weights)
-    ok, u, v = duals_of(indptr, indices, cost, row_match.astype(np.int64))
+    weights = csr_array(((cost + 1).astype(np.float64), indices, indptr), shape=(indptr.size - 1, n_cols))
+    row_match = min_weight_full_bipartite_matching(weights)[1].astype(np.int64)
+    ok, u, v = duals_of(indptr, indices, cost, row_match, n_cols)
     if not ok:
         raise ArithmeticError("LAPJVsp's matching is not optimal on the integer costs")
-    return u, v
+    return row_match, u, v
 
 
 _PHASE_ONE = {"jv": _jv, "lapjvsp": _lapjvsp}
@@ -121,7 +120,7 @@ def pick_algorithm(n: int, edges: int) -> str:
 
 
 def _ranks(key_a, key_b):
-    """Dense ranks of (in-degree, out-degree, colour) over both networks' neurons, and the number of distinct keys."""
+    """Dense ranks of (in-degree, out-degree, colour) over both networks' neurons."""
     degree_in = np.concatenate([key_a[0], key_b[0]])
     degree_out = np.concatenate([key_a[1], key_b[1]])
     colour = np.concatenate([key_a[2], key_b[2]])
@@ -131,34 +130,73 @@ def _ranks(key_a, key_b):
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.cumsum(new) - 1
     n = key_a[0].size
-    return rank[:n], rank[n:], int(rank.max()) + 1
+    return rank[:n], rank[n:]
 
 
-def _tie_scale(rows: int, distinct: int) -> tuple[int, int]:
-    """(U, H) of step 2: H a power of two with rows * ((R - 1)^2 + 1) * U < 2^60, U = rows * H; H = U = 1 if none fits."""
-    spread = (distinct - 1) ** 2 + 1
-    room = _LIMIT // (rows * rows * spread)
-    if room < 1:
-        if rows * spread > _LIMIT:
-            raise OverflowError(f"a layer of {rows // 2} neurons is too wide for the fast solver's integer costs")
-        return 1, 1
-    hash_range = 1 << (room.bit_length() - 1)
-    return rows * hash_range, hash_range
+class _Layer:
+    """One layer's full graph and keys, and the tie-break objectives of steps 2-4 as costs of its edges."""
+
+    def __init__(self, indptr, indices, rank_a, rank_b, colour_a, colour_b):
+        self.indptr, self.indices = indptr, indices
+        self.rank_a, self.rank_b, self.colour_a, self.colour_b = rank_a, rank_b, colour_a, colour_b
+
+    def rank_costs(self, edges):
+        """(r_A - r_B)^2, the ranks renumbered densely among the neurons these edges touch (0 on exits)."""
+        n = self.rank_a.size
+        rows, cols = graph.rows_of(self.indptr, edges), self.indices[edges]
+        real = cols < n
+        _, dense = np.unique(np.concatenate([self.rank_a[rows[real]], self.rank_b[cols[real]]]), return_inverse=True)
+        rank_a, rank_b = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        rank_a[rows[real]], rank_b[cols[real]] = dense[: real.sum()], dense[real.sum():]
+        return graph.tie_costs(self.indptr, self.indices, edges, rank_a, rank_b, self.colour_a, self.colour_b, 1, 0)
+
+    def colour_costs(self, edges):
+        return graph.tie_costs(self.indptr, self.indices, edges, self.rank_a, self.rank_b, self.colour_a, self.colour_b, 0, _HASH)
+
+    def index_costs(self, edges):
+        return graph.index_costs(self.indptr, self.indices, edges, _HASH)
 
 
-def _canonical(indptr, indices, cost, u, v, key_a, key_b, twins):
-    """Steps 2 and 4: the row matching chosen among the perfect matchings of the tight subgraph."""
-    rank_a, rank_b, distinct = _ranks(key_a, key_b)
-    sub_ptr, sub_idx, edges = tight_subgraph(indptr, indices, cost, u, v)
-    unit, hash_range = _tie_scale(indptr.size - 1, distinct)
-    tie = graph.tie_costs(indptr, indices, edges, rank_a, rank_b, key_a[2], key_b[2], unit, hash_range)
-    row_match, u2, v2 = solve(sub_ptr, sub_idx, tie)
-    if twins:
-        ptr3, idx3, kept = tight_subgraph(sub_ptr, sub_idx, tie, u2, v2)
-        index_range = 1 << max(0, (_LIMIT // (indptr.size - 1)).bit_length() - 1)
-        ternary = graph.index_costs(indptr, indices, edges[kept], index_range)
-        row_match, _, _ = solve(ptr3, idx3, ternary)
-    return row_match, rank_a, rank_b
+_HASH = 2**40  # range of the hashes that break the remaining ties
+
+
+def _narrow(problem, objective):
+    """Among the optimal matchings of ``problem``, one that minimises ``objective``; returns the narrowed problem.
+
+    problem = (indptr, indices, cost, n_cols, u, v, row_match, rows, edges): a graph over compact ids, its optimum
+    and duals, and its rows' and edges' ids in the full layer graph."""
+    indptr, indices, cost, n_cols, u, v, row_match, rows, edges = problem
+    sub_rows, cols, sub_ptr, sub_idx, kept, must = flexible_part(indptr, indices, cost, u, v, row_match, n_cols)
+    if not sub_rows.size:
+        return None
+    full_edges = edges[kept]
+    costs = objective(full_edges)
+    if must.any():  # columns every optimal matching covers: a bonus larger than any sum of costs keeps them covered
+        costs = costs - (int(costs.max()) * sub_rows.size + 1) * must[sub_idx]
+    if int(np.abs(costs).max()) * (sub_rows.size + 1) * 4 >= _LIMIT:
+        raise OverflowError(f"{sub_rows.size} tied neurons: too many for the fast solver's integer tie-break costs")
+    sub_match, u2, v2 = solve(sub_ptr, sub_idx, costs, cols.size)
+    return sub_ptr, sub_idx, costs, cols.size, u2, v2, sub_match, rows[sub_rows], full_edges, cols
+
+
+def _canonical(indptr, indices, cost, duals, row_match, layer: _Layer, twins: bool):
+    """Steps 2 and 4: the matching chosen among the optimal ones, objective after objective on what stays tied."""
+    problem = (indptr, indices, cost, 2 * (indptr.size - 1), *duals, row_match, np.arange(indptr.size - 1), np.arange(indices.size))
+    row_match = row_match.copy()
+    objectives = [layer.rank_costs, layer.colour_costs] + ([layer.index_costs] if twins else [])
+    for objective in objectives:
+        narrowed = _narrow(problem, objective)
+        if narrowed is None:
+            break
+        *problem, cols = narrowed
+        _, _, _, _, _, _, sub_match, rows, full_edges = problem
+        row_match[rows] = indices[full_edges[_taken(problem[0], sub_match, problem[1])]]
+    return row_match
+
+
+def _taken(sub_ptr, sub_match, sub_idx):
+    """Position (in the sub-problem's edge list) of each row's matched edge."""
+    return graph.matched_edge(sub_ptr, sub_idx, sub_match)
 
 
 def _pair_leftovers(order, rank_a, rank_b, empty_a, empty_b):
@@ -182,14 +220,16 @@ def fast_layer(a, b, rowmap: np.ndarray, algorithm: str = "auto") -> tuple[np.nd
     ``a``, ``b``: the two networks' ``FastLayer`` views of this layer; ``rowmap[r]``: B's row at A's row r.
     """
     n = a.n_out
-    if 2 * n * int(graph.SCALE) > _LIMIT:
-        raise OverflowError(f"a layer of {n} neurons is too wide for the fast solver's integer costs (at most {_LIMIT // 2**43})")
+    if n * int(graph.EXIT) * 4 > _LIMIT:
+        raise OverflowError(f"a layer of {n} neurons is too wide for the fast solver's integer costs (at most {_LIMIT // 2**44:,})")
     e_ptr, e_col, e_count = graph.intersect(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, n)
     indptr, indices, cost, c = graph.layer_graph(e_ptr, e_col, e_count, a.degree, b.degree)
     if algorithm == "auto":
         algorithm = pick_algorithm(n, e_col.size)
-    u, v = _PHASE_ONE[algorithm](indptr, indices, cost)
-    row_match, rank_a, rank_b = _canonical(indptr, indices, cost, u, v, a.key, b.key, a.twins or b.twins)
+    row_match, u, v = _PHASE_ONE[algorithm](indptr, indices, cost, 2 * n)
+    rank_a, rank_b = _ranks(a.key, b.key)
+    layer = _Layer(indptr, indices, rank_a, rank_b, a.key[2], b.key[2])
+    row_match = _canonical(indptr, indices, cost, (u, v), row_match, layer, a.twins or b.twins)
     order, paid = graph.matched_costs(indptr, indices, e_ptr, c, row_match)
     unit_pairs = _pair_leftovers(order, rank_a, rank_b, a.degree == 0, b.degree == 0)
     return order, math.fsum([*paid.tolist(), float(unit_pairs)]) / n

@@ -5,11 +5,10 @@ through ``rowmap``: row r of the ordered B is B's row ``rowmap[r]``):
 
 - ``intersect``: I[i, j] = |N_A(i) & N_B(j)| for every pair that shares an input, from A^T (CSR) and B
   (CSR), in O(sum over A's connections of B's out-degree of that row);
-- ``layer_graph``: the square 2n x 2n graph of the module docstring of ``fast.py`` -- rows: A's
-  neurons, then one dummy row per B neuron; columns: B's neurons, then one dummy column per A neuron --
-  with int64 costs K(i, j) = rint(C(i, j) * 2^42) on the pairs that share inputs, K = 2^41 on every
-  dummy edge (a neuron left unmatched) and 0 between dummies; C is the same float64 division of two
-  integer counts as exact mode's;
+- ``layer_graph``: the n x 2n graph of ``fast.py``'s docstring -- rows: A's neurons; columns: B's
+  neurons, then one private exit per A neuron -- with int64 costs K(i, j) = rint(C(i, j) * 2^42) on the
+  pairs that share inputs and K = 2^42 on each exit (left unmatched: C = 1 with its eventual partner);
+  C is the same float64 division of two integer counts as exact mode's;
 - ``tie_costs`` / ``index_costs``: the secondary and tertiary costs of a tight subgraph's edges.
 """
 
@@ -18,10 +17,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "HALF", "mix", "intersect", "layer_graph", "tie_costs", "index_costs", "matched_costs"]
+__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "tie_costs", "index_costs", "matched_costs", "matched_edge", "rows_of"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
-HALF = np.int64(2**41)  # a dummy edge: a neuron left unmatched pays half of C = 1, its partner-to-be the other half
+EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
 
 
 @nb.njit(cache=True, inline="always")
@@ -74,28 +73,13 @@ def _grow(a, cap, size):
 
 @nb.njit(cache=True)
 def layer_graph(e_ptr, e_col, e_count, deg_a, deg_b):
-    """(indptr, indices, cost, c): the 2n x 2n graph, and C (float64) per shared-input pair in e's order.
+    """(indptr, indices, cost, c): the n x 2n graph, and C (float64) per shared-input pair in e's order.
 
-    Row i holds its pairs first (in e's order), then its dummy n + i; row n + j holds column j, then
-    n + i for every i that shares inputs with j (the dummies of a matched pair pair up with each other).
-    """
+    Row i holds its pairs first (in e's order), then its exit, column n + i, at K = 2^42 (C = 1)."""
     n, m = e_ptr.size - 1, e_col.size
     c = np.empty(m, np.float64)
-    per_b = np.zeros(n + 1, np.int64)
-    for e in range(m):
-        per_b[e_col[e] + 1] += 1
-    indptr = np.empty(2 * n + 1, np.int64)
-    indptr[0] = 0
-    for i in range(n):
-        indptr[i + 1] = indptr[i] + (e_ptr[i + 1] - e_ptr[i]) + 1
-    for j in range(n):
-        indptr[n + j + 1] = indptr[n + j] + per_b[j + 1] + 1
-    indices, cost = np.empty(indptr[2 * n], np.int64), np.zeros(indptr[2 * n], np.int64)
-    fill = np.empty(n, np.int64)  # next free slot of each dummy row n + j
-    for j in range(n):
-        at = indptr[n + j]
-        indices[at], cost[at] = j, HALF
-        fill[j] = at + 1
+    indptr = e_ptr + np.arange(n + 1)
+    indices, cost = np.empty(m + n, np.int64), np.empty(m + n, np.int64)
     for i in range(n):
         at = indptr[i]
         for e in range(e_ptr[i], e_ptr[i + 1]):
@@ -104,14 +88,12 @@ def layer_graph(e_ptr, e_col, e_count, deg_a, deg_b):
             c[e] = (union - shared) / union
             indices[at], cost[at] = j, np.int64(np.rint(c[e] * SCALE))
             at += 1
-            indices[fill[j]] = n + i
-            fill[j] += 1
-        indices[at], cost[at] = n + i, HALF
+        indices[at], cost[at] = n + i, EXIT
     return indptr, indices, cost, c
 
 
 @nb.njit(cache=True)
-def _rows_of(indptr, edges):
+def rows_of(indptr, edges):
     rows = np.empty(edges.size, np.int64)
     i = 0
     for t in range(edges.size):
@@ -124,28 +106,29 @@ def _rows_of(indptr, edges):
 @nb.njit(cache=True)
 def tie_costs(indptr, indices, edges, rank_a, rank_b, colour_a, colour_b, unit, hash_range):
     """Secondary cost of each given edge (positions, ascending): (rank_a - rank_b)^2 * unit + hash(colours) % hash_range on
-    a pair of real neurons, 0 on a dummy edge."""
-    n = rank_a.size
-    rows = _rows_of(indptr, edges)
+    a pair of real neurons, 0 on an exit."""
+    n = rank_a.size  # columns >= n are exits
+    rows = rows_of(indptr, edges)
     out = np.zeros(edges.size, np.int64)
     for t in range(edges.size):
         i, j = rows[t], indices[edges[t]]
-        if i < n and j < n:
+        if j < n:
             d = rank_a[i] - rank_b[j]
-            h = mix(colour_a[i] ^ mix(colour_b[j])) % np.uint64(hash_range)
-            out[t] = d * d * unit + np.int64(h)
+            out[t] = d * d * unit
+            if hash_range > 0:
+                out[t] += np.int64(mix(colour_a[i] ^ mix(colour_b[j])) % np.uint64(hash_range))
     return out
 
 
 @nb.njit(cache=True)
 def index_costs(indptr, indices, edges, hash_range):
-    """Tertiary cost of each given edge: a hash of the two neurons' indices on a pair of real neurons, 0 on a dummy edge."""
-    n = (indptr.size - 1) // 2
-    rows = _rows_of(indptr, edges)
+    """Tertiary cost of each given edge: a hash of the two neurons' indices on a pair of real neurons, 0 on an exit."""
+    n = indptr.size - 1
+    rows = rows_of(indptr, edges)
     out = np.zeros(edges.size, np.int64)
     for t in range(edges.size):
         i, j = rows[t], indices[edges[t]]
-        if i < n and j < n:
+        if j < n:
             out[t] = np.int64(mix(np.uint64(i) * np.uint64(n) + np.uint64(j)) % np.uint64(hash_range))
     return out
 
@@ -164,3 +147,15 @@ def matched_costs(indptr, indices, e_ptr, c, row_match):
                 if indices[e] == j:
                     paid[i] = c[e_ptr[i] + e - indptr[i]]
     return order, paid
+
+
+@nb.njit(cache=True)
+def matched_edge(indptr, indices, row_match):
+    """Position of each row's matched edge."""
+    n = indptr.size - 1
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            if indices[e] == row_match[i]:
+                out[i] = e
+    return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["solve", "duals_of", "tight_subgraph"]
+__all__ = ["solve", "duals_of"]
 
 INF = np.int64(2**62)
 
@@ -62,23 +62,17 @@ def _pop(heap_d, heap_j, size):
 
 
 @nb.njit(cache=True)
-def _greedy_start(indptr, indices, cost, u, v, row_match, col_match):
-    """Column reduction and one greedy pass; returns the rows left free."""
+def _greedy_start(indptr, indices, cost, u, row_match, col_match):
+    """Every row at its cheapest edge (v = 0), taking that column if it is free; returns the rows left free."""
     n = indptr.size - 1
-    v[:] = INF
-    for i in range(n):
-        for e in range(indptr[i], indptr[i + 1]):
-            if cost[e] < v[indices[e]]:
-                v[indices[e]] = cost[e]
     free = np.empty(n, np.int64)
     n_free = 0
     for i in range(n):
         best, pick = INF, -1
         for e in range(indptr[i], indptr[i + 1]):
             j = indices[e]
-            r = cost[e] - v[j]
-            if r < best or (r == best and pick >= 0 and col_match[pick] >= 0 and col_match[j] < 0):
-                best, pick = r, j
+            if cost[e] < best or (cost[e] == best and col_match[pick] >= 0 and col_match[j] < 0):
+                best, pick = cost[e], j
         u[i] = best
         if pick >= 0 and col_match[pick] < 0:
             row_match[i], col_match[pick] = pick, i
@@ -145,42 +139,48 @@ def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, do
 
 
 @nb.njit(cache=True)
-def solve(indptr, indices, cost):
-    """Optimal perfect matching and exact integer duals of a square sparse graph (see the module docstring)."""
+def solve(indptr, indices, cost, n_cols):
+    """Optimal matching of every row and exact integer duals of a sparse graph with n_rows <= n_cols (module docstring)."""
     n = indptr.size - 1
-    u, v = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    row_match, col_match = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-    free = _greedy_start(indptr, indices, cost, u, v, row_match, col_match)
-    dist, done, pred = np.full(n, INF), np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-    heap_d, heap_j = np.empty(indices.size + n, np.int64), np.empty(indices.size + n, np.int64)
-    seen = np.empty(n, np.int64)
+    u, v = np.zeros(n, np.int64), np.zeros(n_cols, np.int64)
+    row_match, col_match = np.full(n, -1, np.int64), np.full(n_cols, -1, np.int64)
+    free = _greedy_start(indptr, indices, cost, u, row_match, col_match)
+    dist, done, pred = np.full(n_cols, INF), np.full(n_cols, -1, np.int64), np.full(n_cols, -1, np.int64)
+    heap_d, heap_j = np.empty(indices.size + 1, np.int64), np.empty(indices.size + 1, np.int64)
+    seen = np.empty(n_cols, np.int64)
     for r in free:
         _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, done, pred, heap_d, heap_j, seen)
     return row_match, u, v
 
 
 @nb.njit(cache=True)
-def duals_of(indptr, indices, cost, row_match):
-    """(ok, u, v): duals for a perfect matching, by shortest paths in its residual graph; ok False if it is not optimal.
+def duals_of(indptr, indices, cost, row_match, n_cols):
+    """(ok, u, v): duals for a matching of every row, by shortest paths in its residual graph; ok False if not optimal.
 
     Node = column. An edge (i, j) of row i, matched to m = row_match[i], gives the arc m -> j of length
-    c(i, j) - c(i, m); v = the distances from a virtual source joined to every column at 0, u[i] = c(i, m) - v[m].
+    c(i, j) - c(i, m); v = the distances from a virtual source joined to every column at 0 (so v <= 0, and
+    v = 0 on the free columns, which have no arcs out), u[i] = c(i, m) - v[m].
     """
     n = indptr.size - 1
-    owner = np.empty(n, np.int64)  # owner[m] = the row matched to column m
+    owner = np.full(n_cols, -1, np.int64)
     paid = np.empty(n, np.int64)
     for i in range(n):
         owner[row_match[i]] = i
         for e in range(indptr[i], indptr[i + 1]):
             if indices[e] == row_match[i]:
                 paid[i] = cost[e]
-    v = np.zeros(n, np.int64)
-    queue = np.arange(n).astype(np.int64)
-    queued = np.ones(n, np.bool_)
-    head, count, relaxations, limit = 0, n, 0, np.int64(n) * (indices.size + 1)
+    v = np.zeros(n_cols, np.int64)
+    queue = np.empty(n_cols, np.int64)
+    queued = np.zeros(n_cols, np.bool_)
+    count = 0
+    for m in range(n_cols):
+        if owner[m] >= 0:
+            queue[count], queued[m] = m, True
+            count += 1
+    head, relaxations, limit = 0, 0, np.int64(n_cols) * (indices.size + 1)
     while count > 0:
         m = queue[head]
-        head = (head + 1) % n
+        head = (head + 1) % n_cols
         count -= 1
         queued[m] = False
         i = owner[m]
@@ -190,30 +190,13 @@ def duals_of(indptr, indices, cost, row_match):
             if d < v[j]:
                 v[j] = d
                 relaxations += 1
-                if relaxations > limit:  # a negative cycle: the matching is not optimal
-                    return False, v, v
+                if relaxations > limit or owner[j] < 0:  # a negative cycle, or a cheaper free column: not optimal
+                    return False, paid, v
                 if not queued[j]:
-                    queue[(head + count) % n] = j
+                    queue[(head + count) % n_cols] = j
                     queued[j] = True
                     count += 1
     u = np.empty(n, np.int64)
     for i in range(n):
         u[i] = paid[i] - v[row_match[i]]
     return True, u, v
-
-
-@nb.njit(cache=True)
-def tight_subgraph(indptr, indices, cost, u, v):
-    """(indptr, indices, edge): the edges with c - u - v = 0, and each one's position in the full graph."""
-    n = indptr.size - 1
-    keep = np.zeros(indices.size, np.bool_)
-    sub_ptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        for e in range(indptr[i], indptr[i + 1]):
-            if cost[e] - u[i] - v[indices[e]] == 0:
-                keep[e] = True
-                sub_ptr[i + 1] += 1
-    for i in range(n):
-        sub_ptr[i + 1] += sub_ptr[i]
-    edge = np.flatnonzero(keep).astype(np.int64)
-    return sub_ptr, indices[edge], edge
