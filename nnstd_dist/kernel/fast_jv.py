@@ -83,13 +83,63 @@ def _greedy_start(indptr, indices, cost, u, row_match, col_match):
 
 
 @nb.njit(cache=True)
+def _two_cheapest(indptr, indices, cost, v, i):
+    u1, u2, j1, j2 = INF, INF, -1, -1
+    for e in range(indptr[i], indptr[i + 1]):
+        r = cost[e] - v[indices[e]]
+        if r < u2:
+            if r < u1:
+                u1, u2, j1, j2 = r, u1, indices[e], j1
+            else:
+                u2, j2 = r, indices[e]
+    return u1, u2, j1, j2
+
+
+@nb.njit(cache=True)
+def _row_reduction(indptr, indices, cost, u, v, row_match, col_match, free):
+    """Jonker-Volgenant's augmenting row reduction: a free row takes its cheapest column, lowering that column's
+    dual to its second-cheapest reduced cost, and evicts the holder; returns the rows still free."""
+    n_free, k, steps, limit = 0, 0, 0, 4 * free.size + 16
+    while k < free.size:
+        i = free[k]
+        k += 1
+        u1, u2, j1, j2 = _two_cheapest(indptr, indices, cost, v, i)
+        if j2 < 0:  # one edge: take it if free, else leave the row to the shortest paths
+            if col_match[j1] < 0:
+                u[i], row_match[i], col_match[j1] = u1, j1, i
+            else:
+                free[n_free] = i
+                n_free += 1
+            continue
+        i0 = col_match[j1]
+        lowers = u1 < u2
+        if lowers:
+            v[j1] -= u2 - u1
+        elif i0 >= 0:
+            j1, i0 = j2, col_match[j2]
+        u[i], row_match[i], col_match[j1] = u2, j1, i
+        if i0 >= 0:
+            row_match[i0] = -1
+            steps += 1
+            if lowers and steps < limit:
+                k -= 1
+                free[k] = i0
+            else:
+                free[n_free] = i0
+                n_free += 1
+    return free[:n_free]
+
+
+@nb.njit(cache=True)
 def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, done, pred, heap_d, heap_j, seen):
     """One Dijkstra from free row r, the dual update on finalised columns, and the augmentation."""
-    size, n_seen, sink, dstar = 0, 0, -1, INF
+    size, n_seen, sink, dstar, bound = 0, 0, -1, INF, INF  # bound: the nearest free column reached so far
     for e in range(indptr[r], indptr[r + 1]):
         j = indices[e]
         d = cost[e] - u[r] - v[j]
         if d < dist[j]:
+            if col_match[j] < 0 and d < bound:
+                bound = d
             if dist[j] == INF:
                 seen[n_seen] = j
                 n_seen += 1
@@ -111,7 +161,9 @@ def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, do
             if done[j2] >= 0:
                 continue
             d2 = d + cost[e] - u[i] - v[j2]
-            if d2 < dist[j2]:
+            if d2 < dist[j2] and d2 < bound:
+                if col_match[j2] < 0:
+                    bound = d2
                 if dist[j2] == INF:
                     seen[n_seen] = j2
                     n_seen += 1
@@ -145,6 +197,8 @@ def solve(indptr, indices, cost, n_cols):
     u, v = np.zeros(n, np.int64), np.zeros(n_cols, np.int64)
     row_match, col_match = np.full(n, -1, np.int64), np.full(n_cols, -1, np.int64)
     free = _greedy_start(indptr, indices, cost, u, row_match, col_match)
+    for _ in range(2):
+        free = _row_reduction(indptr, indices, cost, u, v, row_match, col_match, free.copy())
     dist, done, pred = np.full(n_cols, INF), np.full(n_cols, -1, np.int64), np.full(n_cols, -1, np.int64)
     heap_d, heap_j = np.empty(indices.size + 1, np.int64), np.empty(indices.size + 1, np.int64)
     seen = np.empty(n_cols, np.int64)
