@@ -32,16 +32,18 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError, ShapeMismatchError
+from .fast import FAST_ALGORITHMS, RULE_VERSION, fast_layers, nnstd_fast
 from .masks import chain_break, has_nonfinite
-from .sparse_assignment import TIE_RULE, sparse_assignment
 
-__all__ = ["SOLVERS", "TIE_RULES", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
+__all__ = ["SOLVERS", "TIE_RULES", "FAST_ALGORITHMS", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
 
 # "exact": the dense cost matrix and scipy's linear_sum_assignment, the paper's computation bit for bit.
-# "sparse": the same optimum per layer from the pairs that share inputs (sparse_assignment.py); its
-# tie choice among optimal matchings, and so deeper layers' values, may differ.
-SOLVERS = ("exact", "sparse")
-TIE_RULES = {"exact": None, "sparse": TIE_RULE}  # recorded with stored results; exact's ties are scipy's dense solver's
+# "fast": the same optimum per layer from the sparse graph of pairs that share inputs, and a canonical,
+# label-free choice among the optimal matchings (fast.py), so that relabelling neurons changes nothing.
+# ("sparse", an earlier solver that kept tied neurons at their index, is superseded by fast: its stored
+# results stay readable and exportable, not computable.)
+SOLVERS = ("exact", "fast")
+TIE_RULES = {"exact": None, "fast": RULE_VERSION}  # recorded with stored results; exact's ties are scipy's dense solver's
 
 
 def as_mask(layer, where: str = "layer") -> sp.csr_matrix:
@@ -83,8 +85,13 @@ class Topology:
 
     @cached_property
     def transposed(self) -> tuple[sp.csr_matrix, ...]:
-        """Each mask transposed (``n_out x n_in`` CSR), built once per network for the sparse solver's A^T B."""
+        """Each mask transposed (``n_out x n_in`` CSR): each output neuron's inputs."""
         return tuple(m.T.tocsr() for m in self.masks)
+
+    @cached_property
+    def fast(self):
+        """The fast solver's per-layer arrays and neuron colours (fast.fast_layers), built once per network."""
+        return fast_layers(self.masks, self.transposed, self.degrees, self.blocks)
 
 
 def prepare(layers, blocks=None) -> Topology:
@@ -142,16 +149,20 @@ def _fully_connected(mask: sp.csr_matrix) -> bool:
     return mask.nnz == mask.shape[0] * mask.shape[1]
 
 
-def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: int | None = None) -> np.ndarray:
+def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: int | None = None, algorithm: str = "auto") -> np.ndarray:
     """NNSTD(A, B) for networks already passed through `prepare`: one float64 per layer (0..max_layer if given)."""
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if algorithm != "auto" and (solver != "fast" or algorithm not in FAST_ALGORITHMS):
+        raise InputError(f"unknown algorithm {algorithm!r} for the {solver} solver; the fast solver has auto, {', '.join(FAST_ALGORITHMS)}")
     if len(a.masks) != len(b.masks):
         raise ShapeMismatchError(f"networks have {len(a.masks)} and {len(b.masks)} layers")
     for k, (sa, sb) in enumerate(zip(a.shapes, b.shapes)):
         if sa != sb:
             raise ShapeMismatchError(f"layer {k}: shapes {sa} and {sb} differ")
     n_layers = len(a.masks) if max_layer is None else _check_max_layer(max_layer, len(a.masks)) + 1
+    if solver == "fast":
+        return nnstd_fast(a.fast, b.fast, a.blocks, n_layers, algorithm)
     out = np.zeros(n_layers)
     order = None  # B's neuron order that matches A's, carried from layer to layer
     for k in range(n_layers):
@@ -162,10 +173,6 @@ def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: i
         if order is not None:
             # equal shapes, equal blocks: each is layer k's rows / layer k-1's columns
             mask_b = mask_b[order if not a.blocks or a.blocks[k] == 1 else _block_rows(order, a.blocks[k])]
-        if solver == "sparse":
-            order, total = sparse_assignment(mask_a, mask_b, deg_a, deg_b, a_t=a.transposed[k])
-            out[k] = total / mask_a.shape[1]
-            continue
         cost = cost_matrix(mask_a, mask_b, deg_a, deg_b)
         rows, order = linear_sum_assignment(cost)
         out[k] = cost[rows, order].sum() / cost.shape[0]
@@ -178,11 +185,12 @@ def _check_max_layer(max_layer: int, n_layers: int) -> int:
     return int(max_layer)
 
 
-def nnstd(layers_a, layers_b, blocks=None, solver: str = "exact", max_layer: int | None = None) -> np.ndarray:
+def nnstd(layers_a, layers_b, blocks=None, solver: str = "exact", max_layer: int | None = None, algorithm: str = "auto") -> np.ndarray:
     """Per-layer NNSTD of network A to network B (lists of ``n_in x n_out`` masks, no bias rows; ``blocks``: see prepare).
 
-    ``solver="sparse"`` finds each layer's optimal assignment from the neuron pairs that share inputs
-    (several times faster on sparse layers; layer 0 equal to exact within 1e-12, deeper layers may take
-    another, equally optimal, tie choice). ``max_layer=K`` computes layers 0..K only.
+    ``solver="fast"`` finds each layer's optimal assignment from the neuron pairs that share inputs and
+    picks a canonical one among the optimal assignments (fast.py): layer 0 equal to exact within 1e-12,
+    deeper layers independent of how hidden neurons are numbered (exact's are not); ``algorithm`` is one
+    of ``FAST_ALGORITHMS`` (all give the same bits) or "auto". ``max_layer=K`` computes layers 0..K only.
     """
-    return nnstd_prepared(prepare(layers_a, blocks), prepare(layers_b, blocks), solver=solver, max_layer=max_layer)
+    return nnstd_prepared(prepare(layers_a, blocks), prepare(layers_b, blocks), solver=solver, max_layer=max_layer, algorithm=algorithm)

@@ -59,14 +59,13 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from . import fast_graph as graph
 from .colours import refine
 from .fast_jv import duals_of, solve
-from .fast_scc import flexible_part
+from .fast_ties import LIMIT, Objectives, canonical, pair_leftovers
 
-__all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "pick_algorithm"]
+__all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm"]
 
 # Stores record it with fast results: raise it whenever the rule above can change a value.
 RULE_VERSION = 1
 FAST_ALGORITHMS = ("jv", "lapjvsp")  # "auto" (the default) picks one per layer: pick_algorithm
-_LIMIT = 2**62  # 4 x rows x the largest |cost| stays below this: the solver's duals and path sums fit int64
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,7 @@ class FastLayer:
     degree: np.ndarray  # in-degrees, float64 (exact counts)
     key: tuple  # (in-degree, out-degree, colour) of each output neuron: the rank key of step 2
     twins: bool  # two neurons with inputs share a colour: step 4's third objective is needed
+    full: bool  # every input connects to every output
 
 
 def fast_layers(masks, transposed, degrees, blocks=()) -> tuple[FastLayer, ...]:
@@ -93,7 +93,7 @@ def fast_layers(masks, transposed, degrees, blocks=()) -> tuple[FastLayer, ...]:
         twins = np.unique(with_inputs).size < with_inputs.size
         key = (colours.in_degrees[k], colours.out_degrees[k], colour)
         out.append(FastLayer(m.shape[1], t.indptr.astype(np.int64), t.indices.astype(np.int64), m.indptr.astype(np.int64),
-                             m.indices.astype(np.int64), np.asarray(d, np.float64), key, bool(twins)))
+                             m.indices.astype(np.int64), np.asarray(d, np.float64), key, bool(twins), m.nnz == m.shape[0] * m.shape[1]))
     return tuple(out)
 
 
@@ -119,117 +119,32 @@ def pick_algorithm(n: int, edges: int) -> str:
     return "jv"
 
 
-def _ranks(key_a, key_b):
-    """Dense ranks of (in-degree, out-degree, colour) over both networks' neurons."""
-    degree_in = np.concatenate([key_a[0], key_b[0]])
-    degree_out = np.concatenate([key_a[1], key_b[1]])
-    colour = np.concatenate([key_a[2], key_b[2]])
-    order = np.lexsort((colour, degree_out, degree_in))
-    new = np.ones(order.size, dtype=np.int64)
-    new[1:] = (np.diff(degree_in[order]) != 0) | (np.diff(degree_out[order]) != 0) | (np.diff(colour[order]) != 0)
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.cumsum(new) - 1
-    n = key_a[0].size
-    return rank[:n], rank[n:]
-
-
-class _Layer:
-    """One layer's full graph and keys, and the tie-break objectives of steps 2-4 as costs of its edges."""
-
-    def __init__(self, indptr, indices, rank_a, rank_b, colour_a, colour_b):
-        self.indptr, self.indices = indptr, indices
-        self.rank_a, self.rank_b, self.colour_a, self.colour_b = rank_a, rank_b, colour_a, colour_b
-
-    def rank_costs(self, edges):
-        """(r_A - r_B)^2, the ranks renumbered densely among the neurons these edges touch (0 on exits)."""
-        n = self.rank_a.size
-        rows, cols = graph.rows_of(self.indptr, edges), self.indices[edges]
-        real = cols < n
-        _, dense = np.unique(np.concatenate([self.rank_a[rows[real]], self.rank_b[cols[real]]]), return_inverse=True)
-        rank_a, rank_b = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        rank_a[rows[real]], rank_b[cols[real]] = dense[: real.sum()], dense[real.sum():]
-        return graph.tie_costs(self.indptr, self.indices, edges, rank_a, rank_b, self.colour_a, self.colour_b, 1, 0)
-
-    def colour_costs(self, edges):
-        return graph.tie_costs(self.indptr, self.indices, edges, self.rank_a, self.rank_b, self.colour_a, self.colour_b, 0, _HASH)
-
-    def index_costs(self, edges):
-        return graph.index_costs(self.indptr, self.indices, edges, _HASH)
-
-
-_HASH = 2**40  # range of the hashes that break the remaining ties
-
-
-def _narrow(problem, objective):
-    """Among the optimal matchings of ``problem``, one that minimises ``objective``; returns the narrowed problem.
-
-    problem = (indptr, indices, cost, n_cols, u, v, row_match, rows, edges): a graph over compact ids, its optimum
-    and duals, and its rows' and edges' ids in the full layer graph."""
-    indptr, indices, cost, n_cols, u, v, row_match, rows, edges = problem
-    sub_rows, cols, sub_ptr, sub_idx, kept, must = flexible_part(indptr, indices, cost, u, v, row_match, n_cols)
-    if not sub_rows.size:
-        return None
-    full_edges = edges[kept]
-    costs = objective(full_edges)
-    if must.any():  # columns every optimal matching covers: a bonus larger than any sum of costs keeps them covered
-        costs = costs - (int(costs.max()) * sub_rows.size + 1) * must[sub_idx]
-    if int(np.abs(costs).max()) * (sub_rows.size + 1) * 4 >= _LIMIT:
-        raise OverflowError(f"{sub_rows.size} tied neurons: too many for the fast solver's integer tie-break costs")
-    sub_match, u2, v2 = solve(sub_ptr, sub_idx, costs, cols.size)
-    return sub_ptr, sub_idx, costs, cols.size, u2, v2, sub_match, rows[sub_rows], full_edges, cols
-
-
-def _canonical(indptr, indices, cost, duals, row_match, layer: _Layer, twins: bool):
-    """Steps 2 and 4: the matching chosen among the optimal ones, objective after objective on what stays tied."""
-    problem = (indptr, indices, cost, 2 * (indptr.size - 1), *duals, row_match, np.arange(indptr.size - 1), np.arange(indices.size))
-    row_match = row_match.copy()
-    objectives = [layer.rank_costs, layer.colour_costs] + ([layer.index_costs] if twins else [])
-    for objective in objectives:
-        narrowed = _narrow(problem, objective)
-        if narrowed is None:
-            break
-        *problem, cols = narrowed
-        _, _, _, _, _, _, sub_match, rows, full_edges = problem
-        row_match[rows] = indices[full_edges[_taken(problem[0], sub_match, problem[1])]]
-    return row_match
-
-
-def _taken(sub_ptr, sub_match, sub_idx):
-    """Position (in the sub-problem's edge list) of each row's matched edge."""
-    return graph.matched_edge(sub_ptr, sub_idx, sub_match)
-
-
-def _pair_leftovers(order, rank_a, rank_b, empty_a, empty_b):
-    """Step 3: unmatched neurons paired in sorted (has inputs, rank, index) order; returns how many pairs cost 1."""
-    n = order.size
-    free_a = np.flatnonzero(order < 0)
-    if not free_a.size:
-        return 0
-    taken = np.zeros(n, dtype=bool)
-    taken[order[order >= 0]] = True
-    free_b = np.flatnonzero(~taken)
-    free_a = free_a[np.lexsort((free_a, rank_a[free_a], ~empty_a[free_a]))]
-    free_b = free_b[np.lexsort((free_b, rank_b[free_b], ~empty_b[free_b]))]
-    order[free_a] = free_b
-    return int(np.count_nonzero(~(empty_a[free_a] & empty_b[free_b])))
-
-
-def fast_layer(a, b, rowmap: np.ndarray, algorithm: str = "auto") -> tuple[np.ndarray, float]:
-    """(order, distance) of one layer: B's neuron order[i] is matched to A's neuron i.
-
-    ``a``, ``b``: the two networks' ``FastLayer`` views of this layer; ``rowmap[r]``: B's row at A's row r.
-    """
+def fast_layer(a: FastLayer, b: FastLayer, rowmap: np.ndarray, algorithm: str = "auto") -> tuple[np.ndarray, float]:
+    """(order, distance) of one layer: B's neuron order[i] is matched to A's neuron i; ``rowmap[r]``: B's row at A's row r."""
     n = a.n_out
-    if n * int(graph.EXIT) * 4 > _LIMIT:
-        raise OverflowError(f"a layer of {n} neurons is too wide for the fast solver's integer costs (at most {_LIMIT // 2**44:,})")
-    e_ptr, e_col, e_count = graph.intersect(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, n)
-    indptr, indices, cost, c = graph.layer_graph(e_ptr, e_col, e_count, a.degree, b.degree)
+    if 4 * n * int(graph.EXIT) >= LIMIT:
+        raise OverflowError(f"a layer of {n:,} neurons is too wide for the fast solver's integer costs (at most {LIMIT // 2**44:,})")
+    e_ptr, indptr, indices, cost, c = graph.build(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, a.degree, b.degree)
     if algorithm == "auto":
-        algorithm = pick_algorithm(n, e_col.size)
+        algorithm = pick_algorithm(n, indices.size - n)
     row_match, u, v = _PHASE_ONE[algorithm](indptr, indices, cost, 2 * n)
-    rank_a, rank_b = _ranks(a.key, b.key)
-    layer = _Layer(indptr, indices, rank_a, rank_b, a.key[2], b.key[2])
-    row_match = _canonical(indptr, indices, cost, (u, v), row_match, layer, a.twins or b.twins)
+    row_match = canonical(indptr, indices, cost, (u, v), row_match, Objectives(indptr, indices, a.key, b.key), a.twins or b.twins)
     order, paid = graph.matched_costs(indptr, indices, e_ptr, c, row_match)
-    unit_pairs = _pair_leftovers(order, rank_a, rank_b, a.degree == 0, b.degree == 0)
+    unit_pairs = pair_leftovers(order, a.key, b.key, a.degree == 0, b.degree == 0)
     return order, math.fsum([*paid.tolist(), float(unit_pairs)]) / n
+
+
+def nnstd_fast(a: tuple[FastLayer, ...], b: tuple[FastLayer, ...], blocks, n_layers: int, algorithm: str = "auto") -> np.ndarray:
+    """Layers 0..n_layers-1 of NNSTD(A, B) under the rule above; ``blocks[k]``: rows of layer k per neuron of layer k-1."""
+    if algorithm != "auto" and algorithm not in FAST_ALGORITHMS:
+        raise ValueError(f"unknown fast algorithm {algorithm!r}; choose one of auto, {', '.join(FAST_ALGORITHMS)}")
+    out = np.zeros(n_layers)
+    rowmap = np.arange(a[0].ptr.size - 1, dtype=np.int64)
+    for k in range(n_layers):
+        if k == len(a) - 1 and a[k].full and b[k].full:
+            break  # every cost is 0 and no later layer needs the matching: distance 0
+        if k:
+            block = blocks[k] if blocks else 1
+            rowmap = (order[:, None] * block + np.arange(block)).ravel()
+        order, out[k] = fast_layer(a[k], b[k], rowmap, algorithm)
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "tie_costs", "index_costs", "matched_costs", "matched_edge", "rows_of"]
+__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_costs", "matched_edge", "rows_of"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
@@ -159,3 +159,11 @@ def matched_edge(indptr, indices, row_match):
             if indices[e] == row_match[i]:
                 out[i] = e
     return out
+
+
+@nb.njit(cache=True)
+def build(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_a, deg_b):
+    """``intersect`` then ``layer_graph`` in one call: (e_ptr, indptr, indices, cost, c)."""
+    e_ptr, e_col, e_count = intersect(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_b.size)
+    indptr, indices, cost, c = layer_graph(e_ptr, e_col, e_count, deg_a, deg_b)
+    return e_ptr, indptr, indices, cost, c

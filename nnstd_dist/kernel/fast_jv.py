@@ -197,7 +197,7 @@ def solve(indptr, indices, cost, n_cols):
     u, v = np.zeros(n, np.int64), np.zeros(n_cols, np.int64)
     row_match, col_match = np.full(n, -1, np.int64), np.full(n_cols, -1, np.int64)
     free = _greedy_start(indptr, indices, cost, u, row_match, col_match)
-    for _ in range(2):
+    for _ in range(12):
         free = _row_reduction(indptr, indices, cost, u, v, row_match, col_match, free.copy())
     dist, done, pred = np.full(n_cols, INF), np.full(n_cols, -1, np.int64), np.full(n_cols, -1, np.int64)
     heap_d, heap_j = np.empty(indices.size + 1, np.int64), np.empty(indices.size + 1, np.int64)
