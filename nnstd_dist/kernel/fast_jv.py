@@ -168,7 +168,12 @@ def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, do
                     seen[n_seen] = j2
                     n_seen += 1
                 dist[j2], pred[j2] = d2, i
+                if d2 == d and col_match[j2] < 0:  # a free column at the smallest distance left: the search ends
+                    done[j2], sink, dstar = n_done, j2, d2
+                    break
                 size = _push(heap_d, heap_j, size, d2, j2)
+        if sink >= 0:
+            break
     if sink < 0:
         raise ValueError("the graph has no perfect matching")
     for t in range(n_seen):

@@ -8,6 +8,8 @@ neurons left unmatched in sorted key order.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import fast_graph as graph
@@ -43,24 +45,31 @@ class Objectives:
         real = cols < self.n
         return rows[real], cols[real]
 
-    def ranks(self, edges):
-        """(r_A(i) - r_B(j))^2, ranks of the keys among the neurons these edges touch."""
+    def ranks(self, edges, cap):
+        """(r_A(i) - r_B(j))^2, ranks of the keys among the neurons these edges touch (scaled down to at most sqrt(cap))."""
         rows, cols = self._ends(edges)
         touched_a, touched_b = np.unique(rows), np.unique(cols)
         keys = [np.concatenate([ka[touched_a], kb[touched_b]]) for ka, kb in zip(self.key_a, self.key_b)]
         dense = _dense_ranks(keys)
+        top, room = int(dense.max(initial=0)), math.isqrt(cap)
+        if top > room:  # very many tied neurons: coarser ranks (ties among them fall to the hash that follows)
+            dense = dense * room // top
         rank_a, rank_b = np.zeros(self.n, np.int64), np.zeros(self.n, np.int64)
         rank_a[touched_a], rank_b[touched_b] = dense[: touched_a.size], dense[touched_a.size:]
         return graph.tie_costs(self.indptr, self.indices, edges, rank_a, rank_b, self.key_a[2], self.key_b[2], 1, 0)
 
-    def colours(self, edges):
-        """A 40-bit hash of the two colours."""
+    def colours(self, edges, cap):
+        """A hash of the two colours, 40 bits (fewer if cap is lower)."""
         zero = np.zeros(self.n, np.int64)
-        return graph.tie_costs(self.indptr, self.indices, edges, zero, zero, self.key_a[2], self.key_b[2], 0, HASH_RANGE)
+        return graph.tie_costs(self.indptr, self.indices, edges, zero, zero, self.key_a[2], self.key_b[2], 0, _hash_range(cap))
 
-    def indices_hash(self, edges):
-        """A 40-bit hash of the two neurons' indices (twins only)."""
-        return graph.index_costs(self.indptr, self.indices, edges, HASH_RANGE)
+    def indices_hash(self, edges, cap):
+        """A hash of the two neurons' indices, 40 bits (fewer if cap is lower): twins only."""
+        return graph.index_costs(self.indptr, self.indices, edges, _hash_range(cap))
+
+
+def _hash_range(cap: int) -> int:
+    return min(HASH_RANGE, 1 << max(0, cap.bit_length() - 1))
 
 
 def _narrow(problem, objective):
@@ -73,11 +82,10 @@ def _narrow(problem, objective):
     if not sub_rows.size:
         return None
     full_edges = edges[kept]
-    costs = objective(full_edges)
+    # costs <= cap, so that with the bonus below every sum the solver forms stays within LIMIT
+    costs = objective(full_edges, LIMIT // (8 * (sub_rows.size + 1) ** 2))
     if must.any():  # columns every optimal matching covers: a bonus above any sum of costs keeps them covered
         costs = costs - (int(costs.max()) * sub_rows.size + 1) * must[sub_idx]
-    if 4 * (sub_rows.size + 1) * int(np.abs(costs).max()) >= LIMIT:
-        raise OverflowError(f"{sub_rows.size} tied neurons: too many for the fast solver's integer tie-break costs")
     sub_match, u2, v2 = solve(sub_ptr, sub_idx, costs, cols.size)
     return sub_ptr, sub_idx, costs, cols.size, u2, v2, sub_match, rows[sub_rows], full_edges
 
