@@ -17,7 +17,7 @@ EPILOG = """Examples:
 
 \b
   nnstd-dist compute --store topos.zarr
-  nnstd-dist compute --store topos.zarr --solver sparse --max-layer 0   # Figure 4 (layer 0), fast
+  nnstd-dist compute --store topos.zarr --solver fast --max-layer 0     # Figure 4 (layer 0), fast
   nnstd-dist compute --store topos.zarr --dry-run
   nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node

@@ -78,10 +78,11 @@ select_option = click.option(
 
 solver_option = click.option(
     "--solver",
-    type=click.Choice(["exact", "sparse"]),
+    type=click.Choice(["exact", "fast"]),
     default="exact",
     show_default=True,
-    help="exact: the paper's dense assignment, bit for bit. sparse: the same optimum per layer from the "
-    "neuron pairs that share inputs, several times faster; layer 0 equals exact within 1e-12, deeper "
-    "layers may differ by another (equally optimal) tie choice, see the README.",
+    help="exact: the paper's dense assignment, bit for bit. fast: the same optimum per layer from the neuron pairs "
+    "that share inputs, 5-10x faster on sparse networks, and a canonical choice among tied matchings, so that "
+    "renumbering hidden neurons changes no distance; layer 0 equals exact within 1e-12, deeper layers differ "
+    "(see the README).",
 )

@@ -12,7 +12,7 @@ from .options import json_option, last_row_option, orientation_option, param_fil
 @click.command(
     epilog="Examples:\n\n\b\n  nnstd-dist pair topo/net_001 topo/net_000\n  nnstd-dist pair topo/net_001 topo/net_000 --json\n"
     "  nnstd-dist pair runs/seed1.pt runs/seed0.pt --exclude-param '*downsample*'\n"
-    "  nnstd-dist pair topo/net_001 topo/net_000 --solver sparse",
+    "  nnstd-dist pair topo/net_001 topo/net_000 --solver fast",
 )
 @click.argument("network_a", type=click.Path(path_type=str))
 @click.argument("network_b", type=click.Path(path_type=str))

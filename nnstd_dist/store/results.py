@@ -48,12 +48,12 @@ class Results:
 
     @property
     def solver(self) -> str:
-        """The solver of the stored distances ("exact" or "sparse"); absent, as in older stores, means exact."""
+        """The solver of the stored distances ("exact", "fast", or "sparse" from older versions); absent means exact."""
         return self._group.attrs.get("solver", "exact")
 
     @property
     def tie_rule(self) -> int | None:
-        """The sparse solver's tie rule of the stored distances (kernel.TIE_RULES); sparse results without one used rule 1."""
+        """The tie rule of the stored distances (kernel.TIE_RULES: fast's rule version); sparse results without one used rule 1."""
         if self.solver == "exact":
             return None
         return self._group.attrs.get("tie_rule", 1)
@@ -194,6 +194,12 @@ class Results:
         """Raise StoreError unless a run with these settings may finish the stored results (else it needs `recompute`)."""
         if tile is not None and tile != self.tile:
             raise StoreError(f"{self.path}: results were created with tile {self.tile}; `tile` {tile} needs `recompute`")
+        if self.solver == "sparse" and solver != "sparse":  # results of the superseded solver: readable, not extended
+            raise StoreError(
+                f"{self.path}: its distances came from the sparse solver, which fast replaces (sparse's tie choices depend on "
+                f"neuron numbering); to compute with fast, run `compute({str(self.path)!r}, solver='fast', recompute=True)` "
+                f"(export, plot and report read the sparse distances as they are)"
+            )
         if solver != self.solver:
             raise StoreError(f"{self.path}: its distances were computed with the {self.solver} solver; `solver` {solver} needs `recompute`")
         if tie_rule != self.tie_rule:  # deeper layers depend on the tie choice: never mix two

@@ -256,9 +256,9 @@ def test_dry_run_shows_the_adapted_tile_and_why(tmp_path, small, monkeypatch):
     path = make_store(tmp_path / "s.zarr", small[0], tile=None).path
     timed = []
     monkeypatch.setattr(run_loop, "time_kernel", lambda store, solver, max_layer: timed.append((solver, max_layer)) or (0.001, 0.0005, 3))
-    result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "sparse", "--max-layer", "0"])
+    result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--dry-run", "--n-workers", "1", "--solver", "fast", "--max-layer", "0"])
     assert result.exit_code == 0, result.output
-    assert timed == [("sparse", 0)]
+    assert timed == [("fast", 0)]
     assert ("tile size:       16 x 16 networks (3 tiles in the lower triangle); from a timing here (median of 3 pairs: 1 ms per pair, "
             "0.5 ms to read and prepare a network): the smallest multiple of 8 in 16..256 with >= 4 s of kernel work and reading < 2 % of it, "
             "<= 60 s, >= 4 tiles per worker; the 16-network minimum decided: ~0.26 s per tile, reading 6.2 %") in result.output

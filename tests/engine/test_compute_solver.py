@@ -39,40 +39,61 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def test_sparse_run_equals_the_sparse_kernel_and_is_recorded(store_path, networks, client):
-    compute(store_path, tile=4, client=client, solver="sparse")
+def test_fast_run_equals_the_fast_kernel_and_is_recorded(store_path, networks, client):
+    compute(store_path, tile=4, client=client, solver="fast")
     store = TopologyStore.open(store_path)
-    assert (store.solver, store.tie_rule, store.max_layer) == ("sparse", TIE_RULES["sparse"], None)
+    assert (store.solver, store.tie_rule, store.max_layer) == ("fast", TIE_RULES["fast"], None)
     got = store.read_distance()
-    np.testing.assert_array_equal(got, pair_distances(networks, solver="sparse"))
+    np.testing.assert_array_equal(got, pair_distances(networks, solver="fast"))
     np.testing.assert_allclose(got[0], pair_distances(networks)[0], rtol=0, atol=1e-12)
 
 
 def test_one_matrix_never_mixes_solvers(store_path, client):
     compute(store_path, tile=4, client=client)
-    result = run("compute", "--store", store_path, "--solver", "sparse")
+    result = run("compute", "--store", store_path, "--solver", "fast")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"Error: {store_path}: its distances were computed with the exact solver; --solver sparse needs --recompute"
+        f"Error: {store_path}: its distances were computed with the exact solver; --solver fast needs --recompute"
     ]
-    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
-    assert stats.pairs == 36 and TopologyStore.open(store_path).solver == "sparse"
+    plan, stats = compute(store_path, client=client, solver="fast", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).solver == "fast"
 
 
-def test_sparse_results_of_another_tie_rule_are_not_finished(store_path, client):
-    # Stores from before the rule was recorded hold rule 1; deeper layers depend on the tie choice.
-    compute(store_path, tile=4, client=client, solver="sparse")
+def test_fast_results_of_another_rule_are_not_finished(store_path, client):
+    # Deeper layers depend on the rule's choice among optimal matchings: one matrix never mixes two rules.
+    compute(store_path, tile=4, client=client, solver="fast")
     store = TopologyStore.open(store_path, mode="r+")
-    del store._group.attrs["tie_rule"]
-    assert TopologyStore.open(store_path).tie_rule == 1
-    result = run("compute", "--store", store_path, "--solver", "sparse")
+    store._group.attrs["tie_rule"] = 0
+    result = run("compute", "--store", store_path, "--solver", "fast")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"Error: {store_path}: its distances came from tie rule 1 of the sparse solver, this version uses rule "
-        f"{TIE_RULES['sparse']}; finishing them needs --recompute"
+        f"Error: {store_path}: its distances came from tie rule 0 of the fast solver, this version uses rule "
+        f"{TIE_RULES['fast']}; finishing them needs --recompute"
     ]
-    plan, stats = compute(store_path, client=client, solver="sparse", recompute=True)
-    assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["sparse"]
+    plan, stats = compute(store_path, client=client, solver="fast", recompute=True)
+    assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["fast"]
+
+
+def test_a_sparse_store_stays_readable_and_says_how_to_go_on(store_path, client, tmp_path):
+    # Stores of the superseded sparse solver: the attributes it wrote (solver "sparse", tie rule 2), distances kept.
+    compute(store_path, tile=4, client=client, max_layer=0)
+    store = TopologyStore.open(store_path, mode="r+")
+    store._group.attrs.update({"solver": "sparse", "tie_rule": 2})
+    before = store.read_distance([0])
+    result = run("export", "--store", store_path, "-o", tmp_path / "d.npz")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as f:
+        np.testing.assert_array_equal(f["distance"], before)
+    for solver in ("fast", "exact"):
+        result = run("compute", "--store", store_path, "--solver", solver)
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines() == [
+            f"Error: {store_path}: its distances came from the sparse solver, which fast replaces (sparse's tie choices "
+            f"depend on neuron numbering); to compute with fast, run `nnstd-dist compute --store {store_path} --solver fast "
+            f"--recompute` (export, plot and report read the sparse distances as they are)"
+        ]
+    result = run("compute", "--store", store_path, "--solver", "sparse")
+    assert result.exit_code == 2 and "'sparse' is not one of 'exact', 'fast'" in result.output
 
 
 def test_max_layer(store_path, networks, client, tmp_path):
