@@ -61,7 +61,7 @@ from .colours import refine
 from .fast_jv import duals_of, solve
 from .fast_ties import LIMIT, Objectives, canonical, pair_leftovers
 
-__all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm"]
+__all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm", "warm_up"]
 
 # Stores record it with fast results: raise it whenever the rule above can change a value.
 RULE_VERSION = 1
@@ -148,3 +148,19 @@ def nnstd_fast(a: tuple[FastLayer, ...], b: tuple[FastLayer, ...], blocks, n_lay
             rowmap = (order[:, None] * block + np.arange(block)).ravel()
         order, out[k] = fast_layer(a[k], b[k], rowmap, algorithm)
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every compiled function, on a tiny pair with ties and twins.
+
+    Compiling takes about 11 s of CPU once per machine (numba's cache, ``cache=True``: next to this module
+    or in ``NUMBA_CACHE_DIR``); loading from the cache then costs a new worker process about 0.2 s."""
+    import scipy.sparse as sp
+
+    from .distance import prepare
+
+    layers = [np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]]), np.array([[1, 0], [0, 1], [1, 1]])]
+    other = [np.array([[1, 0, 1], [0, 1, 0], [0, 1, 1]]), np.array([[1, 1], [0, 1], [1, 0]])]
+    a, b = prepare([sp.csr_matrix(m) for m in layers]), prepare([sp.csr_matrix(m) for m in other])
+    for algorithm in FAST_ALGORITHMS:
+        nnstd_fast(a.fast, b.fast, (), 2, algorithm)

@@ -23,7 +23,7 @@ SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts 
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def mix(x):
     """splitmix64's finaliser: a fixed bijection of uint64 that scatters bits (for hashes of colours)."""
     z = x + np.uint64(0x9E3779B97F4A7C15)

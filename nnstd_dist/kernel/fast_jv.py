@@ -28,7 +28,7 @@ __all__ = ["solve", "duals_of"]
 INF = np.int64(2**62)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _push(heap_d, heap_j, size, d, j):
     at = size
     while at > 0:
@@ -41,7 +41,7 @@ def _push(heap_d, heap_j, size, d, j):
     return size + 1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _pop(heap_d, heap_j, size):
     d, j = heap_d[0], heap_j[0]
     size -= 1
