@@ -59,7 +59,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from . import fast_graph as graph
 from .colours import refine
 from .fast_jv import duals_of, solve
-from .fast_ties import LIMIT, Objectives, canonical, pair_leftovers
+from .fast_ties import LIMIT, canonical, finish
 
 __all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm", "warm_up"]
 
@@ -78,7 +78,8 @@ class FastLayer:
     ptr: np.ndarray  # the mask as CSR: each input row's output neurons (int64)
     idx: np.ndarray
     degree: np.ndarray  # in-degrees, float64 (exact counts)
-    key: tuple  # (in-degree, out-degree, colour) of each output neuron: the rank key of step 2
+    key1: np.ndarray  # in-degree * 2^32 + out-degree of each output neuron (int64): the start of its key
+    colour: np.ndarray  # each output neuron's colour (uint64): the rest of its key
     twins: bool  # two neurons with inputs share a colour: step 4's third objective is needed
     full: bool  # every input connects to every output
 
@@ -91,9 +92,9 @@ def fast_layers(masks, transposed, degrees, blocks=()) -> tuple[FastLayer, ...]:
         colour = colours.colours[k]
         with_inputs = colour[d > 0]
         twins = np.unique(with_inputs).size < with_inputs.size
-        key = (colours.in_degrees[k], colours.out_degrees[k], colour)
+        key1 = colours.in_degrees[k] * 2**32 + colours.out_degrees[k]
         out.append(FastLayer(m.shape[1], t.indptr.astype(np.int64), t.indices.astype(np.int64), m.indptr.astype(np.int64),
-                             m.indices.astype(np.int64), np.asarray(d, np.float64), key, bool(twins), m.nnz == m.shape[0] * m.shape[1]))
+                             m.indices.astype(np.int64), np.asarray(d, np.float64), key1, colour, bool(twins), m.nnz == m.shape[0] * m.shape[1]))
     return tuple(out)
 
 
@@ -128,10 +129,9 @@ def fast_layer(a: FastLayer, b: FastLayer, rowmap: np.ndarray, algorithm: str = 
     if algorithm == "auto":
         algorithm = pick_algorithm(n, indices.size - n)
     row_match, u, v = _PHASE_ONE[algorithm](indptr, indices, cost, 2 * n)
-    row_match = canonical(indptr, indices, cost, (u, v), row_match, Objectives(indptr, indices, a.key, b.key), a.twins or b.twins)
-    order, paid = graph.matched_costs(indptr, indices, e_ptr, c, row_match)
-    unit_pairs = pair_leftovers(order, a.key, b.key, a.degree == 0, b.degree == 0)
-    return order, math.fsum([*paid.tolist(), float(unit_pairs)]) / n
+    row_match = canonical(indptr, indices, cost, u, v, row_match, a.key1, a.colour, b.key1, b.colour, a.twins or b.twins)
+    order, paid = finish(indptr, indices, e_ptr, c, row_match, a.key1, a.colour, b.key1, b.colour)
+    return order, math.fsum(paid.tolist()) / n
 
 
 def nnstd_fast(a: tuple[FastLayer, ...], b: tuple[FastLayer, ...], blocks, n_layers: int, algorithm: str = "auto") -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_costs", "matched_edge", "rows_of"]
+__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_edge", "rows_of"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
@@ -131,22 +131,6 @@ def index_costs(indptr, indices, edges, hash_range):
         if j < n:
             out[t] = np.int64(mix(np.uint64(i) * np.uint64(n) + np.uint64(j)) % np.uint64(hash_range))
     return out
-
-
-@nb.njit(cache=True)
-def matched_costs(indptr, indices, e_ptr, c, row_match):
-    """(order, paid): B's neuron matched to each A neuron (-1: left unmatched) and the float64 C of each matched pair."""
-    n = e_ptr.size - 1
-    order = np.full(n, -1, np.int64)
-    paid = np.zeros(n, np.float64)
-    for i in range(n):
-        j = row_match[i]
-        if j < n:
-            order[i] = j
-            for e in range(indptr[i], indptr[i] + e_ptr[i + 1] - e_ptr[i]):
-                if indices[e] == j:
-                    paid[i] = c[e_ptr[i] + e - indptr[i]]
-    return order, paid
 
 
 @nb.njit(cache=True)

@@ -99,7 +99,7 @@ def _two_cheapest(indptr, indices, cost, v, i):
 def _row_reduction(indptr, indices, cost, u, v, row_match, col_match, free):
     """Jonker-Volgenant's augmenting row reduction: a free row takes its cheapest column, lowering that column's
     dual to its second-cheapest reduced cost, and evicts the holder; returns the rows still free."""
-    n_free, k, steps, limit = 0, 0, 0, 4 * free.size + 16
+    n_free, k, steps, limit = 0, 0, 0, 16 * free.size + 64
     while k < free.size:
         i = free[k]
         k += 1

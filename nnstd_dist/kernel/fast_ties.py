@@ -1,120 +1,136 @@
-"""Steps 2-4 of the fast solver's rule (see fast.py): which optimal matching, chosen without neuron indices.
+"""Steps 2-4 of the fast solver's rule (see fast.py), compiled with numba: which optimal matching, chosen without indices.
 
 ``canonical`` narrows the optimal matchings objective after objective -- squared rank distance, a hash
 of the two colours, and (only for twins) a hash of the two indices -- each time solving again only
-the part where optimal matchings still differ (fast_scc.flexible_part). ``pair_leftovers`` pairs the
-neurons left unmatched in sorted key order.
+the part where optimal matchings still differ (fast_scc.flexible_part), with a bonus on the columns
+that every optimal matching of the previous objective covers. ``finish`` pairs the neurons left
+unmatched in sorted key order and lists every pair's C.
+
+A neuron's key is (key1, colour): key1 = in-degree * 2^32 + out-degree, so that sorting by key puts
+neurons without inputs first and then orders by degrees; equal keys mean equal colours.
 """
 
 from __future__ import annotations
 
-import math
-
+import numba as nb
 import numpy as np
 
-from . import fast_graph as graph
+from .fast_graph import index_costs, matched_edge, rows_of, tie_costs
 from .fast_jv import solve
 from .fast_scc import flexible_part
 
-__all__ = ["LIMIT", "Objectives", "canonical", "pair_leftovers"]
+__all__ = ["LIMIT", "canonical", "finish"]
 
 LIMIT = 2**62  # 4 x rows x the largest |cost| stays below this: the solver's duals and path sums fit int64
 HASH_RANGE = 2**40  # range of the hashes that break the ties the ranks leave
+EMPTY = 2**32  # key1 below this: a neuron without inputs
 
 
-def _dense_ranks(keys: list[np.ndarray]) -> np.ndarray:
-    """Dense ranks of the rows of ``keys`` (columns: in-degree, out-degree, colour): equal rank iff equal key."""
-    order = np.lexsort(keys[::-1])
-    new = np.zeros(order.size, dtype=np.int64)
-    for key in keys:
-        new[1:] |= np.diff(key[order]) != 0
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.cumsum(new)
-    return rank
+@nb.njit(cache=True)
+def _key_order(key1, colour):
+    """Positions sorted by (key1, colour), stable (ties keep their order)."""
+    order = np.argsort(colour, kind="mergesort")
+    return order[np.argsort(key1[order], kind="mergesort")]
 
 
-class Objectives:
-    """The tie-break objectives of one layer as int64 costs of its graph's edges (0 on exits)."""
-
-    def __init__(self, indptr, indices, key_a, key_b):
-        self.indptr, self.indices, self.key_a, self.key_b = indptr, indices, key_a, key_b
-        self.n = key_a[0].size
-
-    def _ends(self, edges):
-        rows, cols = graph.rows_of(self.indptr, edges), self.indices[edges]
-        real = cols < self.n
-        return rows[real], cols[real]
-
-    def ranks(self, edges, cap):
-        """(r_A(i) - r_B(j))^2, ranks of the keys among the neurons these edges touch (scaled down to at most sqrt(cap))."""
-        rows, cols = self._ends(edges)
-        touched_a, touched_b = np.unique(rows), np.unique(cols)
-        keys = [np.concatenate([ka[touched_a], kb[touched_b]]) for ka, kb in zip(self.key_a, self.key_b)]
-        dense = _dense_ranks(keys)
-        top, room = int(dense.max(initial=0)), math.isqrt(cap)
-        if top > room:  # very many tied neurons: coarser ranks (ties among them fall to the hash that follows)
-            dense = dense * room // top
-        rank_a, rank_b = np.zeros(self.n, np.int64), np.zeros(self.n, np.int64)
-        rank_a[touched_a], rank_b[touched_b] = dense[: touched_a.size], dense[touched_a.size:]
-        return graph.tie_costs(self.indptr, self.indices, edges, rank_a, rank_b, self.key_a[2], self.key_b[2], 1, 0)
-
-    def colours(self, edges, cap):
-        """A hash of the two colours, 40 bits (fewer if cap is lower)."""
-        zero = np.zeros(self.n, np.int64)
-        return graph.tie_costs(self.indptr, self.indices, edges, zero, zero, self.key_a[2], self.key_b[2], 0, _hash_range(cap))
-
-    def indices_hash(self, edges, cap):
-        """A hash of the two neurons' indices, 40 bits (fewer if cap is lower): twins only."""
-        return graph.index_costs(self.indptr, self.indices, edges, _hash_range(cap))
+@nb.njit(cache=True)
+def _isqrt(x):
+    r = np.int64(np.sqrt(np.float64(x)))
+    while r * r > x:
+        r -= 1
+    while (r + 1) * (r + 1) <= x:
+        r += 1
+    return r
 
 
-def _hash_range(cap: int) -> int:
-    return min(HASH_RANGE, 1 << max(0, cap.bit_length() - 1))
+@nb.njit(cache=True)
+def _hash_range(cap):
+    r = np.int64(1)
+    while r * 2 <= cap and r < HASH_RANGE:
+        r *= 2
+    return r
 
 
-def _narrow(problem, objective):
-    """Among the optimal matchings of ``problem``, one that minimises ``objective``; the narrowed problem, or None.
+@nb.njit(cache=True)
+def rank_costs(indptr, indices, edges, key1_a, colour_a, key1_b, colour_b, cap):
+    """(r_A(i) - r_B(j))^2 per edge (0 on exits): dense ranks of the keys among the neurons these edges touch,
+    scaled down to at most sqrt(cap) when there are more (ties among them fall to the next objective)."""
+    n = key1_a.size
+    rows, cols = rows_of(indptr, edges), indices[edges]
+    real = cols < n
+    touched_a, touched_b = np.unique(rows[real]), np.unique(cols[real])
+    k1 = np.concatenate((key1_a[touched_a], key1_b[touched_b]))
+    colour = np.concatenate((colour_a[touched_a], colour_b[touched_b]))
+    order = _key_order(k1, colour)
+    dense = np.zeros(order.size, np.int64)
+    for t in range(1, order.size):
+        same = k1[order[t]] == k1[order[t - 1]] and colour[order[t]] == colour[order[t - 1]]
+        dense[order[t]] = dense[order[t - 1]] + (0 if same else 1)
+    top, room = dense.max() if dense.size else 0, _isqrt(cap)
+    if top > room:
+        dense = dense * room // top
+    rank_a, rank_b = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    rank_a[touched_a], rank_b[touched_b] = dense[: touched_a.size], dense[touched_a.size:]
+    return tie_costs(indptr, indices, edges, rank_a, rank_b, colour_a, colour_b, 1, 0)
 
-    problem = (indptr, indices, cost, n_cols, u, v, row_match, rows, edges): a graph over compact ids, its optimum,
-    its duals, and its rows' and edges' ids in the layer's graph."""
-    indptr, indices, cost, n_cols, u, v, row_match, rows, edges = problem
-    sub_rows, cols, sub_ptr, sub_idx, kept, must = flexible_part(indptr, indices, cost, u, v, row_match, n_cols)
-    if not sub_rows.size:
-        return None
-    full_edges = edges[kept]
-    # costs <= cap, so that with the bonus below every sum the solver forms stays within LIMIT
-    costs = objective(full_edges, LIMIT // (8 * (sub_rows.size + 1) ** 2))
-    if must.any():  # columns every optimal matching covers: a bonus above any sum of costs keeps them covered
-        costs = costs - (int(costs.max()) * sub_rows.size + 1) * must[sub_idx]
-    sub_match, u2, v2 = solve(sub_ptr, sub_idx, costs, cols.size)
-    return sub_ptr, sub_idx, costs, cols.size, u2, v2, sub_match, rows[sub_rows], full_edges
+
+@nb.njit(cache=True)
+def _objective(step, indptr, indices, edges, key1_a, colour_a, key1_b, colour_b, cap):
+    if step == 0:
+        return rank_costs(indptr, indices, edges, key1_a, colour_a, key1_b, colour_b, cap)
+    if step == 1:
+        zero = np.zeros(key1_a.size, np.int64)
+        return tie_costs(indptr, indices, edges, zero, zero, colour_a, colour_b, 0, _hash_range(cap))
+    return index_costs(indptr, indices, edges, _hash_range(cap))
 
 
-def canonical(indptr, indices, cost, duals, row_match, objectives: Objectives, twins: bool) -> np.ndarray:
+@nb.njit(cache=True)
+def canonical(indptr, indices, cost, u, v, row_match, key1_a, colour_a, key1_b, colour_b, twins):
     """Steps 2 and 4: the matching chosen among the optimal ones (row -> column of the layer's graph)."""
-    problem = (indptr, indices, cost, 2 * (indptr.size - 1), *duals, row_match, np.arange(indptr.size - 1), np.arange(indices.size))
-    row_match = row_match.copy()
-    steps = [objectives.ranks, objectives.colours] + ([objectives.indices_hash] if twins else [])
-    for objective in steps:
-        narrowed = _narrow(problem, objective)
-        if narrowed is None:
+    n = indptr.size - 1
+    result = row_match.copy()
+    p_ptr, p_idx, p_cost, p_cols, p_u, p_v, p_match = indptr, indices, cost, 2 * n, u, v, row_match
+    p_rows, p_edges = np.arange(n), np.arange(indices.size)
+    for step in range(3 if twins else 2):
+        sub_rows, cols, sub_ptr, sub_idx, kept, must = flexible_part(p_ptr, p_idx, p_cost, p_u, p_v, p_match, p_cols)
+        if sub_rows.size == 0:
             break
-        problem = narrowed
-        sub_ptr, sub_idx, _, _, _, _, sub_match, rows, full_edges = problem
-        row_match[rows] = indices[full_edges[graph.matched_edge(sub_ptr, sub_idx, sub_match)]]
-    return row_match
+        full_edges = p_edges[kept]
+        cap = LIMIT // (8 * (sub_rows.size + 1) ** 2)  # costs <= cap: with the bonus below, sums stay within LIMIT
+        costs = _objective(step, indptr, indices, full_edges, key1_a, colour_a, key1_b, colour_b, cap)
+        bonus = costs.max() * sub_rows.size + 1 if costs.size else 1  # above any sum of costs: covered columns stay so
+        for e in range(costs.size):
+            if must[sub_idx[e]]:
+                costs[e] -= bonus
+        sub_match, u2, v2 = solve(sub_ptr, sub_idx, costs, cols.size)
+        rows_full = p_rows[sub_rows]
+        taken = matched_edge(sub_ptr, sub_idx, sub_match)
+        for t in range(rows_full.size):
+            result[rows_full[t]] = indices[full_edges[taken[t]]]
+        p_ptr, p_idx, p_cost, p_cols, p_u, p_v, p_match = sub_ptr, sub_idx, costs, cols.size, u2, v2, sub_match
+        p_rows, p_edges = rows_full, full_edges
+    return result
 
 
-def pair_leftovers(order: np.ndarray, key_a, key_b, empty_a: np.ndarray, empty_b: np.ndarray) -> int:
-    """Step 3: neurons left unmatched (order -1 in A; in B, those no A neuron holds), paired in sorted order of
-    (has inputs, in-degree, out-degree, colour), index last; fills ``order`` and returns how many pairs cost 1."""
-    free_a = np.flatnonzero(order < 0)
-    if not free_a.size:
-        return 0
-    taken = np.zeros(order.size, dtype=bool)
-    taken[order[order >= 0]] = True
-    free_b = np.flatnonzero(~taken)
-    free_a = free_a[np.lexsort((free_a, key_a[2][free_a], key_a[1][free_a], key_a[0][free_a], ~empty_a[free_a]))]
-    free_b = free_b[np.lexsort((free_b, key_b[2][free_b], key_b[1][free_b], key_b[0][free_b], ~empty_b[free_b]))]
-    order[free_a] = free_b
-    return int(np.count_nonzero(~(empty_a[free_a] & empty_b[free_b])))
+@nb.njit(cache=True)
+def finish(indptr, indices, e_ptr, c, row_match, key1_a, colour_a, key1_b, colour_b):
+    """(order, paid): B's neuron per A neuron and the C of each pair. Step 3: the neurons left unmatched are paired
+    in sorted key order (empty neurons first, so that most of them pair at C = 0; else C = 1), index last."""
+    n = key1_a.size
+    order, paid = np.full(n, -1, np.int64), np.zeros(n, np.float64)
+    taken = np.zeros(n, np.bool_)
+    for i in range(n):
+        j = row_match[i]
+        if j < n:
+            order[i], taken[j] = j, True
+            for e in range(indptr[i], indptr[i] + e_ptr[i + 1] - e_ptr[i]):
+                if indices[e] == j:
+                    paid[i] = c[e_ptr[i] + e - indptr[i]]
+    free_a, free_b = np.flatnonzero(order < 0), np.flatnonzero(~taken)
+    free_a = free_a[_key_order(key1_a[free_a], colour_a[free_a])]
+    free_b = free_b[_key_order(key1_b[free_b], colour_b[free_b])]
+    for t in range(free_a.size):
+        i, j = free_a[t], free_b[t]
+        order[i] = j
+        paid[i] = 0.0 if key1_a[i] < EMPTY and key1_b[j] < EMPTY else 1.0
+    return order, paid
