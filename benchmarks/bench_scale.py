@@ -9,11 +9,11 @@ Run from the repository root:
 scale: N generated networks of the paper's shape (784-784-784-784-10, density 0.006, a rewiring chain as
 SET runs drift), a LocalCluster of 2 single-threaded workers; an evenly spread subset of the tiles (about
 --seconds of work per solver) runs through the real scheduler and store. Prints pairs/s per core, ms per
-pair per core, the projection to 10,000 networks (49,995,000 pairs) on 128 cores, the ratio sparse/exact
+pair per core, the projection to 10,000 networks (49,995,000 pairs) on 128 cores, the ratio fast/exact
 from the same run, the share of task time outside the kernel (store, prepare, Python) and of
 worker time outside tasks (Dask), and every worker's time split by where it went (kernel, read, write,
 the rest of the task, between tasks, before its first task, after its last: the run's tail); besides
-both solvers, sparse with --max-layer 0 (Figure 4), whose fast kernel is where the tile must adapt.
+both solvers, fast with --max-layer 0 (Figure 4), whose quick kernel is where the tile must adapt.
 bookkeeping: a store of 10,000 small networks (32-32-16-4); times the
 plan, `info`, `compute --dry-run`, creating the result arrays and markers, and a NaN export of layer 0.
 Figures only; the load average is printed because 2 shared cores make absolute times noisy.
@@ -117,8 +117,8 @@ def scale(work: Path, n: int, seconds: float, tile: int | None, modes) -> None:
                 f"        worker time ({total:.1f} s): " + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in spent.items())
             )
     run_loop.RunStats.add = add
-    if "sparse" in rates and "exact" in rates:
-        print(f"sparse / exact pairs per second, same run: {rates['sparse'] / rates['exact']:.2f}x")
+    if "fast" in rates and "exact" in rates:
+        print(f"fast / exact pairs per second, same run: {rates['fast'] / rates['exact']:.2f}x")
 
 
 def timed_cli(*args: str) -> float:
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=1000, help="networks for the scale part [1000]")
     parser.add_argument("--seconds", type=float, default=60, help="work per solver in the scale part, in core-seconds per core [60]")
     parser.add_argument("--tile", type=int, default=None, help="tile size of the scale part [default: compute's adaptive choice]")
-    parser.add_argument("--modes", default="exact,sparse,sparse:0", help="solver[:max layer], comma-separated [exact,sparse,sparse:0]")
+    parser.add_argument("--modes", default="exact,fast,fast:0", help="solver[:max layer], comma-separated [exact,fast,fast:0]")
     parser.add_argument("--big", type=int, default=TARGET_N, help="networks for the bookkeeping part [10000]")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

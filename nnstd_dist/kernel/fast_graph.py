@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "EXIT", "mix", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_edge", "rows_of"]
+__all__ = ["SCALE", "EXIT", "mix", "pair_hash", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_edge", "rows_of"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
@@ -30,6 +30,13 @@ def mix(x):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(cache=True)
+def pair_hash(x, y):
+    """A hash of an unordered pair of uint64 (symmetric, so that NNSTD(A, B) and NNSTD(B, A) break ties alike)."""
+    low, high = (x, y) if x < y else (y, x)
+    return mix(mix(low) + high)
 
 
 @nb.njit(cache=True)
@@ -116,7 +123,7 @@ def tie_costs(indptr, indices, edges, rank_a, rank_b, colour_a, colour_b, unit, 
             d = rank_a[i] - rank_b[j]
             out[t] = d * d * unit
             if hash_range > 0:
-                out[t] += np.int64(mix(colour_a[i] ^ mix(colour_b[j])) % np.uint64(hash_range))
+                out[t] += np.int64(pair_hash(colour_a[i], colour_b[j]) % np.uint64(hash_range))
     return out
 
 
@@ -129,7 +136,7 @@ def index_costs(indptr, indices, edges, hash_range):
     for t in range(edges.size):
         i, j = rows[t], indices[edges[t]]
         if j < n:
-            out[t] = np.int64(mix(np.uint64(i) * np.uint64(n) + np.uint64(j)) % np.uint64(hash_range))
+            out[t] = np.int64(pair_hash(np.uint64(i), np.uint64(j)) % np.uint64(hash_range))
     return out
 
 

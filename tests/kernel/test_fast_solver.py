@@ -79,6 +79,14 @@ def test_fast_is_blind_to_relabelling_either_network(nets, seed):
 
 
 @settings(max_examples=60, deadline=None)
+@given(networks())
+def test_fast_is_symmetric(nets):
+    # the rule is symmetric in A and B (its hashes of pairs too): the matching of (B, A) is that of (A, B) inverted
+    a, b = nets
+    assert nnstd(a, b, solver="fast").tolist() == nnstd(b, a, solver="fast").tolist()
+
+
+@settings(max_examples=60, deadline=None)
 @given(networks(), st.integers(0, 2**32 - 1))
 def test_exact_is_blind_to_relabelling_in_layer0_only(nets, seed):
     a, b = nets
