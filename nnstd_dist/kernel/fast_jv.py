@@ -131,51 +131,45 @@ def _row_reduction(indptr, indices, cost, u, v, row_match, col_match, free):
 
 
 @nb.njit(cache=True)
-def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, done, pred, heap_d, heap_j, seen):
-    """One Dijkstra from free row r, the dual update on finalised columns, and the augmentation."""
-    size, n_seen, sink, dstar, bound = 0, 0, -1, INF, INF  # bound: the nearest free column reached so far
-    for e in range(indptr[r], indptr[r + 1]):
+def _relax(i, d, indptr, indices, cost, u, v, col_match, dist, done, pred, heap_d, heap_j, seen, size, n_seen, bound):
+    """Relax row i's edges, the row reached at distance d; (size, n_seen, bound, sink): sink >= 0 is a free column at
+    distance d, which ends the search (nothing is nearer). ``bound``: the nearest free column reached so far."""
+    for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
-        d = cost[e] - u[r] - v[j]
-        if d < dist[j]:
-            if col_match[j] < 0 and d < bound:
-                bound = d
+        if done[j] >= 0:
+            continue
+        d2 = d + cost[e] - u[i] - v[j]
+        if d2 < dist[j] and d2 < bound:  # a column at or beyond the nearest free one is never needed
+            if col_match[j] < 0:
+                bound = d2
             if dist[j] == INF:
                 seen[n_seen] = j
                 n_seen += 1
-            dist[j], pred[j] = d, r
-            size = _push(heap_d, heap_j, size, d, j)
-    n_done = 0
-    while size > 0:
+            dist[j], pred[j] = d2, i
+            if d2 == d and col_match[j] < 0:
+                return size, n_seen, bound, j
+            size = _push(heap_d, heap_j, size, d2, j)
+    return size, n_seen, bound, -1
+
+
+@nb.njit(cache=True)
+def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, done, pred, heap_d, heap_j, seen):
+    """One Dijkstra from free row r, the dual update on finalised columns, and the augmentation."""
+    graph = (indptr, indices, cost, u, v, col_match, dist, done, pred, heap_d, heap_j, seen)
+    size, n_seen, bound, sink = _relax(r, 0, *graph, 0, 0, INF)
+    dstar, n_done = 0, 0
+    while sink < 0 and size > 0:
         d, j, size = _pop(heap_d, heap_j, size)
         if done[j] >= 0 or d > dist[j]:
             continue
-        done[j] = n_done
-        n_done += 1
-        i = col_match[j]
-        if i < 0:
-            sink, dstar = j, d
-            break
-        for e in range(indptr[i], indptr[i + 1]):
-            j2 = indices[e]
-            if done[j2] >= 0:
-                continue
-            d2 = d + cost[e] - u[i] - v[j2]
-            if d2 < dist[j2] and d2 < bound:
-                if col_match[j2] < 0:
-                    bound = d2
-                if dist[j2] == INF:
-                    seen[n_seen] = j2
-                    n_seen += 1
-                dist[j2], pred[j2] = d2, i
-                if d2 == d and col_match[j2] < 0:  # a free column at the smallest distance left: the search ends
-                    done[j2], sink, dstar = n_done, j2, d2
-                    break
-                size = _push(heap_d, heap_j, size, d2, j2)
-        if sink >= 0:
-            break
+        done[j], n_done, dstar = n_done, n_done + 1, d
+        if col_match[j] < 0:
+            sink = j
+        else:
+            size, n_seen, bound, sink = _relax(col_match[j], d, *graph, size, n_seen, bound)
     if sink < 0:
-        raise ValueError("the graph has no perfect matching")
+        raise ValueError("the graph has no matching of every row")
+    done[sink] = n_done
     for t in range(n_seen):
         j = seen[t]
         if done[j] >= 0:
@@ -185,6 +179,12 @@ def _augment_from(r, indptr, indices, cost, u, v, row_match, col_match, dist, do
                 u[col_match[j]] += delta
         dist[j], done[j] = INF, -1
     u[r] += dstar
+    _augment(r, sink, pred, row_match, col_match)
+
+
+@nb.njit(cache=True)
+def _augment(r, sink, pred, row_match, col_match):
+    """Flip the alternating path from free row r to the free column ``sink`` (predecessors in ``pred``)."""
     j = sink
     while True:
         i = pred[j]
