@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError, ShapeMismatchError
-from .fast import FAST_ALGORITHMS, RULE_VERSION, fast_layers, nnstd_fast
+from .fast_version import FAST_ALGORITHMS, RULE_VERSION
 from .masks import chain_break, has_nonfinite
 
 __all__ = ["SOLVERS", "TIE_RULES", "FAST_ALGORITHMS", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
@@ -91,6 +91,8 @@ class Topology:
     @cached_property
     def fast(self):
         """The fast solver's per-layer arrays and neuron colours (fast.fast_layers), built once per network."""
+        from .fast import fast_layers  # numba loads on the fast solver's first use only
+
         return fast_layers(self.masks, self.transposed, self.degrees, self.blocks)
 
 
@@ -162,6 +164,8 @@ def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: i
             raise ShapeMismatchError(f"layer {k}: shapes {sa} and {sb} differ")
     n_layers = len(a.masks) if max_layer is None else _check_max_layer(max_layer, len(a.masks)) + 1
     if solver == "fast":
+        from .fast import nnstd_fast
+
         return nnstd_fast(a.fast, b.fast, a.blocks, n_layers, algorithm)
     out = np.zeros(n_layers)
     order = None  # B's neuron order that matches A's, carried from layer to layer

@@ -63,12 +63,10 @@ from . import fast_graph as graph
 from .colours import refine
 from .fast_jv import duals_of, solve
 from .fast_ties import LIMIT, canonical, finish
+from .fast_version import FAST_ALGORITHMS, RULE_VERSION
 
 __all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm", "warm_up"]
 
-# Stores record it with fast results: raise it whenever the rule above can change a value.
-RULE_VERSION = 1
-FAST_ALGORITHMS = ("jv", "lapjvsp")  # "auto" (the default) picks one per layer: pick_algorithm
 
 
 @dataclass(frozen=True)
