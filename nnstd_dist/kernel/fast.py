@@ -68,7 +68,6 @@ from .fast_version import FAST_ALGORITHMS, RULE_VERSION
 __all__ = ["FAST_ALGORITHMS", "RULE_VERSION", "FastLayer", "fast_layers", "fast_layer", "nnstd_fast", "pick_algorithm", "warm_up"]
 
 
-
 @dataclass(frozen=True)
 class FastLayer:
     """One layer of one network as the compiled code reads it, built once per network (``fast_layers``)."""
