@@ -93,7 +93,7 @@ def relabel(net, rng):
 
 
 def max_mean(values: np.ndarray, k: int) -> str:
-    return f"{values[:, k].max():.4f} / {values[:, k].mean():.4f}"
+    return f"{values[:, k].max():.3g} / {values[:, k].mean():.3g}"
 
 
 def deviation(topo: Path) -> None:
