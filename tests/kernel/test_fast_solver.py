@@ -148,10 +148,10 @@ def relabel_sparse(layers, rng):
 
 
 @pytest.mark.parametrize("epoch", ["epoch_000", "epoch_190"])
-def test_paper_networks_relabelled(shared_dir, epoch):
+def test_paper_networks_relabelled(paper_data, epoch):
     from nnstd_dist import load_set_network
 
-    a, b = (load_set_network(shared_dir / "topo" / f"e5_s0_w{w}" / epoch) for w in (2, 7))
+    a, b = (load_set_network(paper_data / "topo" / f"e5_s0_w{w}" / epoch) for w in (2, 7))
     rng = np.random.default_rng(7)
     assert nnstd(a, relabel_sparse(a, rng), solver="fast").tolist() == [0.0] * 4
     d = nnstd(a, b, solver="fast")
@@ -238,6 +238,19 @@ def test_every_layer_is_optimal_and_layer0_is_exact(rng, sizes, density):
         if not (k == len(a) - 1 and a[k].all() and b[k].all()):
             assert got[k] == value
     assert got[0] == pytest.approx(nnstd(a, b)[0], abs=TOLERANCE)
+
+
+def test_the_compiled_tie_break_names_the_sources_it_calls():
+    # numba's cache of fast_ties.py does not notice edits of the modules its functions call; their digest, written
+    # in fast_ties.py, makes every such edit an edit of fast_ties.py as well
+    import hashlib
+    from pathlib import Path
+
+    from nnstd_dist.kernel import fast_ties
+
+    folder = Path(fast_ties.__file__).parent
+    digest = hashlib.sha256(b"".join((folder / f"{name}.py").read_bytes() for name in ("fast_graph", "fast_jv", "fast_scc")))
+    assert fast_ties.DEPENDS_ON == digest.hexdigest()[:16], "update DEPENDS_ON in fast_ties.py"
 
 
 def test_max_layer_and_bad_algorithm(rng, synthetic_network):
