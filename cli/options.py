@@ -82,7 +82,7 @@ solver_option = click.option(
     default="exact",
     show_default=True,
     help="exact: the paper's dense assignment, bit for bit. fast: the same optimum per layer from the neuron pairs "
-    "that share inputs, 5-10x faster on sparse networks, and a canonical choice among tied matchings, so that "
+    "that share inputs, about 10x faster on the paper's networks, and a canonical choice among tied matchings, so that "
     "renumbering hidden neurons changes no distance; layer 0 equals exact within 1e-12, deeper layers differ "
     "(see the README).",
 )
