@@ -27,34 +27,41 @@ EPILOG = """Examples:
 
 
 class ProgressBar:
-    """Pairs done / total, pairs/s and ETA on stderr: one line redrawn on a terminal, a line per 10% otherwise."""
+    """Pairs done / total, pairs/s and the time left on stderr: one line redrawn on a terminal; otherwise (a log file)
+    a line, with the clock time, at the first pairs done, at every 10 %, at least every LOG_SECONDS and at the end."""
 
     WIDTH = 28
+    LOG_SECONDS = 60.0
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.shown_decile = -1
+        self.announced = False
+        self.shown_decile = 0
+        self.shown_pairs = False
         self.last_draw = 0.0
+        self.last_line = time.monotonic()
 
     def __call__(self, p) -> None:
-        if p.tiles_done == 0:
+        if not self.announced:
+            self.announced = True
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
             # An adaptive cluster (--cluster) often starts with no worker: its batch jobs are still queued.
             on = f"on {count(p.workers, 'worker thread')}" if p.workers else "as workers join"
             self._line(f"{p.pairs_total} pairs in {count(p.tiles_total, 'tile')} {on}{where}")
         finished = p.tiles_done == p.tiles_total
+        now = time.monotonic()
         if self.tty:
-            now = time.monotonic()
             if finished or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self.stream.write("\r" + self._text(p) + ("\n" if finished else ""))
                 self.stream.flush()
             return
         decile = 10 * p.pairs_done // max(1, p.pairs_total)
-        if decile > self.shown_decile or finished:
-            self.shown_decile = decile
-            self._line(self._text(p))
+        first = p.pairs_done > 0 and not self.shown_pairs
+        if first or decile > self.shown_decile or finished or now - self.last_line >= self.LOG_SECONDS:
+            self.shown_decile, self.shown_pairs, self.last_line = max(decile, self.shown_decile), self.shown_pairs or p.pairs_done > 0, now
+            self._line(f"{time.strftime('%H:%M:%S')} {self._text(p)}")
 
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

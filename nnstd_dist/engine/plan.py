@@ -143,6 +143,11 @@ def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | No
         raise ValueError(f"tiles_done has shape {tiles_done.shape}, expected ({k}, {k}) for N={n}, tile={tile}")
     tasks = [tile_task(a, b, tile, n, tiles_done[a, b]) for a in range(k) for b in range(a + 1)]
     remaining = [t for t in tasks if not t.complete]
-    # Largest first: the short tiles fill the gaps at the end (list scheduling, LPT order).
-    remaining.sort(key=lambda t: (-t.n_pairs, t.a, t.b))
+    # Largest first: the short tiles fill the gaps at the end (list scheduling, LPT order). Tiles of one
+    # size go in a shuffled (seeded) order, so that the first to finish are a fair sample of the rest:
+    # in store order the first are near the diagonal, pairs of similar networks that are faster than
+    # most, and the time left was underestimated three-fold (progress.WorkLeft prices the rest from them).
+    shuffled = np.random.default_rng(n * 100_003 + tile).permutation(len(remaining))
+    order = sorted(range(len(remaining)), key=lambda x: (-remaining[x].n_pairs, shuffled[x]))
+    remaining = [remaining[x] for x in order]
     return Plan(n, tile, tuple(remaining), choice)

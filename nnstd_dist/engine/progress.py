@@ -1,4 +1,11 @@
-"""Where a run stands (for the progress callback) and what it did (counts, times, memory): no dask here."""
+"""Where a run stands (for the progress callback), how long it has left (WorkLeft), and what it did (RunStats): no dask here.
+
+The time left is estimated from the work remaining, not from the rate so far: every remaining tile's
+pairs, priced at the seconds per pair measured on finished tiles of its kind (diagonal tiles hold
+pairs of neighbouring, often near-identical networks, which are faster), divided among the worker
+threads. Before the first tile the plan's kernel timing prices the pairs. The plan runs equal-sized
+tiles in a shuffled order (plan.make_plan), so the tiles finished first are a fair sample of the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,15 @@ from dataclasses import dataclass, field
 
 from .tasks import TileResult
 
-__all__ = ["Progress", "RunStats"]
+__all__ = ["Progress", "RunStats", "WorkLeft"]
 
 
 @dataclass
 class Progress:
-    """Where a run stands, passed to the progress callback at the start and after every tile."""
+    """Where a run stands, passed to the progress callback at the start, after every tile and every few seconds between.
+
+    ``pairs_done`` counts the pairs of finished tiles and those running tiles have reported so far.
+    """
 
     pairs_done: int
     pairs_total: int
@@ -20,6 +30,7 @@ class Progress:
     elapsed: float
     workers: int
     dashboard: str | None = None
+    eta_seconds: float | None = None  # from the work remaining (WorkLeft); None: not known yet
 
     @property
     def rate(self) -> float:
@@ -28,8 +39,67 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left at the rate so far; None before the first tile."""
+        """Seconds left: from the work remaining when known, else at the rate so far; None before any pair."""
+        if self.eta_seconds is not None:
+            return self.eta_seconds
         return (self.pairs_total - self.pairs_done) / self.rate if self.rate > 0 else None
+
+
+class WorkLeft:
+    """The seconds of work left in a run, priced per kind of tile (diagonal or not) from the tiles finished so far.
+
+    ``tasks``: the plan's TileTasks; ``workers``: worker threads; ``seconds_per_pair``: the plan's kernel
+    timing (None if the tile size was not timed), the price until a tile of either kind has finished.
+    """
+
+    def __init__(self, tasks, workers: int, seconds_per_pair: float | None = None):
+        self.left = {True: 0, False: 0}  # diagonal? -> pairs not yet in a finished tile
+        for t in tasks:
+            self.left[t.diagonal] += t.n_pairs
+        self.spent = {True: [0.0, 0], False: [0.0, 0]}  # diagonal? -> [task seconds, pairs] of finished tiles
+        self.running: dict[tuple[int, int], int] = {}  # (a, b) -> pairs a running tile has reported
+        self.workers = max(1, workers)
+        self.prior = seconds_per_pair
+
+    def finished(self, result: TileResult, planned_pairs: int) -> None:
+        """Tile (result.a, result.b), planned for ``planned_pairs``, is done."""
+        diagonal = result.a == result.b
+        self.left[diagonal] -= planned_pairs
+        self.running.pop((result.a, result.b), None)
+        if result.pairs:
+            self.spent[diagonal][0] += result.seconds
+            self.spent[diagonal][1] += result.pairs
+
+    def reported(self, a: int, b: int, pairs: int) -> None:
+        """A running tile (a, b) has computed ``pairs`` of its pairs."""
+        self.running[(a, b)] = max(pairs, self.running.get((a, b), 0))
+
+    @property
+    def running_pairs(self) -> int:
+        return sum(self.running.values())
+
+    def price(self, diagonal: bool) -> float | None:
+        """Seconds per pair of this kind of tile: measured on its kind, else on the other kind, else the plan's timing."""
+        for kind in (diagonal, not diagonal):
+            seconds, pairs = self.spent[kind]
+            if pairs:
+                return seconds / pairs
+        return self.prior
+
+    def seconds(self) -> float | None:
+        """Wall seconds left: the work left divided among the workers; None when nothing prices it yet."""
+        running = {True: 0, False: 0}
+        for (a, b), pairs in self.running.items():
+            running[a == b] += pairs
+        total = 0.0
+        for diagonal in (True, False):
+            pairs = max(0, self.left[diagonal] - running[diagonal])
+            if pairs:
+                price = self.price(diagonal)
+                if price is None:
+                    return None
+                total += pairs * price
+        return total / self.workers
 
 
 @dataclass

@@ -34,7 +34,7 @@ from .environment import check_cluster
 from .gate import EnvironmentGate
 from .interrupts import deferred_stop
 from .plan import Plan, TileChoice, choose_tile, make_plan
-from .progress import Progress, RunStats
+from .progress import Progress, RunStats, WorkLeft
 from .tasks import TileResult, TileStopped, compute_tile, time_kernel
 
 __all__ = ["compute", "plan_store", "run_plan"]
@@ -44,17 +44,16 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_THREAD = 4  # futures submitted ahead per worker thread: no worker idles between tiles
 MIN_IN_FLIGHT = 32  # an adaptive cluster may start with no workers
 STOP_POLL_SECONDS = 0.1  # how long a Ctrl-C may wait for the run loop to see it
+HEARTBEAT_SECONDS = 1.0  # progress shown at least this often while no tile finishes
+REPORT_SECONDS = 2.0  # a running tile reports its pairs done at most this often
 RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker deaths are counted separately
 
 def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None) -> RunStats:
     """Submit one task per planned tile, largest first, and collect their results as they finish."""
     path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
     stats = RunStats(str(store_path), plan.n, plan.tile, workers=threads(client), dashboard=dashboard(client))
-    progress = Progress(0, plan.n_pairs, 0, len(plan), 0.0, stats.workers, stats.dashboard)
-    if on_progress:
-        on_progress(progress)
-    start = time.perf_counter()
-    run = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may remember older ones
+    tracker = _Tracker(plan, stats, on_progress)
+    run = uuid.uuid4().hex[:8]  # keys and topic unique to this run: a shared scheduler may remember older ones
     gate = contextlib.ExitStack()
     gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
     # A bounded window of futures, refilled as tiles finish: at N = 10,000 (49,141 tiles) submitting
@@ -62,14 +61,16 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
     # the scheduler's memory flat. Tiles go in largest-first order, so the window keeps LPT order.
     pending = iter(plan.tasks)
     window = max(IN_FLIGHT_PER_THREAD * stats.workers, MIN_IN_FLIGHT)
-
-    finished: queue.SimpleQueue = queue.SimpleQueue()  # filled by Dask's callback thread as tiles finish
+    events: queue.SimpleQueue = queue.SimpleQueue()  # finished futures and running tiles' reports, from Dask's threads
+    topic = f"nnstd-progress-{run}"
+    client.subscribe_topic(topic, lambda event: events.put(event[1]))
+    gate.callback(client.unsubscribe_topic, topic)
 
     def submit(t):
         future = client.submit(
-            _tile_on_worker, path, t.a, t.b, plan.n, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
+            _tile_on_worker, path, t.a, t.b, plan.n, topic, key=f"nnstd-tile-{t.a}-{t.b}-{run}", priority=t.n_pairs, retries=RETRIES, pure=False
         )
-        future.add_done_callback(finished.put)
+        future.add_done_callback(events.put)
         return future
 
     in_flight = {submit(t) for t in itertools.islice(pending, window)}
@@ -79,35 +80,83 @@ def run_plan(client: Client, store_path: str | Path, plan: Plan, on_progress: Ca
             while in_flight:
                 stop.check()
                 try:
-                    future = finished.get(timeout=STOP_POLL_SECONDS)
+                    event = events.get(timeout=STOP_POLL_SECONDS)
                 except queue.Empty:
+                    tracker.tick()
                     continue
-                in_flight.discard(future)
-                result = _result(future)
+                if isinstance(event, (list, tuple)):  # a running tile's report: [a, b, pairs]
+                    tracker.reported(*event)
+                    tracker.tick()
+                    continue
+                in_flight.discard(event)
+                result = _result(event)
                 in_flight.update(submit(t) for t in itertools.islice(pending, 1))  # one out, one in
-                stats.add(result)
-                progress.pairs_done, progress.tiles_done = stats.pairs, stats.tiles
-                progress.elapsed = time.perf_counter() - start
-                if on_progress:
-                    on_progress(progress)
+                tracker.finished(result)
         finally:
             client.cancel([f for f in in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
             gate.close()
-    stats.wall_seconds = time.perf_counter() - start
+    stats.wall_seconds = time.perf_counter() - tracker.start
     stats.workers = len(stats.peak_rss)  # an adaptive cluster may have had none at the start: count who computed
     return stats
 
-def _tile_on_worker(store_path: str, a: int, b: int, n: int) -> TileResult:
+
+class _Tracker:
+    """The run's Progress and WorkLeft, kept up to date from finished tiles and running tiles' reports, and shown:
+    at the start, after every tile and at least every HEARTBEAT_SECONDS between."""
+
+    def __init__(self, plan: Plan, stats: RunStats, on_progress: Callable[[Progress], None] | None):
+        self.stats, self.on_progress = stats, on_progress
+        self.planned = {(t.a, t.b): t.n_pairs for t in plan.tasks}
+        prior = plan.choice.seconds_per_pair if plan.choice is not None else None
+        self.work = WorkLeft(plan.tasks, stats.workers, prior)
+        self.progress = Progress(0, plan.n_pairs, 0, len(plan), 0.0, stats.workers, stats.dashboard)
+        self.start = time.perf_counter()
+        self.shown = self.start
+        self._show()
+
+    def finished(self, result: TileResult) -> None:
+        self.stats.add(result)
+        self.work.finished(result, self.planned.get((result.a, result.b), result.pairs))
+        self.progress.tiles_done = self.stats.tiles
+        self._show()
+
+    def reported(self, a: int, b: int, pairs: int) -> None:
+        if (a, b) in self.planned:
+            self.work.reported(a, b, pairs)
+
+    def tick(self) -> None:
+        if time.perf_counter() - self.shown >= HEARTBEAT_SECONDS:
+            self._show()
+
+    def _show(self) -> None:
+        self.shown = time.perf_counter()
+        p = self.progress
+        p.pairs_done = min(p.pairs_total, self.stats.pairs + self.work.running_pairs)
+        p.elapsed = self.shown - self.start
+        p.eta_seconds = self.work.seconds()
+        if self.on_progress:
+            self.on_progress(p)
+
+
+def _tile_on_worker(store_path: str, a: int, b: int, n: int, topic: str | None = None) -> TileResult:
     """compute_tile, stopped between two pairs once its worker starts closing, and then run again elsewhere.
 
     When a worker closes (an interrupted run, a batch job at its time limit), Dask lets its running
     task go on: the worker waits for it, its nanny kills the worker after a few seconds, and a killed
     worker leaves its semaphores to Python's resource tracker, which warns of them on the terminal. A
     tile stopped here writes nothing and goes back to the scheduler (Reschedule), as if it had not started.
+    Every REPORT_SECONDS the pairs done so far go to the client under ``topic`` (progress finer than a tile).
     """
     worker = get_worker()
+    last = [time.monotonic()]
+
+    def report(pairs: int) -> None:
+        if topic and time.monotonic() - last[0] >= REPORT_SECONDS:
+            last[0] = time.monotonic()
+            worker.log_event(topic, [a, b, pairs])
+
     try:
-        return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING)
+        return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING, report=report)
     except TileStopped:
         raise Reschedule() from None
 

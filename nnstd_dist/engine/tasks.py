@@ -72,10 +72,13 @@ def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
     return not np.isnan(block[:layers, kept]).any()
 
 
-def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, int, float, float]:
+def tile_block(
+    store: TopologyStore, task: TileTask, stop: Callable[[], bool] | None = None, report: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, int, float, float]:
     """The tile's complete (L, rows, cols) block, the pairs computed for it, and the read and kernel seconds.
 
-    ``stop()`` is asked before each pair; True raises TileStopped.
+    ``stop()`` is asked before each pair; True raises TileStopped. ``report(k)`` is told after each pair
+    that k pairs are done (progress finer than a tile).
     """
     read = time.perf_counter()
     (r0, r1), (c0, c1) = task.rows, task.cols
@@ -97,7 +100,7 @@ def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | 
         networks.update(_read_prepared(store, np.arange(c0, c1 if pairs else c0), layers))
     read = time.perf_counter() - read
     kernel = 0.0
-    for i, j in pairs:
+    for done, (i, j) in enumerate(pairs, 1):
         if stop is not None and stop():
             raise TileStopped(f"tile ({task.a}, {task.b}) stopped after {kernel:.1f} s of its pairs")
         start = time.perf_counter()
@@ -106,16 +109,21 @@ def tile_block(store: TopologyStore, task: TileTask, stop: Callable[[], bool] | 
         block[:layers, i - r0, j - c0] = distances
         if task.diagonal:
             block[:layers, j - c0, i - r0] = distances  # a diagonal tile holds its own mirror
+        if report is not None:
+            report(done)
     if task.diagonal:
         idx = np.arange(r1 - r0)
         block[:layers, idx, idx] = 0.0
     return block, len(pairs), read, kernel
 
 
-def compute_tile(store_path: str, a: int, b: int, n: int, stop: Callable[[], bool] | None = None) -> TileResult:
+def compute_tile(
+    store_path: str, a: int, b: int, n: int, stop: Callable[[], bool] | None = None, report: Callable[[int], None] | None = None
+) -> TileResult:
     """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks.
 
     ``stop()``, asked between pairs, can end the task early (TileStopped): the tile stays as it was.
+    ``report(k)``: k of the tile's pairs are computed (see tile_block).
     """
     started, start = time.time(), time.perf_counter()
     try:
@@ -130,7 +138,7 @@ def compute_tile(store_path: str, a: int, b: int, n: int, stop: Callable[[], boo
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
-        block, pairs, read, kernel = tile_block(store, task, stop)
+        block, pairs, read, kernel = tile_block(store, task, stop, report)
         write = time.perf_counter()
         store.write_block(task.rows, task.cols, block)
         if store.generation_on_disk() != generation:  # a replace or a new set of results since this task read its networks

@@ -347,6 +347,43 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     assert lines[2] == ""
 
 
+def test_progress_bar_in_a_log_has_a_line_at_the_first_pairs_each_tenth_and_each_minute(monkeypatch):
+    log = _Terminal()
+    log.isatty = lambda: False
+    bar = ProgressBar(log)
+    bar(Progress(0, 1000, 0, 10, 0.0, 2))
+    bar(Progress(0, 1000, 0, 10, 1.0, 2))  # a heartbeat with nothing done: no line
+    bar(Progress(3, 1000, 0, 10, 2.0, 2, eta_seconds=600.0))  # the first pairs, reported by a running tile
+    bar(Progress(50, 1000, 0, 10, 3.0, 2))  # within the same tenth: no line
+    bar.last_line -= ProgressBar.LOG_SECONDS  # a minute later
+    bar(Progress(60, 1000, 0, 10, 63.0, 2, eta_seconds=900.0))
+    bar(Progress(120, 1000, 1, 10, 70.0, 2))  # 10 %
+    bar(Progress(1000, 1000, 10, 10, 500.0, 2))
+    lines = log.text.splitlines()
+    assert lines[0] == "1000 pairs in 10 tiles on 2 worker threads"
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in lines[1:]] == [
+        "[............................] 3/1000 pairs  1.5 pairs/s  ETA 10:00",
+        "[##..........................] 60/1000 pairs  1.0 pairs/s  ETA 15:00",
+        "[###.........................] 120/1000 pairs  1.7 pairs/s  ETA 8:33",
+        "[############################] 1000/1000 pairs  2.0 pairs/s  ETA 0:00",
+    ]
+
+
+def test_running_tiles_report_their_pairs_before_they_finish(tmp_path, medium, monkeypatch):
+    networks, expected = medium
+    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    monkeypatch.setattr(run_loop, "REPORT_SECONDS", 0.0)  # in-process workers: the module's own setting
+    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.0)
+    seen = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as c:
+        plan, stats = compute(path, tile=22, client=c, on_progress=lambda p: seen.append((p.tiles_done, p.pairs_done, p.eta)))
+    assert len(plan) == 1 and stats.pairs == 231
+    partial = [(pairs, eta) for tiles, pairs, eta in seen if tiles == 0 and pairs > 0]
+    assert partial and all(0 < pairs <= 231 for pairs, _ in partial), seen
+    assert all(eta is not None and eta >= 0 for _, eta in partial)  # priced from the plan's... or the rate so far
+    assert seen[-1][:2] == (1, 231)
+
+
 def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, monkeypatch):
     from distributed import Reschedule
     from distributed.core import Status
