@@ -107,6 +107,7 @@ class Plan:
     tile: int
     tasks: tuple[TileTask, ...]
     choice: TileChoice | None = None  # how the tile size was chosen, for `compute --dry-run`
+    repaired: tuple = ()  # (a, b, why): done tiles found damaged while planning (a marker's checksum), reopened
 
     @property
     def n_tiles(self) -> int:
@@ -133,7 +134,7 @@ class Plan:
         )
 
 
-def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None) -> Plan:
+def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None, repaired=()) -> Plan:
     """The tasks left for a population of n given ``tiles_done`` (see store/results.py), largest first."""
     if tile < 1:
         raise ValueError(f"tile size must be >= 1, got {tile}")
@@ -150,4 +151,4 @@ def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | No
     shuffled = np.random.default_rng(n * 100_003 + tile).permutation(len(remaining))
     order = sorted(range(len(remaining)), key=lambda x: (-remaining[x].n_pairs, shuffled[x]))
     remaining = [remaining[x] for x in order]
-    return Plan(n, tile, tuple(remaining), choice)
+    return Plan(n, tile, tuple(remaining), choice, tuple(repaired))

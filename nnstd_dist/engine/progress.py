@@ -9,11 +9,15 @@ tiles in a shuffled order (plan.make_plan), so the tiles finished first are a fa
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .tasks import TileResult
 
-__all__ = ["Progress", "RunStats", "WorkLeft"]
+__all__ = ["Progress", "RunStats", "WorkLeft", "Tracker"]
+
+HEARTBEAT_SECONDS = 1.0  # progress shown at least this often while no tile finishes
 
 
 @dataclass
@@ -54,12 +58,16 @@ class WorkLeft:
 
     def __init__(self, tasks, workers: int, seconds_per_pair: float | None = None):
         self.left = {True: 0, False: 0}  # diagonal? -> pairs not yet in a finished tile
-        for t in tasks:
-            self.left[t.diagonal] += t.n_pairs
+        self.add(tasks)
         self.spent = {True: [0.0, 0], False: [0.0, 0]}  # diagonal? -> [task seconds, pairs] of finished tiles
         self.running: dict[tuple[int, int], int] = {}  # (a, b) -> pairs a running tile has reported
         self.workers = max(1, workers)
         self.prior = seconds_per_pair
+
+    def add(self, tasks) -> None:
+        """More tiles to compute (damaged ones, reopened during the run)."""
+        for t in tasks:
+            self.left[t.diagonal] += t.n_pairs
 
     def finished(self, result: TileResult, planned_pairs: int) -> None:
         """Tile (result.a, result.b), planned for ``planned_pairs``, is done."""
@@ -134,3 +142,49 @@ class RunStats:
         self.read_seconds += result.read_seconds
         self.write_seconds += result.write_seconds
         self.peak_rss[result.worker] = max(self.peak_rss.get(result.worker, 0), result.peak_rss)
+
+
+class Tracker:
+    """The run's Progress and WorkLeft, kept up to date from finished tiles and running tiles' reports, and shown:
+    at the start, after every tile and at least every HEARTBEAT_SECONDS between."""
+
+    def __init__(self, plan, stats: RunStats, on_progress: Callable[[Progress], None] | None):
+        self.stats, self.on_progress = stats, on_progress
+        self.planned = {(t.a, t.b): t.n_pairs for t in plan.tasks}
+        prior = plan.choice.seconds_per_pair if plan.choice is not None else None
+        self.work = WorkLeft(plan.tasks, stats.workers, prior)
+        self.progress = Progress(0, plan.n_pairs, 0, len(plan), 0.0, stats.workers, stats.dashboard)
+        self.start = time.perf_counter()
+        self.shown = self.start
+        self._show()
+
+    def finished(self, result: TileResult) -> None:
+        self.stats.add(result)
+        self.work.finished(result, self.planned.get((result.a, result.b), result.pairs))
+        self.progress.tiles_done = self.stats.tiles
+        self._show()
+
+    def reported(self, a: int, b: int, pairs: int) -> None:
+        if (a, b) in self.planned:
+            self.work.reported(a, b, pairs)
+
+    def add(self, tasks) -> None:
+        """Tiles added to the run (damaged ones, reopened)."""
+        for t in tasks:
+            self.planned[(t.a, t.b)] = t.n_pairs
+        self.work.add(tasks)
+        self.progress.pairs_total += sum(t.n_pairs for t in tasks)
+        self.progress.tiles_total += len(tasks)
+
+    def tick(self) -> None:
+        if time.perf_counter() - self.shown >= HEARTBEAT_SECONDS:
+            self._show()
+
+    def _show(self) -> None:
+        self.shown = time.perf_counter()
+        p = self.progress
+        p.pairs_done = min(p.pairs_total, self.stats.pairs + self.work.running_pairs)
+        p.elapsed = self.shown - self.start
+        p.eta_seconds = self.work.seconds()
+        if self.on_progress:
+            self.on_progress(p)

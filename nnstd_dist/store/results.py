@@ -152,11 +152,14 @@ class Results:
 
     # ---- done markers ------------------------------------------------------------------------
 
-    def tile_markers(self) -> np.ndarray:
-        """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never."""
+    def tile_markers(self, damaged: list | None = None) -> np.ndarray:
+        """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never.
+
+        A damaged marker raises a StoreError, or, given a ``damaged`` list, is appended to it as (a, b) and read as 0.
+        """
         self.require_results()
         markers = self._group["tiles_done"]
-        from_files = read_marker_files(markers, self.path / "tiles_done")
+        from_files = read_marker_files(markers, self.path / "tiles_done", damaged)
         if from_files is None:
             with reading(self.path, "the done markers (tiles_done)"):
                 return markers[:]

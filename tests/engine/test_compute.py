@@ -28,6 +28,7 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import ClusterError, StoreError
 from nnstd_dist.sources.formats import load_set_network
 from nnstd_dist.engine.plan import make_plan
+from nnstd_dist.engine import progress
 from nnstd_dist.engine import run as run_loop
 from nnstd_dist.engine import ClusterSpec, Progress, compute
 from nnstd_dist.records import NetworkRecord
@@ -373,7 +374,7 @@ def test_running_tiles_report_their_pairs_before_they_finish(tmp_path, medium, m
     networks, expected = medium
     path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
     monkeypatch.setattr(run_loop, "REPORT_SECONDS", 0.0)  # in-process workers: the module's own setting
-    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.0)
     seen = []
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as c:
         plan, stats = compute(path, tile=22, client=c, on_progress=lambda p: seen.append((p.tiles_done, p.pairs_done, p.eta)))
