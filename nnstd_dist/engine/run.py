@@ -50,12 +50,13 @@ RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker 
 
 def run_plan(
     client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None,
-    scan: Callable[[], list] | None = None,
+    scan: Callable[[], list] | None = None, reopen: Callable[[int, int], None] | None = None,
 ) -> RunStats:
     """Submit one task per planned tile, largest first, and collect their results as they finish.
 
     ``scan()``, if given, runs in a thread beside the tiles and returns the done tiles it found damaged,
-    ``[(a, b, why), ...]``, already reopened (TopologyStore.reopen_damaged_tiles): they are computed too.
+    ``[(a, b, why), ...]``; the run then reopens each, ``reopen(a, b)`` (on this thread: a scan still
+    reading when the run stops writes nothing), and computes them too.
     """
     path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
     stats = RunStats(str(store_path), plan.n, plan.tile, workers=threads(client), dashboard=dashboard(client))
@@ -70,7 +71,7 @@ def run_plan(
             while window.in_flight or (scanner is not None and not scanner.taken):
                 stop.check()
                 if scanner is not None and scanner.ready():
-                    tasks = scanner.take(plan)
+                    tasks = scanner.take(plan, reopen)
                     stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in scanner.found]
                     tracker.add(tasks)
                     window.extend(tasks)
@@ -152,11 +153,14 @@ class _Scan:
     def ready(self) -> bool:
         return not self.taken and not self.thread.is_alive()
 
-    def take(self, plan: Plan) -> list:
-        """The reopened tiles as tasks (raises what the scan raised)."""
+    def take(self, plan: Plan, reopen: Callable[[int, int], None] | None) -> list:
+        """The damaged tiles, reopened, as tasks (raises what the scan raised)."""
         self.taken = True
         if self.error is not None:
             raise self.error
+        for a, b, _ in self.found:
+            if reopen is not None:
+                reopen(a, b)
         return [tile_task(a, b, plan.tile, plan.n, 0) for a, b, _ in self.found]
 
 
@@ -271,7 +275,8 @@ def compute(
         if client is None:
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
-        stats = run_plan(client, store.path, plan, on_progress, scan=functools.partial(_reopen_damaged, store, plan) if resuming and not scanned else None)
+        scan = functools.partial(_find_damaged, store, plan) if resuming and not scanned else None
+        stats = run_plan(client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.mark_tile(a, b, 0))
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
         return plan, stats
 
@@ -289,14 +294,11 @@ def _plan_and_repair(store: TopologyStore, dry_run: bool, settings: dict) -> tup
     return (plan_store(store, **settings) if repaired else plan), repaired, True
 
 
-def _reopen_damaged(store: TopologyStore, plan: Plan) -> list[tuple[int, int, str]]:
-    """Done tiles whose chunks are damaged or missing, marked not done; not those of the plan (their tasks redo them
+def _find_damaged(store: TopologyStore, plan: Plan) -> list[tuple[int, int, str]]:
+    """Done tiles whose chunks are damaged or missing (read only); not those of the plan (their tasks redo them
     as needed, and a second writer of a running tile would race it)."""
     planned = {(t.a, t.b) for t in plan.tasks}
-    damaged = [(a, b, why) for a, b, why in store.damaged_tiles() if (a, b) not in planned]
-    for a, b, _ in damaged:
-        store.mark_tile(a, b, 0)
-    return damaged
+    return [(a, b, why) for a, b, why in store.damaged_tiles() if (a, b) not in planned]
 
 
 def _open(stack: contextlib.ExitStack, store_path, dry_run: bool, command: str | None, force: bool) -> TopologyStore:

@@ -95,6 +95,17 @@ def test_readers_refuse_damaged_distances_and_compute_repairs_them(store, tmp_pa
     np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), pair_distances(networks))
 
 
+def test_a_resume_finds_damaged_tiles_beside_the_run_and_computes_them_too(store, dask_client):
+    path, networks = store
+    flip(path / "distance/c/0/2/1")  # a done tile, damaged
+    TopologyStore.open(path, mode="r+").mark_tile(1, 0, 0)  # a tile left to compute: the run starts with it
+    plan, stats = compute(path, cluster=None, client=dask_client)
+    assert [(t.a, t.b) for t in plan.tasks] == [(1, 0)]  # the plan comes from the markers alone
+    assert stats.tiles == 2 and stats.repaired == ["tile (2, 1): distance chunk 2/1 checksum mismatch"]
+    assert run_verify(path).exit_code == 0
+    np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), pair_distances(networks))
+
+
 def test_a_damaged_mask_is_rewritten_by_ingesting_its_source_again(store, tmp_path):
     from _corpus import write_set
 
