@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nnstd_dist.sources.discover import discover, read_networks
+from nnstd_dist.store.inventory import file_sizes
 from nnstd_dist.store.topology_store import TopologyStore, add_networks
 
 TOPO = Path(__file__).resolve().parents[1].parent / "shared" / "topo"
@@ -54,10 +55,10 @@ def main() -> None:
         n = store.n_networks
         print(f"ingest of {n} networks: {read + write:.2f} s (reading and checking {read:.2f} s, writing {write:.2f} s)")
 
-        sizes = store.file_sizes()
-        total_bytes, files = sum(b for b, _ in sizes.values()), sum(f for _, f in sizes.values())
+        sizes = file_sizes(store.path)
+        total_bytes, files, on_disk = (sum(s[x] for s in sizes.values()) for x in range(3))
         connections = store.connections().sum(axis=0)
-        print(f"store: {total_bytes / 1e6:.2f} MB in {files} files, {store.connections().sum()} connections")
+        print(f"store: {total_bytes / 1e6:.2f} MB in {files} files ({on_disk / 1e6:.2f} MB on disk), {store.connections().sum()} connections")
         for k, shape in enumerate(store.shapes):
             layer_bytes = sizes[f"mask_l{k}"][0]
             print(

@@ -24,7 +24,8 @@ def command(store, as_json):
     rows come in blocks of kh*kw per input channel).
 
     Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
-    once the tile holding it is marked done.
+    once the tile holding it is marked done. Files: how many the store directory holds (sites with
+    a quota count them), their bytes, and the bytes they take on disk (whole filesystem blocks).
     """
     from nnstd_dist.store.inventory import summarize
     from nnstd_dist.store.topology_store import TopologyStore
@@ -38,7 +39,8 @@ def command(store, as_json):
 
 
 def _lines(s: dict):
-    yield "store", f"{s['store']} (format {s['format_version']}, {byte_size(s['bytes'])} in {s['files']} files)"
+    yield "store", f"{s['store']} (format {s['format_version']})"
+    yield "files", f"{s['files']}, {byte_size(s['bytes'])} ({byte_size(s['bytes_on_disk'])} on disk)"
     yield "networks", str(s["networks"])
     for layer in s["layers"]:
         density = "n/a" if layer["density"] is None else f"{100 * layer['density']:.3g}%"

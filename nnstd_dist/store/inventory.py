@@ -20,13 +20,20 @@ def pairs_computed(store) -> int:
     return pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile)
 
 
-def file_sizes(path) -> dict[str, tuple[int, int]]:
-    """Bytes and file count of every top-level entry (array, zarr.json, lock) of the store directory."""
+def file_sizes(path) -> dict[str, tuple[int, int, int]]:
+    """Bytes, file count and bytes on disk (allocated blocks) of every top-level entry (array, zarr.json, lock) of the store."""
     sizes = {}
     for entry in os.scandir(path):
         files = [entry] if entry.is_file() else list(_walk_files(entry.path))
-        sizes[entry.name] = (sum(f.stat().st_size for f in files), len(files))
+        stats = [f.stat() for f in files]
+        sizes[entry.name] = (sum(s.st_size for s in stats), len(files), sum(_allocated(s) for s in stats))
     return sizes
+
+
+def _allocated(stat) -> int:
+    """Bytes a file takes on disk: its blocks (a small file takes a whole filesystem block, often 4 kB)."""
+    blocks = getattr(stat, "st_blocks", None)
+    return stat.st_size if blocks is None else 512 * blocks
 
 
 def _walk_files(directory: str):
@@ -45,7 +52,7 @@ def summarize(store) -> dict:
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
     epochs = store.column("epoch")
     sizes = file_sizes(store.path)
-    mask_bytes = sum(b for name, (b, _) in sizes.items() if name.startswith("mask_l"))
+    mask_bytes = sum(b for name, (b, _, _) in sizes.items() if name.startswith("mask_l"))
     return {
         "store": str(store.path),
         "format_version": store.format_version,
@@ -64,7 +71,8 @@ def summarize(store) -> dict:
         "tile": store.tile,
         "solver": store.solver if store.has_results else None,
         "max_layer": store.max_layer,
-        "bytes": sum(b for b, _ in sizes.values()),
-        "files": sum(f for _, f in sizes.values()),
+        "bytes": sum(b for b, _, _ in sizes.values()),
+        "files": sum(f for _, f, _ in sizes.values()),
+        "bytes_on_disk": sum(d for _, _, d in sizes.values()),
         "mask_bytes_per_connection": mask_bytes / connections.sum() if connections.sum() else None,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import math
 import os
 
@@ -463,6 +464,9 @@ def test_info_text_and_json(tree, tmp_path):
     density0 = np.mean([m[0].sum() / (8 * 6) for m in masks.values()])
     assert data["layers"][0]["shape"] == [8, 6] and data["layers"][0]["density"] == pytest.approx(density0)
     assert data["bytes"] == sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+    files = [p for p in store.rglob("*") if p.is_file()]
+    assert data["files"] == len(files) and data["bytes_on_disk"] == sum(512 * p.stat().st_blocks for p in files)
+    assert re.search(rf"files:\s+{len(files)}, [\d.]+ kB \([\d.]+ kB on disk\)", info("--store", store).stdout)
 
 
 def test_info_on_a_missing_store():
