@@ -151,6 +151,7 @@ class Tracker:
     def __init__(self, plan, stats: RunStats, on_progress: Callable[[Progress], None] | None):
         self.stats, self.on_progress = stats, on_progress
         self.planned = {(t.a, t.b): t.n_pairs for t in plan.tasks}
+        self.done: set[tuple[int, int]] = set()  # a report may arrive after its tile's result: it is ignored
         prior = plan.choice.seconds_per_pair if plan.choice is not None else None
         self.work = WorkLeft(plan.tasks, stats.workers, prior)
         self.progress = Progress(0, plan.n_pairs, 0, len(plan), 0.0, stats.workers, stats.dashboard)
@@ -160,18 +161,20 @@ class Tracker:
 
     def finished(self, result: TileResult) -> None:
         self.stats.add(result)
+        self.done.add((result.a, result.b))
         self.work.finished(result, self.planned.get((result.a, result.b), result.pairs))
         self.progress.tiles_done = self.stats.tiles
         self._show()
 
     def reported(self, a: int, b: int, pairs: int) -> None:
-        if (a, b) in self.planned:
+        if (a, b) in self.planned and (a, b) not in self.done:
             self.work.reported(a, b, pairs)
 
     def add(self, tasks) -> None:
         """Tiles added to the run (damaged ones, reopened)."""
         for t in tasks:
             self.planned[(t.a, t.b)] = t.n_pairs
+            self.done.discard((t.a, t.b))
         self.work.add(tasks)
         self.progress.pairs_total += sum(t.n_pairs for t in tasks)
         self.progress.tiles_total += len(tasks)
