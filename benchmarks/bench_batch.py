@@ -74,10 +74,13 @@ def eta_run(path: Path, solver: str, label: str) -> None:
           f"(at the rate so far: {by_rate:.0f} s, {100 * (by_rate - truth) / truth:+.1f} %)")
 
 
-def eta(work: Path, solver: str, small: int) -> None:
-    paper = work / "paper150.zarr"
-    make_store(paper, PAPER_LAYERS, 0.006, 150, rewire=0.01)
-    eta_run(paper, solver, "150 networks of 784-784-784-784-10")
+def eta(work: Path, solver: str, small: int, runs) -> None:
+    if "paper" in runs:
+        paper = work / "paper150.zarr"
+        make_store(paper, PAPER_LAYERS, 0.006, 150, rewire=0.01)
+        eta_run(paper, solver, "150 networks of 784-784-784-784-10")
+    if "small" not in runs:
+        return
     layers = (24, 24, 8)  # ~0.5 ms a pair: 1,000 networks in a few minutes on 2 cores
     many = work / "many.zarr"
     make_store(many, layers, 0.25, small, rewire=0.01)
@@ -175,12 +178,13 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=32, help="tile of the resume store [32, as bench_scale's bookkeeping]")
     parser.add_argument("--solver", default="sparse", help="solver of the ETA runs [sparse: minutes on 2 cores]")
     parser.add_argument("--small", type=int, default=1000, help="networks of the second ETA run")
+    parser.add_argument("--eta-runs", default="paper,small", help="which ETA runs: paper (150 networks), small (--small networks)")
     parser.add_argument("--networks", type=int, default=10_000, help="networks of the first-progress store")
     args = parser.parse_args()
     print(f"load average at the start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("eta", "all"):
-            eta(Path(tmp), args.solver, args.small)
+            eta(Path(tmp), args.solver, args.small, args.eta_runs.split(","))
         if args.part in ("first", "all"):
             first(Path(tmp), args.networks)
         if args.part in ("resume", "all"):

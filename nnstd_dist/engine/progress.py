@@ -60,7 +60,7 @@ class WorkLeft:
         self.left = {True: 0, False: 0}  # diagonal? -> pairs not yet in a finished tile
         self.add(tasks)
         self.spent = {True: [0.0, 0], False: [0.0, 0]}  # diagonal? -> [task seconds, pairs] of finished tiles
-        self.running: dict[tuple[int, int], int] = {}  # (a, b) -> pairs a running tile has reported
+        self.running: dict[tuple[int, int], tuple[int, float]] = {}  # (a, b) -> pairs and seconds a running tile has reported
         self.workers = max(1, workers)
         self.prior = seconds_per_pair
 
@@ -78,18 +78,23 @@ class WorkLeft:
             self.spent[diagonal][0] += result.seconds
             self.spent[diagonal][1] += result.pairs
 
-    def reported(self, a: int, b: int, pairs: int) -> None:
-        """A running tile (a, b) has computed ``pairs`` of its pairs."""
-        self.running[(a, b)] = max(pairs, self.running.get((a, b), 0))
+    def reported(self, a: int, b: int, pairs: int, seconds: float = 0.0) -> None:
+        """A running tile (a, b) has computed ``pairs`` of its pairs in its first ``seconds``."""
+        if pairs >= self.running.get((a, b), (0, 0.0))[0]:
+            self.running[(a, b)] = (pairs, seconds)
 
     @property
     def running_pairs(self) -> int:
-        return sum(self.running.values())
+        return sum(pairs for pairs, _ in self.running.values())
 
     def price(self, diagonal: bool) -> float | None:
-        """Seconds per pair of this kind of tile: measured on its kind, else on the other kind, else the plan's timing."""
+        """Seconds per pair of this kind of tile, measured on finished and running tiles of its kind, else of the other
+        kind, else the plan's timing (the kernel alone, on the client: a first guess)."""
         for kind in (diagonal, not diagonal):
             seconds, pairs = self.spent[kind]
+            for (a, b), (done, spent) in self.running.items():
+                if (a == b) == kind and spent > 0:
+                    seconds, pairs = seconds + spent, pairs + done
             if pairs:
                 return seconds / pairs
         return self.prior
@@ -97,7 +102,7 @@ class WorkLeft:
     def seconds(self) -> float | None:
         """Wall seconds left: the work left divided among the workers; None when nothing prices it yet."""
         running = {True: 0, False: 0}
-        for (a, b), pairs in self.running.items():
+        for (a, b), (pairs, _) in self.running.items():
             running[a == b] += pairs
         total = 0.0
         for diagonal in (True, False):
@@ -166,9 +171,9 @@ class Tracker:
         self.progress.tiles_done = self.stats.tiles
         self._show()
 
-    def reported(self, a: int, b: int, pairs: int) -> None:
+    def reported(self, a: int, b: int, pairs: int, seconds: float = 0.0) -> None:
         if (a, b) in self.planned and (a, b) not in self.done:
-            self.work.reported(a, b, pairs)
+            self.work.reported(a, b, pairs, seconds)
 
     def add(self, tasks) -> None:
         """Tiles added to the run (damaged ones, reopened)."""

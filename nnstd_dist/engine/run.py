@@ -80,7 +80,7 @@ def run_plan(
                 except queue.Empty:
                     tracker.tick()
                     continue
-                if isinstance(event, (list, tuple)):  # a running tile's report: [a, b, pairs]
+                if isinstance(event, (list, tuple)):  # a running tile's report: [a, b, pairs, seconds]
                     tracker.reported(*event)
                     tracker.tick()
                     continue
@@ -171,15 +171,18 @@ def _tile_on_worker(store_path: str, a: int, b: int, n: int, topic: str | None =
     task go on: the worker waits for it, its nanny kills the worker after a few seconds, and a killed
     worker leaves its semaphores to Python's resource tracker, which warns of them on the terminal. A
     tile stopped here writes nothing and goes back to the scheduler (Reschedule), as if it had not started.
-    Every REPORT_SECONDS the pairs done so far go to the client under ``topic`` (progress finer than a tile).
+    Every REPORT_SECONDS the pairs done so far, and the seconds they took, go to the client under ``topic``
+    (progress finer than a tile, and a price per pair before the first tile is done).
     """
     worker = get_worker()
-    last = [time.monotonic()]
+    start = time.monotonic()
+    last = [start]
 
     def report(pairs: int) -> None:
-        if topic and time.monotonic() - last[0] >= REPORT_SECONDS:
-            last[0] = time.monotonic()
-            worker.log_event(topic, [a, b, pairs])
+        now = time.monotonic()
+        if topic and now - last[0] >= REPORT_SECONDS:
+            last[0] = now
+            worker.log_event(topic, [a, b, pairs, now - start])
 
     try:
         return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING, report=report)

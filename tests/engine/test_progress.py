@@ -28,8 +28,17 @@ def test_each_kind_of_tile_is_priced_from_its_own_finished_tiles():
     assert work.seconds() == pytest.approx((500 + 180) * 0.04 / 2)  # diagonal tiles priced like the others until one is done
     work.finished(result(2, 2, 45, 0.45), 45)  # near pairs: 10 ms each
     assert work.seconds() == pytest.approx((500 * 0.04 + 135 * 0.01) / 2)
-    work.reported(3, 0, 50)  # half of a running tile
+    work.reported(3, 0, 50, 2.0)  # half of a running tile, also at 40 ms a pair
     assert work.seconds() == pytest.approx((450 * 0.04 + 135 * 0.01) / 2)
+
+
+def test_running_tiles_price_the_pairs_before_any_tile_is_done():
+    plan = make_plan(40, 10, np.zeros((4, 4), dtype=np.int64))
+    work = WorkLeft(plan.tasks, workers=2, seconds_per_pair=0.001)  # the client's timing: far too hopeful
+    work.reported(1, 0, 20, 1.0)
+    work.reported(2, 0, 30, 1.5)
+    assert work.price(False) == pytest.approx(0.05) and work.price(True) == pytest.approx(0.05)
+    assert work.seconds() == pytest.approx((780 - 50) * 0.05 / 2)
 
 
 def test_the_tracker_counts_running_tiles_pairs_and_ignores_late_reports():
