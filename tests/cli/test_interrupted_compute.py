@@ -69,7 +69,7 @@ def _check_stopped_cleanly(result, path: Path, code: int, word: str) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1] == f"{word}: finished tiles are kept in {path}; run the same command again to resume."
     # before it: only the progress bar's own lines
-    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
+    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|(\d\d:\d\d:\d\d )?\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
     assert not any(noise in result.stderr for noise in NOISE), result.stderr
     assert not (path / LOCK_FILE).exists()
 
