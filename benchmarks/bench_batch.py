@@ -94,8 +94,10 @@ def first_line(path: Path, terminal: bool, limit: float) -> float | None:
     else:
         reader, writer = os.pipe()
     start = time.perf_counter()
+    # Ctrl-C as from a terminal; a shell's background job would pass on SIGINT ignored
     proc = subprocess.Popen([NNSTD_DIST, "compute", "--store", str(path), "--n-workers", "2", "--recompute"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=writer)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=writer,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(writer)
     text, found = b"", None
     while found is None and time.perf_counter() - start < limit:
@@ -116,13 +118,13 @@ def first_line(path: Path, terminal: bool, limit: float) -> float | None:
     return found
 
 
-def first(work: Path, n: int) -> None:
+def first(work: Path, n: int, limit: float) -> None:
     path = work / "small.zarr"
     make_store(path, SMALL_LAYERS, 0.3, n, rewire=0.005)
     for terminal in (False, True):
-        seconds = first_line(path, terminal, 300)
+        seconds = first_line(path, terminal, limit)
         where = "a terminal" if terminal else "a log (pipe)"
-        print(f"N = {n}, first pairs shown on {where}: " + ("none within 300 s" if seconds is None else f"{seconds:.1f} s after the start"))
+        print(f"N = {n}, first pairs shown on {where}: " + (f"none within {limit:.0f} s" if seconds is None else f"{seconds:.1f} s after the start"))
 
 
 class _FirstTile(Exception):
@@ -180,13 +182,14 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="networks of the second ETA run")
     parser.add_argument("--eta-runs", default="paper,small", help="which ETA runs: paper (150 networks), small (--small networks)")
     parser.add_argument("--networks", type=int, default=10_000, help="networks of the first-progress store")
+    parser.add_argument("--limit", type=float, default=300, help="seconds to wait for the first pairs shown")
     args = parser.parse_args()
     print(f"load average at the start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("eta", "all"):
             eta(Path(tmp), args.solver, args.small, args.eta_runs.split(","))
         if args.part in ("first", "all"):
-            first(Path(tmp), args.networks)
+            first(Path(tmp), args.networks, args.limit)
         if args.part in ("resume", "all"):
             resume(Path(tmp), args.networks, args.tile)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
