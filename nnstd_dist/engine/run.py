@@ -2,10 +2,12 @@
 
 A run holds the store's lock, creates the result arrays if needed (fixing the tile size), plans the
 remaining tiles from ``tiles_done`` and runs ``tasks.compute_tile(path, a, b, N)`` for each, a bounded window
-of them in flight and refilled as they finish (progress from the first finished tile at any N): no array
-ever travels through the graph. A worker that dies takes its task with it; the scheduler reruns the
-task elsewhere (up to ``distributed.scheduler.allowed-failures`` times), which is safe because a task
-writes whole chunks and marks its tile only at the end.
+of them in flight and refilled as they finish: no array ever travels through the graph. Running tiles
+report their pairs done every REPORT_SECONDS (a Dask event), so progress and the time left
+(progress.Tracker) move before the first tile ends. A resume plans from the markers alone; the check
+of every done tile's chunks runs in a thread beside it (``scan``). A worker that dies takes its task
+with it; the scheduler reruns the task elsewhere (up to ``distributed.scheduler.allowed-failures``
+times), which is safe because a task writes whole chunks and marks its tile only at the end.
 """
 
 import contextlib
