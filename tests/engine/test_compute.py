@@ -372,7 +372,7 @@ def test_progress_bar_in_a_log_has_a_line_at_the_first_pairs_each_tenth_and_each
 
 def test_running_tiles_report_their_pairs_before_they_finish(tmp_path, medium, monkeypatch):
     networks, expected = medium
-    path = make_store(tmp_path / "s.zarr", networks, MEDIUM)
+    path = make_store(tmp_path / "s.zarr", networks, tile=None).path
     monkeypatch.setattr(run_loop, "REPORT_SECONDS", 0.0)  # in-process workers: the module's own setting
     monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.0)
     seen = []
