@@ -194,7 +194,7 @@ def test_a_real_cluster_from_a_scheduler_file(tmp_path, small):
             c.wait_for_workers(2, timeout=60)
         result = CliRunner().invoke(cli, ["compute", "--store", str(path), "--scheduler-file", str(scheduler_file), "--tile", "5"])
         assert result.exit_code == 0, result.output
-        assert "Computed 253 pairs in 15 tiles" in result.output and "2 workers" in result.output
+        assert "Computed 253 pairs in 15 tiles" in result.output and "tiles ran on 2 worker processes" in result.output
         np.testing.assert_array_equal(stored(path), expected)
     finally:
         stop_processes(procs)
