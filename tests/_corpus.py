@@ -302,6 +302,45 @@ def _edit_attrs(**changes):
     return damage
 
 
+def _edit_meta(relative: str, **changes):
+    """Edit an array's zarr.json (its shape, say), as a hand edit or a bad copy would."""
+    def damage(store: Path) -> None:
+        meta = json.loads((store / relative / "zarr.json").read_text())
+        meta.update(changes)
+        (store / relative / "zarr.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _remove(relative: str):
+    return lambda store: shutil.rmtree(store / relative)
+
+
+def _block(k: int, block):
+    def damage(store: Path) -> None:
+        layers = json.loads((store / "zarr.json").read_text())["attributes"]["layers"]
+        layers[k]["block"] = block
+        _edit_attrs(layers=layers)(store)
+    return damage
+
+
+def _marker(a: int, b: int, value: int):
+    """Write one done marker through zarr, whatever the markers' encoding."""
+    def damage(store: Path) -> None:
+        import zarr
+
+        zarr.open_array(str(store / "tiles_done"), mode="r+")[a, b] = value
+    return damage
+
+
+def _lock_pid(pid):
+    def damage(store: Path) -> None:
+        import socket
+
+        lock = {"host": socket.gethostname(), "pid": pid, "started": "2026-01-01 00:00:00", "command": "nnstd-dist compute --store x"}
+        (store / "nnstd-dist.lock").write_text(json.dumps(lock))
+    return damage
+
+
 def _live_lock(store: Path) -> None:
     import socket
 
@@ -315,6 +354,7 @@ def _on_store(damage, *argv):
     def build(work: Path, store: Path) -> list[str]:
         damage(store)
         good_set(work / "more" / "epoch_009", seed=11)
+        write_set(work / "four" / "epoch_009", population(12, [(4, 6), (6, 3)]))
         return [str(store) if a == "STORE" else str(work / a[5:]) if a.startswith("WORK/") else a for a in argv]
     return build
 
@@ -349,6 +389,29 @@ STORE_CASES = [
     Case("broken mask zarr.json, append", 12, _on_store(_write("mask_l0/zarr.json", b"{}"), *APPEND)),
     Case("broken group zarr.json, info", 12, _on_store(_write("zarr.json", b"\x00\x01"), *INFO)),
     Case("format version 1, info", 12, _on_store(_edit_attrs(format_version=1), *INFO)),
+    # issue 23, item 9: attributes that contradict the arrays or the rules
+    Case("shapes edited to 4 x 6 over 8 x 6 masks, info", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), *INFO)),
+    Case("shapes edited to 4 x 6, append of 4-input networks", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), "ingest", "WORK/four", "--store", "STORE")),
+    Case("layers[1].block 0, export", 9, _on_store(_block(1, 0), *EXPORT)),
+    Case("layers[1].block 2, export", 9, _on_store(_block(1, 2), *EXPORT)),
+    Case("solver bogus, export", 9, _on_store(_edit_attrs(solver="bogus"), *EXPORT)),
+    Case("max_layer 99, info", 9, _on_store(_edit_attrs(max_layer=99), *INFO)),
+    Case("max_layer -1, export", 9, _on_store(_edit_attrs(max_layer=-1), *EXPORT)),
+    Case("done marker above the diagonal, export", 9, _on_store(_marker(0, 1, 3), *EXPORT)),
+    Case("negative done marker, info", 9, _on_store(_marker(1, 0, -3), *INFO)),
+    # issue 23, item 10: a store partly deleted or edited
+    Case("tiles_done removed, info", 10, _on_store(_remove("tiles_done"), *INFO)),
+    Case("tiles_done removed, export", 10, _on_store(_remove("tiles_done"), *EXPORT)),
+    Case("tiles_done removed, compute", 10, _on_store(_remove("tiles_done"), *COMPUTE)),
+    Case("network_a removed, info", 10, _on_store(_remove("network_a"), *INFO)),
+    Case("network_a removed, export", 10, _on_store(_remove("network_a"), *EXPORT)),
+    Case("tiles_done reshaped to 1 x 1, info", 10, _on_store(_edit_meta("tiles_done", shape=[1, 1]), *INFO)),
+    Case("tiles_done reshaped to 1-D, export", 10, _on_store(_edit_meta("tiles_done", shape=[2]), *EXPORT)),
+    Case("distance reshaped to 2 x 2 x 2, export", 10, _on_store(_edit_meta("distance", shape=[2, 2, 2]), *EXPORT)),
+    Case("shapes shortened, info", 10, _on_store(_edit_attrs(shapes=[[8, 6]]), *INFO)),
+    Case("lock whose pid is 10^30, append", 10, _on_store(_lock_pid(10**30), *APPEND)),
+    # issue 23, item 11
+    Case("distance chunk deleted, info", 11, _on_store(_delete("distance/c/0/1/0"), *INFO)),
     # 6: locks
     Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
     Case("0-byte lock, compute", 6, _on_store(_write("nnstd-dist.lock", b""), *RECOMPUTE)),

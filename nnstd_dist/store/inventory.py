@@ -47,6 +47,7 @@ def _walk_files(directory: str):
 def summarize(store) -> dict:
     """Plain-JSON facts about ``store`` (a TopologyStore): what `nnstd-dist info` prints."""
     store.check_columns()  # damage is reported, never summarised
+    store.check_done_chunks()  # "all pairs computed" only if their chunks are there
     n, shapes = store.n_networks, store.shapes
     connections = store.connections()
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)

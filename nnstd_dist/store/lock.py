@@ -67,7 +67,12 @@ def holder(path: str | Path) -> dict:
         content = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return {"damaged": "not JSON"}
-    return content if isinstance(content, dict) and content else {"damaged": "not a lock record"}
+    if not isinstance(content, dict) or not content:
+        return {"damaged": "not a lock record"}
+    pid = content.get("pid")
+    if "pid" in content and not (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31):
+        return {"damaged": f"its pid {str(pid)[:40]} is not a process id"}
+    return content
 
 
 def _create(path: Path, me: dict) -> bool:

@@ -26,8 +26,9 @@ from ..errors import StoreError
 from ..tiles import n_tiles, tile_of, vouched_upto
 from .chunks import chunk_path, chunk_problem
 from .distances import read_vouched
-from .zarr_io import reading, require_chunks, writes
+from .zarr_io import damage_hint, reading, require_chunks, writes
 from .markers import read_marker_files
+from .consistency import marker_problems
 
 __all__ = ["Results", "RESULT_NAMES"]
 
@@ -152,18 +153,22 @@ class Results:
 
     # ---- done markers ------------------------------------------------------------------------
 
-    def tile_markers(self, damaged: list | None = None) -> np.ndarray:
+    def tile_markers(self, damaged: list | None = None, checked: bool = True) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never.
 
         A damaged marker raises a StoreError, or, given a ``damaged`` list, is appended to it as (a, b) and read as 0.
+        ``checked``: a marker no run writes (negative, above the diagonal) is a StoreError.
         """
         self.require_results()
         markers = self._group["tiles_done"]
-        from_files = read_marker_files(markers, self.path / "tiles_done", damaged)
-        if from_files is None:
+        out = read_marker_files(markers, self.path / "tiles_done", damaged)
+        if out is None:
             with reading(self.path, "the done markers (tiles_done)"):
-                return markers[:]
-        return from_files
+                out = markers[:]
+        wrong = marker_problems(out, n_tiles(self.n_networks, self.tile)) if checked else []
+        if wrong:
+            raise StoreError(f"{self.path}: damaged: {wrong[0]}; {damage_hint(self.path)}")
+        return out
 
     def damaged_tiles(self) -> list[tuple[int, int, str]]:
         """Tiles (a, b) marked done whose marker or distance chunks, (a, b) or its mirror (b, a), are missing or fail their checksum.
@@ -260,6 +265,11 @@ class Results:
         computed = np.array([self.max_layer is None or k <= self.max_layer for k in layers], dtype=bool)  # past --max-layer: NaN by design
         with reading(self.path, "the distance array"):
             return read_vouched(distance, markers, n, self.tile, layers, rows, computed, self.path)
+
+    def check_done_chunks(self) -> None:
+        """Every done tile's distance chunks exist (one stat each, no read): a count of computed pairs is true."""
+        if self.has_results:
+            self._require_done_chunks(np.arange(self.n_networks), self.tile_markers())
 
     def _require_done_chunks(self, rows: np.ndarray, markers: np.ndarray) -> None:
         """The distance chunks of every done tile among ``rows`` exist: zarr would read a missing one as NaN."""

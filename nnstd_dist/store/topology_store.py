@@ -34,12 +34,12 @@ import zarr
 
 from . import faults
 
-from . import lock
+from . import consistency, lock
 from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
 from .lock import process_alive
-from .zarr_io import reading, writes, zarr_store
+from .zarr_io import damage_hint, writes, zarr_store
 from .population import PER_NETWORK, STRING_COLUMNS, Population
 from .results import RESULT_NAMES, Results
 
@@ -82,23 +82,11 @@ class TopologyStore(Population, Results):
             raise NotAStoreError(
                 f"{path}: store format version {attrs.get('format_version')}, this nnstd-dist reads version {FORMAT_VERSION}"
             )
-        store = cls(path, group)
-        store._check_shapes()
-        return store
-
-    def _check_shapes(self) -> None:
-        """The attributes agree with the arrays' metadata: n_networks within every per-network array, the tile with distance's chunks."""
-        n = self.n_networks
-        with reading(self.path, "the store's metadata"):
-            lengths = {name: self._group[name].shape[0] for name in ("network", "digest", "mask_l0")}
-            if self.has_results:
-                lengths["distance"] = self._group["distance"].shape[1]
-                chunk = self._group["distance"].chunks[1]
-        short = {name: length for name, length in lengths.items() if length < n}
-        if not isinstance(self._group.attrs.get("n_networks"), int) or n < 0 or short:
-            raise StoreError(f"{self.path}: damaged: n_networks is {n} but {', '.join(f'{k} holds {v}' for k, v in short.items()) or 'it is not a count'}")
-        if self.has_results and chunk != self.tile:
-            raise StoreError(f"{self.path}: damaged: the tile attribute is {self.tile} but the distances are stored in tiles of {chunk}")
+        found = consistency.problems(group, path)
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise StoreError(f"{path}: damaged: {found[0]}{more}; {damage_hint(path)}")
+        return cls(path, group)
 
     @classmethod
     def create(cls, path: str | Path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NotAStoreError, StoreError
+from . import consistency
 from ..tiles import extent, n_tiles
 from ..records import mask_digest
 
@@ -46,7 +47,7 @@ def verify(path, on_progress=None) -> VerifyReport:
     except NotAStoreError:
         raise
     except StoreError as exc:
-        report.problems.append(str(exc))
+        report.problems += consistency.problems_at(path) or [str(exc)]
         return report
     report.networks = store.n_networks
     names = _names(store, report)
@@ -123,9 +124,10 @@ def _check_results(store, names, report: VerifyReport) -> None:
     for (a, b), why in sorted(damaged.items()):
         report.problems.append(f"tile ({a}, {b}): {why}")
     try:
-        markers = store.tile_markers()
+        markers = store.tile_markers(checked=False)
     except StoreError:
         return  # already reported by damaged_tiles
+    report.problems += consistency.marker_problems(markers, n_tiles(n, tile))
     for a in range(n_tiles(n, tile)):
         for b in range(a + 1):
             done_at = int(markers[a, b])

@@ -62,7 +62,7 @@ DAMAGE = {
     "n_networks raised": (
         lambda p: p.joinpath("zarr.json").write_text(json.dumps({**json.loads(p.joinpath("zarr.json").read_text()),
                                                                   "attributes": {**json.loads(p.joinpath("zarr.json").read_text())["attributes"], "n_networks": 9}})),
-        "damaged: n_networks is 9 but network holds 6",
+        "n_networks is 9 but accuracy holds 6",
     ),
 }
 

@@ -1,0 +1,169 @@
+"""The group attributes checked against the arrays and the store's rules, before anything trusts them.
+
+A store edited by hand or partly deleted (``shapes`` over masks of another shape, a ``block`` of 0,
+``solver`` "bogus", ``max_layer`` -1, ``tiles_done`` removed or reshaped) would otherwise be read
+as a valid one: a wrong number, or a KeyError deep in a reader. ``problems`` lists every
+contradiction, one line each; ``TopologyStore.open`` refuses a store with any (one error naming the
+first), ``verify`` lists them all. Arrays larger than the population are allowed: a killed append
+leaves them so, and the next append cuts them back. Part of the store: it reads zarr's metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..kernel import SOLVERS
+from ..records import METADATA_COLUMNS
+from ..tiles import n_tiles
+
+__all__ = ["problems", "problems_at", "marker_problems", "RESULT_ARRAYS"]
+
+RESULT_ARRAYS = ("distance", "network_a", "network_b", "layer", "tiles_done")
+
+
+def _count(value, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def problems(group, path) -> list[str]:
+    """Every contradiction between the group's attributes, its arrays' metadata and the store's rules."""
+    attrs = group.attrs.asdict()
+    out: list[str] = []
+    n, shapes = attrs.get("n_networks"), attrs.get("shapes")
+    if not _count(n):
+        out.append(f"attribute n_networks is {n!r}, not a count of networks")
+        n = 0
+    if not _count(attrs.get("generation", 0)):
+        out.append(f"attribute generation is {attrs.get('generation')!r}, not a count")
+    if not (isinstance(shapes, list) and shapes and all(isinstance(s, list) and len(s) == 2 and all(_count(x, 1) for x in s) for s in shapes)):
+        return out + [f"attribute shapes is {str(shapes)[:80]}, not a list of [n_in, n_out] pairs of positive integers"]
+    arrays = _arrays(group, path)
+    short = {name: a.shape[0] for name, a in arrays.items() if _per_network(name, attrs) and a is not None and a.ndim and a.shape[0] < n}
+    if short:
+        out.append(f"n_networks is {n} but {', '.join(f'{k} holds {v}' for k, v in short.items())}")
+    out += _layer_rules(attrs, shapes)
+    out += _population_arrays(arrays, shapes, n)
+    if "tile" in attrs:
+        out += _results(attrs, arrays, len(shapes), n)
+    return out
+
+
+def problems_at(path) -> list[str]:
+    """``problems`` of the nnstd-dist store at ``path``; [] if it is no readable nnstd-dist group at all (open says why)."""
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        ours = group.attrs.get("format") == "nnstd-dist"
+    except Exception:  # zarr raises several types for a broken group
+        return []
+    return problems(group, path) if ours else []
+
+
+def _per_network(name: str, attrs: dict) -> bool:
+    """Arrays whose first axis is the network (distance's first axis is the layer)."""
+    results = ("network_a", "network_b") if "tile" in attrs else ()
+    return name in (*METADATA_COLUMNS, "connections", *results) or (name.startswith("mask_l") and name[6:].isdigit())
+
+
+def _arrays(group, path) -> dict:
+    """name -> array (shape, chunks, dtype) of every array folder in the store at ``path``; None for an unreadable zarr.json."""
+    out = {}
+    for name in sorted(p.name for p in Path(path).iterdir() if (p / "zarr.json").is_file()):
+        try:
+            out[name] = group[name]
+        except Exception:  # zarr raises several types for a broken zarr.json
+            out[name] = None
+    return out
+
+
+def _layer_rules(attrs: dict, shapes: list) -> list[str]:
+    """``layers``: one entry per layer, blocks that divide its rows and chain it to the previous layer's outputs."""
+    layers = attrs.get("layers")
+    if layers is None:
+        layers = [{"block": 1}] * len(shapes)  # stores written before convolutions: fully connected
+    elif not isinstance(layers, list) or len(layers) != len(shapes) or not all(isinstance(x, dict) for x in layers):
+        return [f"attribute layers does not describe the {len(shapes)} layers of attribute shapes"]
+    out = []
+    for k, ((n_in, n_out), layer) in enumerate(zip(shapes, layers)):
+        block = layer.get("block")
+        if not _count(block, 1) or n_in % block:
+            out.append(f"layer {k}: attribute block {block!r} is not a positive divisor of its {n_in} rows")
+        elif k and n_in != shapes[k - 1][1] * block:
+            out.append(f"layer {k}: {n_in} rows are not {block} per output of layer {k - 1} ({shapes[k - 1][1]} outputs)")
+    return out
+
+
+def _population_arrays(arrays: dict, shapes: list, n: int) -> list[str]:
+    out = []
+    for k, (n_in, n_out) in enumerate(shapes):
+        mask = arrays.get(f"mask_l{k}")
+        if mask is None:
+            out.append(f"array mask_l{k} is {_absent(arrays, f'mask_l{k}')} (attribute shapes lists {len(shapes)} layers)")
+        elif mask.ndim != 3 or tuple(mask.shape[1:]) != (n_in, n_out) or mask.dtype != np.bool_ or tuple(mask.chunks) != (1, n_in, n_out):
+            out.append(f"array mask_l{k} holds {_describe(mask)}; attribute shapes says masks of {n_in} x {n_out}")
+    extra = sorted(name for name in arrays if name.startswith("mask_l") and name[6:].isdigit() and int(name[6:]) >= len(shapes))
+    if extra:
+        out.append(f"arrays {', '.join(extra)} exist beyond the {len(shapes)} layers of attribute shapes")
+    for name in METADATA_COLUMNS:
+        out += _rows(arrays, name, 1, n)
+    out += _rows(arrays, "connections", 2, n, (len(shapes),))
+    return out
+
+
+def _rows(arrays: dict, name: str, ndim: int, n: int, rest: tuple = ()) -> list[str]:
+    """Array ``name`` exists with ``ndim`` dimensions, at least ``n`` rows and the trailing shape ``rest``."""
+    array = arrays.get(name)
+    if array is None:
+        return [f"array {name} is {_absent(arrays, name)}"]
+    if array.ndim != ndim or tuple(array.shape[1:]) != rest:
+        return [f"array {name} holds {_describe(array)}, expected {ndim} dimension(s){f' ending in {rest}' if rest else ''}"]
+    return []
+
+
+def _results(attrs: dict, arrays: dict, n_layers: int, n: int) -> list[str]:
+    """With ``tile`` (results committed): the result arrays, their shapes and chunks, solver and max_layer."""
+    tile, out = attrs["tile"], []
+    if not _count(tile, 1):
+        return [f"attribute tile is {tile!r}, not a positive tile size"]
+    missing = [name for name in RESULT_ARRAYS if arrays.get(name) is None]
+    if missing:
+        return [f"array {name} is {_absent(arrays, name)} (attribute tile says distances were computed)" for name in missing]
+    distance, done = arrays["distance"], arrays["tiles_done"]
+    if distance.ndim != 3 or distance.shape[0] != n_layers or distance.shape[1] != distance.shape[2] or distance.shape[1] < n:
+        out.append(f"array distance holds {_describe(distance)}, expected ({n_layers}, N, N) with N >= {n}")
+    elif tuple(distance.chunks) != (n_layers, tile, tile):
+        out.append(f"attribute tile is {tile} but array distance is stored in chunks of {tuple(distance.chunks)}")
+    if done.ndim != 2 or done.shape[0] != done.shape[1] or done.shape[0] < n_tiles(n, tile) or tuple(done.chunks) != (1, 1):
+        out.append(f"array tiles_done holds {_describe(done)}, expected one marker per tile: at least {n_tiles(n, tile)} x {n_tiles(n, tile)}")
+    for name in ("network_a", "network_b"):
+        out += _rows(arrays, name, 1, n)
+    if arrays["layer"].shape != (n_layers,):
+        out.append(f"array layer holds {_describe(arrays['layer'])}, expected ({n_layers},)")
+    solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
+    if solver not in SOLVERS:
+        out.append(f"attribute solver is {solver!r}, not one of {', '.join(SOLVERS)}")
+    if not (attrs.get("tie_rule") is None or _count(attrs.get("tie_rule"), 1)):
+        out.append(f"attribute tie_rule is {attrs.get('tie_rule')!r}, not a rule number")
+    if max_layer is not None and not (_count(max_layer) and max_layer < n_layers):
+        out.append(f"attribute max_layer is {max_layer!r}, not a layer of 0..{n_layers - 1}")
+    return out
+
+
+def _absent(arrays: dict, name: str) -> str:
+    return "unreadable (its zarr.json)" if name in arrays else "missing"
+
+
+def _describe(array) -> str:
+    return f"shape {tuple(array.shape)}, chunks {tuple(array.chunks)}, dtype {array.dtype}"
+
+
+def marker_problems(markers: np.ndarray, n_t: int) -> list[str]:
+    """Done markers that no run writes: negative, or in the upper triangle (a < b: tiles are (a, b) with a >= b)."""
+    out = []
+    for a, b in zip(*np.nonzero(markers[:n_t, :n_t] < 0)):
+        out.append(f"tile ({a}, {b}): negative done marker {markers[a, b]}")
+    for a, b in zip(*np.nonzero(np.triu(markers[:n_t, :n_t], 1))):
+        out.append(f"tile ({a}, {b}): done marker {markers[a, b]} above the diagonal, where no tile is kept")
+    return out
