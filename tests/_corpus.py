@@ -341,6 +341,28 @@ def _lock_pid(pid):
     return damage
 
 
+def _server(kind: str) -> str:
+    """A server on 127.0.0.1 that is not a Dask scheduler, in a daemon thread: "http" (waits for a request) or "ssh" (greets first)."""
+    import http.server
+    import socketserver
+    import threading
+
+    class Greeter(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    server = (http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler) if kind == "http"
+              else socketserver.ThreadingTCPServer(("127.0.0.1", 0), Greeter))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"127.0.0.1:{server.server_address[1]}"
+
+
+def _scheduler_at(kind: str):
+    def build(work: Path, store: Path) -> list[str]:
+        return ["compute", "--store", str(store), "--scheduler", _server(kind)]
+    return build
+
+
 def _live_lock(store: Path) -> None:
     import socket
 
@@ -422,6 +444,15 @@ STORE_CASES = [
     # 12: schedulers
     Case("garbage scheduler file", 12, _on_store(_write("../sched.json", b"garbage"), *COMPUTE[:3], "--scheduler-file", "WORK/sched.json")),
     Case("scheduler file without an address", 12, _on_store(_write("../sched.json", b'{"type": "Scheduler"}'), *COMPUTE[:3], "--scheduler-file", "WORK/sched.json")),
+    # issue 23, item 10: scheduler addresses that are not a Dask scheduler's
+    Case("scheduler not-an-address", 10, _on_store(_nothing, *COMPUTE[:3], "--scheduler", "not-an-address")),
+    Case("scheduler ftp://", 10, _on_store(_nothing, *COMPUTE[:3], "--scheduler", "ftp://example.org:21")),
+    Case("scheduler address of an HTTP server", 10, _scheduler_at("http")),
+    Case("scheduler address of a server that greets first", 10, _scheduler_at("ssh")),
+    # issue 23, item 11: options checked before any write
+    Case("compute --recompute --memory-limit abc", 11, _on_store(_nothing, *RECOMPUTE[:4], "--memory-limit", "abc")),
+    Case("compute --recompute --memory-limit -5GB", 11, _on_store(_nothing, *RECOMPUTE[:4], "--memory-limit", "-5GB")),
+    Case("compute --memory-limit 1KB", 11, _on_store(_nothing, *COMPUTE[:3], "--recompute", "--memory-limit", "1KB")),
     # 5: export onto what it did not create
     Case("export -o another store", 5, _on_store(_nothing, "export", "--store", "STORE", "-o", "WORK/other.zarr")),
 ]

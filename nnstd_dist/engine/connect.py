@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from ..errors import ClusterError
 __all__ = ["ClusterSpec", "connect", "active_client", "threads", "dashboard"]
 
 # One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
+PROBE_SECONDS = 10.0  # a scheduler sends its handshake at once; this bounds a server that says nothing
+MIN_WORKER_MEMORY = 256 * 2**20
+log = logging.getLogger(__name__)
 _ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
 
 def _cores() -> int:
@@ -48,6 +52,9 @@ class ClusterSpec:
             raise ClusterError("`job_queue` starts its own scheduler: give it without `scheduler` or `scheduler_file`")
         if (self.job_options or self.jobs) and not self.job_queue:
             raise ClusterError("`job_options` and `jobs` go with `job_queue` (slurm or pbs)")
+        if self.scheduler:
+            _check_address_form(self.scheduler)
+        _check_memory_limit(self.memory_limit, self.threads_per_worker)
 
     @classmethod
     def from_env(cls, **kwargs) -> "ClusterSpec":
@@ -102,8 +109,8 @@ def connect(spec: ClusterSpec):
             return
         if spec.scheduler_file and not Path(spec.scheduler_file).is_file():
             raise ClusterError(f"{spec.scheduler_file}: no such scheduler file (the Dask scheduler writes it once started with this path as its scheduler file)")
-        if spec.scheduler_file:
-            _check_scheduler_file(spec.scheduler_file)
+        address = spec.scheduler or _check_scheduler_file(spec.scheduler_file)
+        probe_scheduler(address)
         try:
             client = Client(spec.scheduler, scheduler_file=spec.scheduler_file, timeout="20s")
         except (OSError, TimeoutError) as exc:
@@ -136,8 +143,8 @@ def _signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a signal that came meanwhile is delivered now
 
 
-def _check_scheduler_file(path: str) -> None:
-    """A scheduler file is JSON naming the scheduler's address; distributed asserts on anything else."""
+def _check_scheduler_file(path: str) -> str:
+    """A scheduler file is JSON naming the scheduler's address (returned); distributed asserts on anything else."""
     try:
         info = json.loads(Path(path).read_text())
         ok = isinstance(info, dict) and isinstance(info.get("address"), str)
@@ -145,6 +152,70 @@ def _check_scheduler_file(path: str) -> None:
         ok = False
     if not ok:
         raise ClusterError(f"{path}: not a Dask scheduler file (JSON with an 'address', as a Dask scheduler writes it)")
+    _check_address_form(info["address"])
+    return info["address"]
+
+
+def _check_address_form(address: str) -> None:
+    """PROTOCOL://HOST:PORT or HOST:PORT of a protocol distributed speaks; distributed raises ValueError deep inside otherwise."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        protocol, location = parse_address(address)
+        if protocol not in backends:
+            raise ValueError(f"unknown protocol {protocol!r} (Dask speaks {', '.join(sorted(backends))})")
+        if protocol in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise ClusterError(f"`scheduler` {address!r} is not a Dask scheduler address such as tcp://host:8786: {exc}") from None
+
+
+def probe_scheduler(address: str, seconds: float = PROBE_SECONDS) -> None:
+    """A TCP address answers as a Dask scheduler does: on accepting, it sends its handshake's 8-byte length first.
+
+    distributed would take any server's reply (an HTTP server's "HTTP/1.1") as that length and try
+    to allocate it (3 EiB), or wait forever on a server that says nothing; here both are one error.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol != "tcp":
+        return  # TLS, websockets, UCX: their own handshake comes first
+    host, port = parse_host_port(location)
+    head = b""
+    try:
+        with socket.create_connection((host, port), timeout=seconds) as conn:
+            conn.settimeout(seconds)
+            while len(head) < 8:
+                more = conn.recv(8 - len(head))
+                if not more:
+                    break
+                head += more
+    except socket.timeout:
+        pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
+    if len(head) < 8 or not 0 < int.from_bytes(head, "little") < 2**24:
+        said = f"it sent {head[:8]!r}" if head else f"it said nothing within {seconds:g} s"
+        raise ClusterError(f"{address} is not a Dask scheduler: {said} where a scheduler sends its handshake")
+
+
+def _check_memory_limit(limit, threads: int) -> None:
+    """A worker memory limit distributed can read, and enough for a worker to run a task: below it a worker pauses forever."""
+    from distributed.worker_memory import parse_memory_limit
+
+    try:
+        nbytes = parse_memory_limit(limit, threads, _cores(), logger=log)
+    except (ValueError, TypeError):
+        raise ClusterError(f"`memory_limit` {limit!r} is not an amount of memory such as 2GB or 512MiB (or auto)") from None
+    if nbytes is not None and nbytes <= 0:
+        raise ClusterError(f"`memory_limit` {limit!r} is not a positive amount of memory")
+    if nbytes is not None and nbytes < MIN_WORKER_MEMORY:
+        raise ClusterError(
+            f"`memory_limit` {limit!r} is below the {MIN_WORKER_MEMORY // 2**20} MiB a worker needs (an idle worker process takes ~110 MB, "
+            "and Dask pauses a worker at 80 % of its limit: no tile would ever start)"
+        )
 
 
 def active_client() -> Client | None:
