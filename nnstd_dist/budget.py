@@ -12,7 +12,7 @@ import re
 
 from .errors import InputError
 
-__all__ = ["ENV", "memory_budget", "check_bytes", "check_layer_shape", "solver_bytes", "byte_size"]
+__all__ = ["ENV", "memory_budget", "check_bytes", "check_dense_solver", "check_layer_shape", "solver_bytes", "byte_size"]
 
 ENV = "NNSTD_DIST_MEMORY_BUDGET"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -52,6 +52,16 @@ def check_bytes(where: str, what: str, nbytes: int) -> None:
 def solver_bytes(n_out: int) -> int:
     """Bytes the dense assignment solver needs for a layer of n_out output neurons."""
     return _SOLVER_MATRICES * 8 * n_out * n_out
+
+
+def check_dense_solver(n_out: int) -> None:
+    """The exact solver's dense n_out x n_out matrices fit the budget; else an InputError naming the fast solver."""
+    nbytes, budget = solver_bytes(n_out), memory_budget()
+    if nbytes > budget:
+        raise InputError(
+            f"a layer of {n_out} output neurons needs {byte_size(nbytes)} for the exact solver's {n_out} x {n_out} matrices, above the "
+            f"memory budget of {byte_size(budget)}: use `solver` 'fast' (its memory grows with the connections), or set {ENV} to allow more"
+        )
 
 
 def check_layer_shape(where: str, shape) -> None:

@@ -185,6 +185,19 @@ def _huge_epoch(work: Path, store: Path) -> list[str]:
     return _ingest(work / "run", store)
 
 
+def _wide_pt_pair(work: Path, store: Path) -> list[str]:
+    """Two .pt checkpoints of one 2-input layer of 2,000 output neurons: the exact solver's matrices (96 MB) exceed the corpus budget.
+
+    At the default budget (2 GiB) a layer of 100,000 outputs is the same case: 74.5 GiB per cost matrix.
+    """
+    import torch
+
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        torch.save({"fc.weight": (torch.rand(2000, 2) < 0.5).float()}, work / f"wide{seed}.pt")
+    return ["pair", str(work / "wide0.pt"), str(work / "wide1.pt")]
+
+
 def _text(content: bytes):
     return lambda path: path.write_bytes(content)
 
@@ -204,6 +217,10 @@ CASES = [
         p, row=np.array([0, 9]), col=np.array([0, 1]), format=np.array(b"coo"), shape=np.array([7, 3]), data=np.ones(2))) ),
     Case("sparse csc row index outside the shape", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 8], [0, 1, 2, 2], [1, 1], b"csc"))),
     Case("sparse unknown format", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"xyz"))),
+    Case("sparse format lil", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"lil"))),
+    Case("sparse format dok", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"dok"))),
+    Case("sparse format not a string", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], 3))),
+    Case("exact solver on a layer too wide for the budget (.pt, pair)", 10, _wide_pt_pair),
     Case("sparse shape of three numbers", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3, 1), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1]))),
     Case("sparse data shorter than indices", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 1, 2, 2, 2, 2, 2, 2], [1]))),
     # 7: non-regular files

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from ..budget import check_dense_solver
 from ..errors import InputError, ShapeMismatchError
 from .fast_version import FAST_ALGORITHMS, RULE_VERSION
 from .masks import chain_break, has_nonfinite
@@ -167,6 +168,8 @@ def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: i
         from .fast import nnstd_fast
 
         return nnstd_fast(a.fast, b.fast, a.blocks, n_layers, algorithm)
+    if solver == "exact":  # refused before a dense cost matrix is allocated
+        check_dense_solver(max(n_out for _, n_out in a.shapes[:n_layers]))
     out = np.zeros(n_layers)
     order = None  # B's neuron order that matches A's, carried from layer to layer
     for k in range(n_layers):

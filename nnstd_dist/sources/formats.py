@@ -40,6 +40,7 @@ NETWORK_FILE_SUFFIXES = (".npz", ".safetensors")
 # what a damaged npz raises: a bad zip directory, a bad CRC, a broken deflate stream, a truncated member
 _NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, zlib.error)
 _SPARSE_NPZ_KEYS = {"format", "shape", "data"}  # scipy.sparse.save_npz
+_SPARSE_FORMATS = ("csr", "csc", "bsr", "coo", "dia")  # the formats scipy.sparse.load_npz reads
 # `nnstd-dist export` writes this array into every .npz it makes, so that ingest can tell it from a network.
 EXPORT_MARKER = "nnstd_dist_export"
 _EXPORT_KEYS = {"distance", "names"}  # exports written before the marker existed
@@ -239,6 +240,11 @@ def _load_sparse(path: Path, npz) -> object:
     if shape.shape != (2,) or not np.issubdtype(shape.dtype, np.integer):
         raise InputError(f"{path}: a sparse matrix whose 'shape' entry is {shape.tolist()!r}, not two integers")
     check_layer_shape(str(path), shape.tolist())
+    fmt = npz["format"]
+    fmt = fmt.item() if fmt.shape == () and fmt.dtype.kind in "SU" else None
+    fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else fmt
+    if fmt not in _SPARSE_FORMATS:
+        raise InputError(f"{path}: a sparse matrix of format {str(fmt or npz['format'].tolist())[:40]!r}; scipy.sparse.save_npz writes {', '.join(_SPARSE_FORMATS)}")
     matrix = sp.load_npz(path)  # coo checks its indices here; csr, csc and bsr only their lengths
     if hasattr(matrix, "indptr"):
         matrix.check_format(full_check=True)  # indices inside the shape, indptr monotonic

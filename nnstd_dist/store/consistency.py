@@ -22,6 +22,7 @@ from ..tiles import n_tiles
 __all__ = ["problems", "problems_at", "marker_problems", "RESULT_ARRAYS"]
 
 RESULT_ARRAYS = ("distance", "network_a", "network_b", "layer", "tiles_done")
+STORED_SOLVERS = (*SOLVERS, "sparse")  # sparse: superseded by fast, its stored results stay readable
 
 
 def _count(value, least: int = 0) -> bool:
@@ -142,8 +143,8 @@ def _results(attrs: dict, arrays: dict, n_layers: int, n: int) -> list[str]:
     if arrays["layer"].shape != (n_layers,):
         out.append(f"array layer holds {_describe(arrays['layer'])}, expected ({n_layers},)")
     solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
-    if solver not in SOLVERS:
-        out.append(f"attribute solver is {solver!r}, not one of {', '.join(SOLVERS)}")
+    if solver not in STORED_SOLVERS:
+        out.append(f"attribute solver is {solver!r}, not one of {', '.join(STORED_SOLVERS)}")
     if not (attrs.get("tie_rule") is None or _count(attrs.get("tie_rule"), 1)):
         out.append(f"attribute tie_rule is {attrs.get('tie_rule')!r}, not a rule number")
     if max_layer is not None and not (_count(max_layer) and max_layer < n_layers):
