@@ -224,9 +224,10 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
 
     Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and
     renamed into place once complete: a failed first ingest leaves no store behind, and no reader
-    ever sees a half-built one. An empty directory at ``path`` counts as missing.
+    ever sees a half-built one. An empty directory at ``path`` counts as missing; a symbolic link
+    stands for its target (created there if missing).
     """
-    path, networks = Path(path), list(networks)
+    path, networks = _through_link(Path(path)), list(networks)
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
         raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
     if path.exists() and not _is_empty_dir(path):
@@ -243,16 +244,25 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
     try:
         store = TopologyStore.create(staging, [tuple(m.shape) for m in networks[0][1]], networks[0][0].layers)
         report = store.append(networks, replace=replace)
-        try:
-            faults.before_write()
-            os.rename(staging, path)  # atomic; refused if another ingest created the store meanwhile
-        except OSError:
-            if not path.exists() or _is_empty_dir(path):
-                raise
-            return add_networks(path, networks, replace, command)
+        faults.before_write()
+        os.rename(staging, path)  # atomic; refused if another ingest created the store meanwhile
         return report, True
+    except OSError as exc:
+        if path.exists() and not _is_empty_dir(path):  # another ingest created it first: append to it
+            return add_networks(path, networks, replace, command)
+        raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc}); nothing was written") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _through_link(path: Path) -> Path:
+    """The store path with a symbolic link replaced by its target; a link loop is an error."""
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if target.is_symlink() or target == path.absolute():
+        raise StoreError(f"{path}: a symbolic link that leads nowhere (a loop); give the store's real path")
+    return target
 
 
 def _remove_dead_staging(path: Path) -> None:

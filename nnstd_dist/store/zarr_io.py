@@ -62,8 +62,35 @@ def writes(method):
         try:
             return method(self, *args, **kwargs)
         except OSError as exc:
+            _settle()
             raise StoreError(f"{self.path}: cannot write ({exc.strerror or exc}); the store keeps its last complete state, run the command again once fixed") from None
     return wrapper
+
+
+def _settle(seconds: float = 30.0) -> None:
+    """Let the chunk writes zarr still has in flight end (each fails or completes) after one of them failed.
+
+    zarr writes a call's chunks as concurrent tasks on its I/O thread's event loop; when one fails
+    (a full disk), the call raises and leaves the others pending, and at exit Python prints "Task was
+    destroyed but it is pending!" for each, after our one-line error.
+    """
+    import asyncio
+
+    from zarr.core import sync
+
+    loop = sync.loop[0]
+    if loop is None or not loop.is_running():
+        return
+
+    async def others():
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.wait(pending, timeout=seconds) if pending else None
+        for task in pending:  # retrieve their errors: nothing is reported at exit
+            if task.done() and not task.cancelled():
+                task.exception()
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(others(), loop).result(seconds + 1)
 
 
 @contextlib.contextmanager
