@@ -349,6 +349,15 @@ def _marker(a: int, b: int, value: int):
     return damage
 
 
+def _swap_masks(store: Path) -> None:
+    """Layer 0 of networks 0 and 1 swapped through zarr: every chunk whole, the digests wrong."""
+    import zarr
+
+    masks = zarr.open_array(str(store / "mask_l0"), mode="r+")
+    first, second = masks[0], masks[1]
+    masks[0], masks[1] = second, first
+
+
 def _lock_pid(pid):
     def damage(store: Path) -> None:
         import socket
@@ -451,6 +460,9 @@ STORE_CASES = [
     Case("lock whose pid is 10^30, append", 10, _on_store(_lock_pid(10**30), *APPEND)),
     # issue 23, item 11
     Case("distance chunk deleted, info", 11, _on_store(_delete("distance/c/0/1/0"), *INFO)),
+    Case("mask chunks of two networks swapped, compute --recompute", 11, _on_store(_swap_masks, *RECOMPUTE)),
+    Case("mask chunks of two networks swapped, compute --recompute --tile 2", 11, _on_store(_swap_masks, *RECOMPUTE, "--tile", "2")),
+    Case("max_layer -1, compute", 11, _on_store(_edit_attrs(max_layer=-1), *COMPUTE)),
     # 6: locks
     Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
     Case("0-byte lock, compute", 6, _on_store(_write("nnstd-dist.lock", b""), *RECOMPUTE)),

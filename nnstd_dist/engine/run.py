@@ -38,7 +38,7 @@ from .gate import EnvironmentGate
 from .interrupts import deferred_stop
 from .plan import Plan, TileChoice, choose_tile, make_plan
 from .progress import Progress, RunStats, Tracker
-from .tasks import TileResult, TileStopped, compute_tile, time_kernel
+from .tasks import TileResult, TileStopped, check_digests, compute_tile, time_kernel
 
 __all__ = ["compute", "plan_store", "run_plan"]
 
@@ -225,6 +225,7 @@ def plan_store(
         return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=[(a, b, "done marker damaged") for a, b in damaged])
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset (or the kernel is timed)
+        check_digests(store)  # and so do masks that are not their networks' (swapped chunks pass their checksums)
     # The default tile is a few seconds of kernel work: a few pairs are timed here, on the client.
     choice = TileChoice(tile, "given") if tile else choose_tile(n, slots, *time_kernel(store, solver, max_layer))
     tile = choice.tile

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import StoreError
+from ..records import mask_digest
+from ..store.zarr_io import damage_hint
 from ..kernel.distance import nnstd_prepared, prepare
 from ..tiles import TileTask, tile_task
 from ..store.topology_store import TopologyStore
@@ -56,7 +58,27 @@ def _read_prepared(store: TopologyStore, indices, layers: int) -> dict:
     if not len(indices):
         return {}
     networks = store.read_masks(indices, layers)
+    if layers == store.n_layers:  # a digest covers every layer: a run of fewer layers relies on check_digests at its start
+        _check_digests(store, indices, networks)
     return {int(k): prepare(masks, store.blocks[:layers]) for k, masks in zip(indices, networks)}
+
+
+def check_digests(store: TopologyStore, batch: int = 64) -> None:
+    """Every network's masks match its digest: before a new set of results is created from them (a tile checks its own too)."""
+    for start in range(0, store.n_networks, batch):
+        indices = np.arange(start, min(start + batch, store.n_networks))
+        _check_digests(store, indices, store.read_masks(indices))
+
+
+def _check_digests(store: TopologyStore, indices, networks) -> None:
+    """The masks read are the networks' own: chunks swapped or copied between networks pass their checksums, not their digests."""
+    digests = store.column("digest")
+    for k, masks in zip(indices.tolist(), networks):
+        if mask_digest(masks) != str(digests[k]):
+            raise StoreError(
+                f"{store.path}: the masks of network {k} ({store.names()[k]}) do not match its digest (chunks swapped or overwritten?); "
+                f"nothing is computed from them; {damage_hint(store.path)}, ingesting its source again rewrites them"
+            )
 
 
 def _compared_layers(n_layers: int, max_layer: int | None) -> int:
