@@ -52,20 +52,21 @@ RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker 
 
 def run_plan(
     client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None,
-    scan: Callable[[], list] | None = None, reopen: Callable[[int, int], None] | None = None,
+    scan: Callable[[], list] | None = None, reopen: Callable[[int, int], None] | None = None, generation: int | None = None,
 ) -> RunStats:
     """Submit one task per planned tile, largest first, and collect their results as they finish.
 
     ``scan()``, if given, runs in a thread beside the tiles and returns the done tiles it found damaged,
     ``[(a, b, why), ...]``; the run then reopens each, ``reopen(a, b)`` (on this thread: a scan still
-    reading when the run stops writes nothing), and computes them too.
+    reading when the run stops writes nothing), and computes them too. ``generation``: the store's generation
+    the plan was made for; a task that finds another (a replace, another run's forced recompute) fails, retries too.
     """
     path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
     stats = RunStats(str(store_path), plan.n, plan.tile, workers=threads(client), dashboard=dashboard(client))
     tracker = Tracker(plan, stats, on_progress)
     gate = contextlib.ExitStack()
     gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
-    window = _Window(client, path, plan, gate)
+    window = _Window(client, path, plan, gate, generation)
     scanner = _Scan(scan) if scan is not None else None
     # Ctrl-C and SIGTERM are taken between two waits, never inside Dask's calls (see interrupts.py).
     with deferred_stop() as stop:
@@ -104,8 +105,8 @@ class _Window:
     window keeps LPT order. ``events`` receives finished futures and running tiles' reports, from Dask's threads.
     """
 
-    def __init__(self, client: Client, path: str, plan: Plan, gate: contextlib.ExitStack):
-        self.client, self.path, self.n = client, path, plan.n
+    def __init__(self, client: Client, path: str, plan: Plan, gate: contextlib.ExitStack, generation: int | None = None):
+        self.client, self.path, self.n, self.generation = client, path, plan.n, generation
         self.run = uuid.uuid4().hex[:8]  # keys and topic unique to this run: a shared scheduler may remember older ones
         self.topic = f"nnstd-progress-{self.run}"
         self.events: queue.SimpleQueue = queue.SimpleQueue()
@@ -117,7 +118,7 @@ class _Window:
 
     def _submit(self, t):
         future = self.client.submit(
-            _tile_on_worker, self.path, t.a, t.b, self.n, self.topic, key=f"nnstd-tile-{t.a}-{t.b}-{self.run}",
+            _tile_on_worker, self.path, t.a, t.b, self.n, self.topic, self.generation, key=f"nnstd-tile-{t.a}-{t.b}-{self.run}",
             priority=t.n_pairs, retries=RETRIES, pure=False,
         )
         future.add_done_callback(self.events.put)
@@ -166,7 +167,7 @@ class _Scan:
         return [tile_task(a, b, plan.tile, plan.n, 0) for a, b, _ in self.found]
 
 
-def _tile_on_worker(store_path: str, a: int, b: int, n: int, topic: str | None = None) -> TileResult:
+def _tile_on_worker(store_path: str, a: int, b: int, n: int, topic: str | None = None, generation: int | None = None) -> TileResult:
     """compute_tile, stopped between two pairs once its worker starts closing, and then run again elsewhere.
 
     When a worker closes (an interrupted run, a batch job at its time limit), Dask lets its running
@@ -187,7 +188,7 @@ def _tile_on_worker(store_path: str, a: int, b: int, n: int, topic: str | None =
             worker.log_event(topic, [a, b, pairs, now - start])
 
     try:
-        return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING, report=report)
+        return compute_tile(store_path, a, b, n, stop=lambda: worker.status not in WORKER_ANY_RUNNING, report=report, generation=generation)
     except TileStopped:
         raise Reschedule() from None
 
@@ -282,7 +283,7 @@ def compute(
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
         scan = functools.partial(_find_damaged, store, plan) if resuming and not scanned else None
-        stats = run_plan(client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.mark_tile(a, b, 0))
+        stats = run_plan(client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.mark_tile(a, b, 0), generation=store.generation)
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
         return plan, stats
 

@@ -140,12 +140,14 @@ def tile_block(
 
 
 def compute_tile(
-    store_path: str, a: int, b: int, n: int, stop: Callable[[], bool] | None = None, report: Callable[[int], None] | None = None
+    store_path: str, a: int, b: int, n: int, stop: Callable[[], bool] | None = None, report: Callable[[int], None] | None = None,
+    generation: int | None = None,
 ) -> TileResult:
     """Bring tile (a, b) of the store at ``store_path`` up to date for a population of n networks.
 
     ``stop()``, asked between pairs, can end the task early (TileStopped): the tile stays as it was.
-    ``report(k)``: k of the tile's pairs are computed (see tile_block).
+    ``report(k)``: k of the tile's pairs are computed (see tile_block). ``generation``: the store's
+    generation the run planned for, if known; another is a StoreError.
     """
     started, start = time.time(), time.perf_counter()
     try:
@@ -156,20 +158,35 @@ def compute_tile(
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:
         raise StoreError(f"{store_path}: no result arrays (they are created by `compute({str(store_path)!r})`)")
+    if generation is not None:
+        _unchanged(store, generation, a, b)
     generation = store.generation
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
     pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
         block, pairs, read, kernel = tile_block(store, task, stop, report)
         write = time.perf_counter()
-        store.write_block(task.rows, task.cols, block)
-        if store.generation_on_disk() != generation:  # a replace or a new set of results since this task read its networks
-            raise StoreError(f"{store_path}: the store changed while tile ({a}, {b}) was computed (networks were replaced or the results reset); compute it again")
+        _unchanged(store, generation, a, b)  # never write into another run's new arrays
+        try:
+            store.write_block(task.rows, task.cols, block)
+        except Exception:
+            _unchanged(store, generation, a, b)  # arrays recreated mid-write (a forced --recompute): that is the error
+            raise
+        _unchanged(store, generation, a, b)  # a replace or a new set of results since this task read its networks
         store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(
         a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}", started
     )
+
+
+def _unchanged(store: TopologyStore, generation: int, a: int, b: int) -> None:
+    """The store's results and networks are still those this task started from (its generation), else a StoreError."""
+    if store.generation_on_disk() != generation:
+        raise StoreError(
+            f"{store.path}: the store changed while tile ({a}, {b}) was computed (networks were replaced, or another run "
+            "reset the results, e.g. with `force` and `recompute`); this run stops, the other run's results stand"
+        )
 
 
 def timing_pairs(n: int, pairs: int = TIMED_PAIRS) -> list[tuple[int, int]]:
