@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from _damage import block, edit_meta, lock_pid, marker, remove, scheduler_at, swap_masks, wide_pt_pair
+
 SHAPES = [(8, 6), (6, 3)]
 BUDGET = "4MB"  # NNSTD_DIST_MEMORY_BUDGET during the corpus: bombs stay small, still 1000x their file
 HANG_SECONDS = 90  # a compute case starts a local cluster: slow on a loaded machine, never this slow
@@ -185,17 +187,6 @@ def _huge_epoch(work: Path, store: Path) -> list[str]:
     return _ingest(work / "run", store)
 
 
-def _wide_pt_pair(work: Path, store: Path) -> list[str]:
-    """Two .pt checkpoints of one 2-input layer of 2,000 output neurons: the exact solver's matrices (96 MB) exceed the corpus budget.
-
-    At the default budget (2 GiB) a layer of 100,000 outputs is the same case: 74.5 GiB per cost matrix.
-    """
-    import torch
-
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        torch.save({"fc.weight": (torch.rand(2000, 2) < 0.5).float()}, work / f"wide{seed}.pt")
-    return ["pair", str(work / "wide0.pt"), str(work / "wide1.pt")]
 
 
 def _text(content: bytes):
@@ -220,7 +211,7 @@ CASES = [
     Case("sparse format lil", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"lil"))),
     Case("sparse format dok", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], b"dok"))),
     Case("sparse format not a string", 10, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1], 3))),
-    Case("exact solver on a layer too wide for the budget (.pt, pair)", 10, _wide_pt_pair),
+    Case("exact solver on a layer too wide for the budget (.pt, pair)", 10, wide_pt_pair),
     Case("sparse shape of three numbers", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3, 1), [0], [0, 1, 1, 1, 1, 1, 1, 1], [1]))),
     Case("sparse data shorter than indices", 4, lambda w, s: _set_with_layer(w, s, _csr((7, 3), [0, 1], [0, 1, 2, 2, 2, 2, 2, 2], [1]))),
     # 7: non-regular files
@@ -319,74 +310,20 @@ def _edit_attrs(**changes):
     return damage
 
 
-def _edit_meta(relative: str, **changes):
-    """Edit an array's zarr.json (its shape, say), as a hand edit or a bad copy would."""
-    def damage(store: Path) -> None:
-        meta = json.loads((store / relative / "zarr.json").read_text())
-        meta.update(changes)
-        (store / relative / "zarr.json").write_text(json.dumps(meta))
-    return damage
 
 
-def _remove(relative: str):
-    return lambda store: shutil.rmtree(store / relative)
 
 
-def _block(k: int, block):
-    def damage(store: Path) -> None:
-        layers = json.loads((store / "zarr.json").read_text())["attributes"]["layers"]
-        layers[k]["block"] = block
-        _edit_attrs(layers=layers)(store)
-    return damage
 
 
-def _marker(a: int, b: int, value: int):
-    """Write one done marker through zarr, whatever the markers' encoding."""
-    def damage(store: Path) -> None:
-        import zarr
-
-        zarr.open_array(str(store / "tiles_done"), mode="r+")[a, b] = value
-    return damage
 
 
-def _swap_masks(store: Path) -> None:
-    """Layer 0 of networks 0 and 1 swapped through zarr: every chunk whole, the digests wrong."""
-    import zarr
-
-    masks = zarr.open_array(str(store / "mask_l0"), mode="r+")
-    first, second = masks[0], masks[1]
-    masks[0], masks[1] = second, first
 
 
-def _lock_pid(pid):
-    def damage(store: Path) -> None:
-        import socket
-
-        lock = {"host": socket.gethostname(), "pid": pid, "started": "2026-01-01 00:00:00", "command": "nnstd-dist compute --store x"}
-        (store / "nnstd-dist.lock").write_text(json.dumps(lock))
-    return damage
 
 
-def _server(kind: str) -> str:
-    """A server on 127.0.0.1 that is not a Dask scheduler, in a daemon thread: "http" (waits for a request) or "ssh" (greets first)."""
-    import http.server
-    import socketserver
-    import threading
-
-    class Greeter(socketserver.BaseRequestHandler):
-        def handle(self):
-            self.request.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
-
-    server = (http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler) if kind == "http"
-              else socketserver.ThreadingTCPServer(("127.0.0.1", 0), Greeter))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"127.0.0.1:{server.server_address[1]}"
 
 
-def _scheduler_at(kind: str):
-    def build(work: Path, store: Path) -> list[str]:
-        return ["compute", "--store", str(store), "--scheduler", _server(kind)]
-    return build
 
 
 def _live_lock(store: Path) -> None:
@@ -440,28 +377,28 @@ STORE_CASES = [
     # issue 23, item 9: attributes that contradict the arrays or the rules
     Case("shapes edited to 4 x 6 over 8 x 6 masks, info", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), *INFO)),
     Case("shapes edited to 4 x 6, append of 4-input networks", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), "ingest", "WORK/four", "--store", "STORE")),
-    Case("layers[1].block 0, export", 9, _on_store(_block(1, 0), *EXPORT)),
-    Case("layers[1].block 2, export", 9, _on_store(_block(1, 2), *EXPORT)),
+    Case("layers[1].block 0, export", 9, _on_store(block(1, 0), *EXPORT)),
+    Case("layers[1].block 2, export", 9, _on_store(block(1, 2), *EXPORT)),
     Case("solver bogus, export", 9, _on_store(_edit_attrs(solver="bogus"), *EXPORT)),
     Case("max_layer 99, info", 9, _on_store(_edit_attrs(max_layer=99), *INFO)),
     Case("max_layer -1, export", 9, _on_store(_edit_attrs(max_layer=-1), *EXPORT)),
-    Case("done marker above the diagonal, export", 9, _on_store(_marker(0, 1, 3), *EXPORT)),
-    Case("negative done marker, info", 9, _on_store(_marker(1, 0, -3), *INFO)),
+    Case("done marker above the diagonal, export", 9, _on_store(marker(0, 1, 3), *EXPORT)),
+    Case("negative done marker, info", 9, _on_store(marker(1, 0, -3), *INFO)),
     # issue 23, item 10: a store partly deleted or edited
-    Case("tiles_done removed, info", 10, _on_store(_remove("tiles_done"), *INFO)),
-    Case("tiles_done removed, export", 10, _on_store(_remove("tiles_done"), *EXPORT)),
-    Case("tiles_done removed, compute", 10, _on_store(_remove("tiles_done"), *COMPUTE)),
-    Case("network_a removed, info", 10, _on_store(_remove("network_a"), *INFO)),
-    Case("network_a removed, export", 10, _on_store(_remove("network_a"), *EXPORT)),
-    Case("tiles_done reshaped to 1 x 1, info", 10, _on_store(_edit_meta("tiles_done", shape=[1, 1]), *INFO)),
-    Case("tiles_done reshaped to 1-D, export", 10, _on_store(_edit_meta("tiles_done", shape=[2]), *EXPORT)),
-    Case("distance reshaped to 2 x 2 x 2, export", 10, _on_store(_edit_meta("distance", shape=[2, 2, 2]), *EXPORT)),
+    Case("tiles_done removed, info", 10, _on_store(remove("tiles_done"), *INFO)),
+    Case("tiles_done removed, export", 10, _on_store(remove("tiles_done"), *EXPORT)),
+    Case("tiles_done removed, compute", 10, _on_store(remove("tiles_done"), *COMPUTE)),
+    Case("network_a removed, info", 10, _on_store(remove("network_a"), *INFO)),
+    Case("network_a removed, export", 10, _on_store(remove("network_a"), *EXPORT)),
+    Case("tiles_done reshaped to 1 x 1, info", 10, _on_store(edit_meta("tiles_done", shape=[1, 1]), *INFO)),
+    Case("tiles_done reshaped to 1-D, export", 10, _on_store(edit_meta("tiles_done", shape=[2]), *EXPORT)),
+    Case("distance reshaped to 2 x 2 x 2, export", 10, _on_store(edit_meta("distance", shape=[2, 2, 2]), *EXPORT)),
     Case("shapes shortened, info", 10, _on_store(_edit_attrs(shapes=[[8, 6]]), *INFO)),
-    Case("lock whose pid is 10^30, append", 10, _on_store(_lock_pid(10**30), *APPEND)),
+    Case("lock whose pid is 10^30, append", 10, _on_store(lock_pid(10**30), *APPEND)),
     # issue 23, item 11
     Case("distance chunk deleted, info", 11, _on_store(_delete("distance/c/0/1/0"), *INFO)),
-    Case("mask chunks of two networks swapped, compute --recompute", 11, _on_store(_swap_masks, *RECOMPUTE)),
-    Case("mask chunks of two networks swapped, compute --recompute --tile 2", 11, _on_store(_swap_masks, *RECOMPUTE, "--tile", "2")),
+    Case("mask chunks of two networks swapped, compute --recompute", 11, _on_store(swap_masks, *RECOMPUTE)),
+    Case("mask chunks of two networks swapped, compute --recompute --tile 2", 11, _on_store(swap_masks, *RECOMPUTE, "--tile", "2")),
     Case("max_layer -1, compute", 11, _on_store(_edit_attrs(max_layer=-1), *COMPUTE)),
     # 6: locks
     Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
@@ -476,8 +413,8 @@ STORE_CASES = [
     # issue 23, item 10: scheduler addresses that are not a Dask scheduler's
     Case("scheduler not-an-address", 10, _on_store(_nothing, *COMPUTE[:3], "--scheduler", "not-an-address")),
     Case("scheduler ftp://", 10, _on_store(_nothing, *COMPUTE[:3], "--scheduler", "ftp://example.org:21")),
-    Case("scheduler address of an HTTP server", 10, _scheduler_at("http")),
-    Case("scheduler address of a server that greets first", 10, _scheduler_at("ssh")),
+    Case("scheduler address of an HTTP server", 10, scheduler_at("http")),
+    Case("scheduler address of a server that greets first", 10, scheduler_at("ssh")),
     # issue 23, item 11: options checked before any write
     Case("compute --recompute --memory-limit abc", 11, _on_store(_nothing, *RECOMPUTE[:4], "--memory-limit", "abc")),
     Case("compute --recompute --memory-limit -5GB", 11, _on_store(_nothing, *RECOMPUTE[:4], "--memory-limit", "-5GB")),
