@@ -56,7 +56,9 @@ def problems_at(path) -> list[str]:
     """``problems`` of the nnstd-dist store at ``path``; [] if it is no readable nnstd-dist group at all (open says why)."""
     try:
         group = zarr.open_group(str(path), mode="r")
-        ours = group.attrs.get("format") == "nnstd-dist"
+        from .topology_store import FORMAT, FORMAT_VERSION
+
+        ours = group.attrs.get("format") == FORMAT and group.attrs.get("format_version") == FORMAT_VERSION  # else open's message says why
     except Exception:  # zarr raises several types for a broken group
         return []
     return problems(group, path) if ours else []
