@@ -27,7 +27,7 @@ from nnstd_dist.records import NetworkRecord
 from nnstd_dist.store.topology_store import TopologyStore
 
 from _corpus import population, write_set
-from _populations import open_or_create
+from _populations import done_tiles, open_or_create
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +61,9 @@ def _compute(path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _done_tiles(path: Path) -> int:
-    try:
-        return int(np.count_nonzero(TopologyStore.open(path).tile_markers()))
-    except Exception:  # result arrays not created yet, or being created
-        return 0
-
-
 def _wait_for_tiles(path: Path, proc: subprocess.Popen, tiles: int = 1) -> None:
     deadline = time.monotonic() + 120
-    while _done_tiles(path) < tiles:
+    while done_tiles(path) < tiles:
         assert proc.poll() is None and time.monotonic() < deadline, "compute ended before the test could act"
         time.sleep(0.02)
 
