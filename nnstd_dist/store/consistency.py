@@ -147,7 +147,7 @@ def _results(attrs: dict, arrays: dict, n_layers: int, n: int) -> list[str]:
     solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
     if solver not in STORED_SOLVERS:
         out.append(f"attribute solver is {solver!r}, not one of {', '.join(STORED_SOLVERS)}")
-    if not (attrs.get("tie_rule") is None or _count(attrs.get("tie_rule"), 1)):
+    if not (attrs.get("tie_rule") is None or _count(attrs.get("tie_rule"))):
         out.append(f"attribute tie_rule is {attrs.get('tie_rule')!r}, not a rule number")
     if max_layer is not None and not (_count(max_layer) and max_layer < n_layers):
         out.append(f"attribute max_layer is {max_layer!r}, not a layer of 0..{n_layers - 1}")
