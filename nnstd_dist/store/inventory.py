@@ -25,9 +25,17 @@ def file_sizes(path) -> dict[str, tuple[int, int, int]]:
     sizes = {}
     for entry in os.scandir(path):
         files = [entry] if entry.is_file() else list(_walk_files(entry.path))
-        stats = [f.stat() for f in files]
-        sizes[entry.name] = (sum(s.st_size for s in stats), len(files), sum(_allocated(s) for s in stats))
+        stats = [s for s in map(_stat, files) if s is not None]
+        sizes[entry.name] = (sum(s.st_size for s in stats), len(stats), sum(_allocated(s) for s in stats))
     return sizes
+
+
+def _stat(entry):
+    """The entry's stat, or None if it went away meanwhile (a running compute's zarr renames its `.partial` files)."""
+    try:
+        return entry.stat()
+    except FileNotFoundError:
+        return None
 
 
 def _allocated(stat) -> int:
@@ -37,7 +45,11 @@ def _allocated(stat) -> int:
 
 
 def _walk_files(directory: str):
-    for entry in os.scandir(directory):
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:  # removed meanwhile (an array recreated by a running compute)
+        return
+    for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _walk_files(entry.path)
         elif entry.is_file(follow_symlinks=False):
