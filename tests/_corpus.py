@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from _damage import block, edit_meta, lock_pid, marker, remove, scheduler_at, swap_masks, wide_pt_pair
+from _damage import block, edit_attrs, edit_meta, lock_pid, marker, remove, scheduler_at, swap_masks, wide_pt_pair
 
 SHAPES = [(8, 6), (6, 3)]
 BUDGET = "4MB"  # NNSTD_DIST_MEMORY_BUDGET during the corpus: bombs stay small, still 1000x their file
@@ -302,14 +302,6 @@ def _write(relative: str, content: bytes):
     return lambda store: (store / relative).write_bytes(content)
 
 
-def _edit_attrs(**changes):
-    def damage(store: Path) -> None:
-        meta = json.loads((store / "zarr.json").read_text())
-        meta["attributes"].update(changes)
-        (store / "zarr.json").write_text(json.dumps(meta))
-    return damage
-
-
 
 
 
@@ -367,21 +359,21 @@ STORE_CASES = [
     Case("deleted connections chunk, info", 3, _on_store(_delete("connections/c/0/0"), *INFO)),
     Case("bit flip in the connections chunk, info", 3, _on_store(_flip("connections/c/0/0", 0.9), *INFO)),
     Case("bit flip in a done marker, info", 3, _on_store(_flip("tiles_done/c/1/0", 0.0), *INFO)),
-    Case("n_networks above the real count, info", 3, _on_store(_edit_attrs(n_networks=5), *INFO)),
-    Case("n_networks above the real count, export", 3, _on_store(_edit_attrs(n_networks=5), *EXPORT)),
-    Case("tile attribute changed, export", 3, _on_store(_edit_attrs(tile=3), *EXPORT)),
+    Case("n_networks above the real count, info", 3, _on_store(edit_attrs(n_networks=5), *INFO)),
+    Case("n_networks above the real count, export", 3, _on_store(edit_attrs(n_networks=5), *EXPORT)),
+    Case("tile attribute changed, export", 3, _on_store(edit_attrs(tile=3), *EXPORT)),
     Case("broken distance zarr.json, export", 12, _on_store(_write("distance/zarr.json", b"{not json"), *EXPORT)),
     Case("broken mask zarr.json, append", 12, _on_store(_write("mask_l0/zarr.json", b"{}"), *APPEND)),
     Case("broken group zarr.json, info", 12, _on_store(_write("zarr.json", b"\x00\x01"), *INFO)),
-    Case("format version 1, info", 12, _on_store(_edit_attrs(format_version=1), *INFO)),
+    Case("format version 1, info", 12, _on_store(edit_attrs(format_version=1), *INFO)),
     # issue 23, item 9: attributes that contradict the arrays or the rules
-    Case("shapes edited to 4 x 6 over 8 x 6 masks, info", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), *INFO)),
-    Case("shapes edited to 4 x 6, append of 4-input networks", 9, _on_store(_edit_attrs(shapes=[[4, 6], [6, 3]]), "ingest", "WORK/four", "--store", "STORE")),
+    Case("shapes edited to 4 x 6 over 8 x 6 masks, info", 9, _on_store(edit_attrs(shapes=[[4, 6], [6, 3]]), *INFO)),
+    Case("shapes edited to 4 x 6, append of 4-input networks", 9, _on_store(edit_attrs(shapes=[[4, 6], [6, 3]]), "ingest", "WORK/four", "--store", "STORE")),
     Case("layers[1].block 0, export", 9, _on_store(block(1, 0), *EXPORT)),
     Case("layers[1].block 2, export", 9, _on_store(block(1, 2), *EXPORT)),
-    Case("solver bogus, export", 9, _on_store(_edit_attrs(solver="bogus"), *EXPORT)),
-    Case("max_layer 99, info", 9, _on_store(_edit_attrs(max_layer=99), *INFO)),
-    Case("max_layer -1, export", 9, _on_store(_edit_attrs(max_layer=-1), *EXPORT)),
+    Case("solver bogus, export", 9, _on_store(edit_attrs(solver="bogus"), *EXPORT)),
+    Case("max_layer 99, info", 9, _on_store(edit_attrs(max_layer=99), *INFO)),
+    Case("max_layer -1, export", 9, _on_store(edit_attrs(max_layer=-1), *EXPORT)),
     Case("done marker above the diagonal, export", 9, _on_store(marker(0, 1, 3), *EXPORT)),
     Case("negative done marker, info", 9, _on_store(marker(1, 0, -3), *INFO)),
     # issue 23, item 10: a store partly deleted or edited
@@ -393,13 +385,13 @@ STORE_CASES = [
     Case("tiles_done reshaped to 1 x 1, info", 10, _on_store(edit_meta("tiles_done", shape=[1, 1]), *INFO)),
     Case("tiles_done reshaped to 1-D, export", 10, _on_store(edit_meta("tiles_done", shape=[2]), *EXPORT)),
     Case("distance reshaped to 2 x 2 x 2, export", 10, _on_store(edit_meta("distance", shape=[2, 2, 2]), *EXPORT)),
-    Case("shapes shortened, info", 10, _on_store(_edit_attrs(shapes=[[8, 6]]), *INFO)),
+    Case("shapes shortened, info", 10, _on_store(edit_attrs(shapes=[[8, 6]]), *INFO)),
     Case("lock whose pid is 10^30, append", 10, _on_store(lock_pid(10**30), *APPEND)),
     # issue 23, item 11
     Case("distance chunk deleted, info", 11, _on_store(_delete("distance/c/0/1/0"), *INFO)),
     Case("mask chunks of two networks swapped, compute --recompute", 11, _on_store(swap_masks, *RECOMPUTE)),
     Case("mask chunks of two networks swapped, compute --recompute --tile 2", 11, _on_store(swap_masks, *RECOMPUTE, "--tile", "2")),
-    Case("max_layer -1, compute", 11, _on_store(_edit_attrs(max_layer=-1), *COMPUTE)),
+    Case("max_layer -1, compute", 11, _on_store(edit_attrs(max_layer=-1), *COMPUTE)),
     # 6: locks
     Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
     Case("0-byte lock, compute", 6, _on_store(_write("nnstd-dist.lock", b""), *RECOMPUTE)),

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 
-def _edit_attrs(**changes):
+def edit_attrs(**changes):
+    """A damage that updates the store group's attributes in its zarr.json."""
     def damage(store: Path) -> None:
         meta = json.loads((store / "zarr.json").read_text())
         meta["attributes"].update(changes)
@@ -34,7 +35,7 @@ def block(k: int, block):
     def damage(store: Path) -> None:
         layers = json.loads((store / "zarr.json").read_text())["attributes"]["layers"]
         layers[k]["block"] = block
-        _edit_attrs(layers=layers)(store)
+        edit_attrs(layers=layers)(store)
     return damage
 
 

@@ -63,6 +63,15 @@ def runs_population(n_runs: int, epochs, seed: int = 0, fraction: float = 0.1):
     return networks, records
 
 
+def relabel_hidden(layers, rng):
+    """The same network with every hidden layer's neurons permuted (columns of k and rows of k+1 alike)."""
+    layers = [np.array(layer) for layer in layers]
+    for k in range(len(layers) - 1):
+        perm = rng.permutation(layers[k].shape[1])
+        layers[k], layers[k + 1] = layers[k][:, perm], layers[k + 1][perm]
+    return layers
+
+
 def records(n: int, digits: int = 3) -> list[NetworkRecord]:
     """Plain records named net_000, net_001, ... (``digits`` digits)."""
     return [NetworkRecord(f"net_{i:0{digits}d}") for i in range(n)]

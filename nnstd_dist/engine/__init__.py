@@ -6,9 +6,19 @@ a scheduler, ``hpc``'s batch jobs, or the active Client), behind ``gate``'s envi
 reports; ``interrupts`` takes Ctrl-C and SIGTERM where it is safe.
 """
 
-from .connect import ClusterSpec, connect
-from .plan import Plan, make_plan
-from .progress import Progress, RunStats
-from .run import compute, plan_store, run_plan
-
 __all__ = ["ClusterSpec", "Plan", "Progress", "RunStats", "compute", "connect", "make_plan", "plan_store", "run_plan"]
+
+_DEFINED_IN = {
+    "ClusterSpec": "connect", "connect": "connect", "Plan": "plan", "make_plan": "plan", "Progress": "progress",
+    "RunStats": "progress", "compute": "run", "plan_store": "run", "run_plan": "run",
+}
+
+
+def __getattr__(name):
+    # Lazy, so that the pure modules (plan, progress) import without dask: `nnstd-dist pair` and the CLI's
+    # wording of the tile rule need plan's constants only.
+    if name in _DEFINED_IN:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_DEFINED_IN[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

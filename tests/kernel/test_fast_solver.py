@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment
 
 from _oracle import mask_costs
+from _populations import relabel_hidden
 from nnstd_dist.errors import InputError
 from nnstd_dist.kernel import FAST_ALGORITHMS, SOLVERS, nnstd, nnstd_prepared, prepare
 from nnstd_dist.kernel.fast import fast_layer
@@ -19,15 +20,6 @@ from nnstd_dist.sources.param_layers import weights_to_layers
 
 TOLERANCE = 1e-12
 ALGORITHMS = ("auto", *FAST_ALGORITHMS)
-
-
-def relabel_hidden(layers, rng):
-    """The same network with every hidden layer's neurons permuted (columns of k and rows of k+1 alike)."""
-    layers = [np.array(layer) for layer in layers]
-    for k in range(len(layers) - 1):
-        perm = rng.permutation(layers[k].shape[1])
-        layers[k], layers[k + 1] = layers[k][:, perm], layers[k + 1][perm]
-    return layers
 
 
 @st.composite

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.optimize import linear_sum_assignment
 
+from _populations import relabel_hidden
 from nnstd_dist import nnstd
 
 from nnstd_dist.kernel import distance as kernel
@@ -204,15 +205,6 @@ def test_layer0_is_symmetric(nets):
     a, b = nets
     # Same optimum on C and C^T; the matched sums may add up in another order, hence not exact.
     assert nnstd(a, b)[0] == pytest.approx(nnstd(b, a)[0], abs=1e-12)
-
-
-def relabel_hidden(layers, rng):
-    """The same network with every hidden layer's neurons permuted (columns of k and rows of k+1 alike)."""
-    layers = [np.array(layer) for layer in layers]
-    for k in range(len(layers) - 1):
-        perm = rng.permutation(layers[k].shape[1])
-        layers[k], layers[k + 1] = layers[k][:, perm], layers[k + 1][perm]
-    return layers
 
 
 @settings(max_examples=60, deadline=None)
