@@ -1,7 +1,7 @@
 """The compute engine: all pairwise distances of a store as Dask tasks (plan, tile task, clusters, run loop). The only subpackage that imports dask.
 
 The data's path: ``plan`` cuts the pair space into tiles (``nnstd_dist.tiles``) and sizes them; ``run``
-submits one ``tasks.compute_tile`` per remaining tile to the Client that ``connect`` gives (a LocalCluster,
+submits one ``tasks.compute_tile`` per remaining tile to the Client that ``clusters.connect`` gives (a LocalCluster,
 a scheduler, ``hpc``'s batch jobs, or the active Client), behind ``gate``'s environment check; ``progress``
 reports; ``interrupts`` takes Ctrl-C and SIGTERM where it is safe.
 """
@@ -9,7 +9,7 @@ reports; ``interrupts`` takes Ctrl-C and SIGTERM where it is safe.
 __all__ = ["ClusterSpec", "Plan", "Progress", "RunStats", "compute", "connect", "make_plan", "plan_store", "run_plan"]
 
 _DEFINED_IN = {
-    "ClusterSpec": "connect", "connect": "connect", "Plan": "plan", "make_plan": "plan", "Progress": "progress",
+    "ClusterSpec": "clusters", "connect": "clusters", "Plan": "plan", "make_plan": "plan", "Progress": "progress",
     "RunStats": "progress", "compute": "run", "plan_store": "run", "run_plan": "run",
 }
 

@@ -32,7 +32,7 @@ from ..errors import ClusterError, InputError, NNSTDError, StoreError
 from ..kernel import SOLVERS, TIE_RULES
 from ..store.topology_store import TopologyStore, locked
 from ..tiles import n_tiles, tile_task
-from .connect import ClusterSpec, active_client, connect, dashboard, threads
+from .clusters import ClusterSpec, active_client, connect, dashboard, threads
 from .environment import check_cluster
 from .gate import EnvironmentGate
 from .interrupts import deferred_stop
