@@ -10,6 +10,7 @@ with it; the scheduler reruns the task elsewhere (up to ``distributed.scheduler.
 times), which is safe because a task writes whole chunks and marks its tile only at the end.
 """
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -53,6 +54,7 @@ RETRIES = 2  # reruns of a task that raised (a flaky shared filesystem); worker 
 def run_plan(
     client: Client, store_path: str | Path, plan: Plan, on_progress: Callable[[Progress], None] | None = None,
     scan: Callable[[], list] | None = None, reopen: Callable[[int, int], None] | None = None, generation: int | None = None,
+    pack: Callable[[int], None] | None = None,
 ) -> RunStats:
     """Submit one task per planned tile, largest first, and collect their results as they finish.
 
@@ -60,6 +62,7 @@ def run_plan(
     ``[(a, b, why), ...]``; the run then reopens each, ``reopen(a, b)`` (on this thread: a scan still
     reading when the run stops writes nothing), and computes them too. ``generation``: the store's generation
     the plan was made for; a task that finds another (a replace, another run's forced recompute) fails, retries too.
+    ``pack(a)``: called once no task of tile row a is left (the store packs a complete row into one file).
     """
     path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
     stats = RunStats(str(store_path), plan.n, plan.tile, workers=threads(client), dashboard=dashboard(client))
@@ -68,6 +71,7 @@ def run_plan(
     gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
     window = _Window(client, path, plan, gate, generation)
     scanner = _Scan(scan) if scan is not None else None
+    left_in_row = collections.Counter(t.a for t in plan.tasks)
     # Ctrl-C and SIGTERM are taken between two waits, never inside Dask's calls (see interrupts.py).
     with deferred_stop() as stop:
         try:
@@ -78,6 +82,7 @@ def run_plan(
                     stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in scanner.found]
                     tracker.add(tasks)
                     window.extend(tasks)
+                    left_in_row.update(t.a for t in tasks)
                 try:
                     event = window.events.get(timeout=STOP_POLL_SECONDS)
                 except queue.Empty:
@@ -89,6 +94,9 @@ def run_plan(
                     continue
                 result = window.finished(event)
                 tracker.finished(result)
+                left_in_row[result.a] -= 1
+                if pack is not None and not left_in_row[result.a]:
+                    pack(result.a)
         finally:
             client.cancel([f for f in window.in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
             gate.close()
@@ -221,8 +229,8 @@ def plan_store(
         store.check_continuable(tile, solver, TIE_RULES[solver], max_layer)
         damaged: list = []  # markers that fail their checksum: their tiles are redone
         markers = store.tile_markers(damaged if create else None)
-        for a, b in damaged:
-            store.mark_tile(a, b, 0)
+        for a in sorted({a for a, _ in damaged}):
+            store.drop_tiles(a, {b for x, b in damaged if x == a})
         return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=[(a, b, "done marker damaged") for a, b in damaged])
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset (or the kernel is timed)
@@ -278,12 +286,17 @@ def compute(
         if dry_run:
             return plan, None
         if not plan.tasks:
+            store.pack_rows()  # tile files a killed run left in rows that are complete
             return plan, RunStats(str(store.path), plan.n, plan.tile)
         if client is None:
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
         scan = functools.partial(_find_damaged, store, plan) if resuming and not scanned else None
-        stats = run_plan(client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.mark_tile(a, b, 0), generation=store.generation)
+        stats = run_plan(
+            client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.drop_tiles(a, {b}), generation=store.generation,
+            pack=store.pack_row,
+        )
+        store.pack_rows()  # rows completed by an earlier, killed run, or by the scan's repairs
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
         return plan, stats
 

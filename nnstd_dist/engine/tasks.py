@@ -108,7 +108,7 @@ def tile_block(
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
     layers = _compared_layers(store.n_layers, store.max_layer)  # layers past max_layer stay NaN
     try:
-        block = store.read_block(task.rows, task.cols) if task.valid_upto else None
+        block = store.read_tile(task.a, task.b) if task.valid_upto else None
     except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
         block = None
     if block is None or not _holds_valid(block, task, layers):
@@ -166,14 +166,12 @@ def compute_tile(
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
         block, pairs, read, kernel = tile_block(store, task, stop, report)
         write = time.perf_counter()
-        _unchanged(store, generation, a, b)  # never write into another run's new arrays
+        _unchanged(store, generation, a, b)  # never write into another run's new results
         try:
-            store.write_block(task.rows, task.cols, block)
+            store.write_tile(a, b, block, done_at=n)  # data and "done" in one file, renamed into place
         except Exception:
-            _unchanged(store, generation, a, b)  # arrays recreated mid-write (a forced --recompute): that is the error
+            _unchanged(store, generation, a, b)  # results recreated mid-write (a forced --recompute): that is the error
             raise
-        _unchanged(store, generation, a, b)  # a replace or a new set of results since this task read its networks
-        store.mark_tile(a, b, done_at=n)  # only after the data: a crash leaves the tile undone
         write = time.perf_counter() - write
     return TileResult(
         a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}", started

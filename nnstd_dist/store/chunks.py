@@ -11,7 +11,7 @@ from pathlib import Path
 
 import google_crc32c
 
-__all__ = ["chunk_path", "chunk_problem", "payload"]
+__all__ = ["chunk_path", "chunk_problem", "payload", "shard_index", "shard_problems"]
 
 
 def chunk_path(store: Path, array: str, coords) -> Path:
@@ -43,3 +43,52 @@ def payload(path: Path) -> bytes | None:
     if len(raw) < 4 or google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
         return None
     return raw[:-4]
+
+
+_EMPTY = 2**64 - 1  # zarr's sharding index marks an inner chunk that was never written with this offset and length
+
+
+def shard_index(path: Path, n_inner: int) -> list[tuple[int, int] | None] | str:
+    """The (offset, length) of each inner chunk of a zarr shard file (None: never written), or what is wrong with the file.
+
+    zarr's sharding codec puts the index last: n_inner pairs of little-endian uint64, then their crc32c.
+    Reading it costs one small read at the file's end.
+    """
+    size = 16 * n_inner + 4
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            if f.tell() < size:
+                return "truncated"
+            f.seek(-size, 2)
+            raw = f.read(size)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
+        return "checksum mismatch (shard index)"
+    pairs = [(int.from_bytes(raw[16 * i : 16 * i + 8], "little"), int.from_bytes(raw[16 * i + 8 : 16 * i + 16], "little")) for i in range(n_inner)]
+    return [None if p == (_EMPTY, _EMPTY) else p for p in pairs]
+
+
+def shard_problems(path: Path, n_inner: int, wanted, read: bool = True) -> dict[int, str]:
+    """Problems of the inner chunks ``wanted`` (indices within the shard): missing, or, with ``read``, their crc32c wrong."""
+    index = shard_index(path, n_inner)
+    if isinstance(index, str):
+        return {i: index for i in wanted}
+    out = {i: "missing" for i in wanted if index[i] is None}
+    if not read:
+        return out
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return {i: f"unreadable ({exc.strerror or exc})" for i in wanted}
+    for i in wanted:
+        if index[i] is None:
+            continue
+        offset, length = index[i]
+        chunk = raw[offset : offset + length]
+        if length < 4 or len(chunk) != length or google_crc32c.value(chunk[:-4]).to_bytes(4, "little") != chunk[-4:]:
+            out[i] = "checksum mismatch"
+    return out

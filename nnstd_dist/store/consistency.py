@@ -1,7 +1,7 @@
 """The group attributes checked against the arrays and the store's rules, before anything trusts them.
 
 A store edited by hand or partly deleted (``shapes`` over masks of another shape, a ``block`` of 0,
-``solver`` "bogus", ``max_layer`` -1, ``tiles_done`` removed or reshaped) would otherwise be read
+``solver`` "bogus", ``max_layer`` -1, the results' folder removed) would otherwise be read
 as a valid one: a wrong number, or a KeyError deep in a reader. ``problems`` lists every
 contradiction, one line each; ``TopologyStore.open`` refuses a store with any (one error naming the
 first), ``verify`` lists them all. Arrays larger than the population are allowed: a killed append
@@ -17,12 +17,8 @@ import zarr
 
 from ..kernel import SOLVERS
 from ..records import METADATA_COLUMNS
-from ..tiles import n_tiles
 
-__all__ = ["problems", "problems_at", "marker_problems", "RESULT_ARRAYS"]
-
-RESULT_ARRAYS = ("distance", "network_a", "network_b", "layer", "tiles_done")
-STORED_SOLVERS = (*SOLVERS, "sparse")  # sparse: superseded by fast, its stored results stay readable
+__all__ = ["problems", "problems_at"]
 
 
 def _count(value, least: int = 0) -> bool:
@@ -48,7 +44,7 @@ def problems(group, path) -> list[str]:
     out += _layer_rules(attrs, shapes)
     out += _population_arrays(arrays, shapes, n)
     if "tile" in attrs:
-        out += _results(attrs, arrays, len(shapes), n)
+        out += _results(attrs, len(shapes), path)
     return out
 
 
@@ -66,8 +62,7 @@ def problems_at(path) -> list[str]:
 
 def _per_network(name: str, attrs: dict) -> bool:
     """Arrays whose first axis is the network (distance's first axis is the layer)."""
-    results = ("network_a", "network_b") if "tile" in attrs else ()
-    return name in (*METADATA_COLUMNS, "connections", *results) or (name.startswith("mask_l") and name[6:].isdigit())
+    return name in (*METADATA_COLUMNS, "connections") or (name.startswith("mask_l") and name[6:].isdigit())
 
 
 def _arrays(group, path) -> dict:
@@ -104,7 +99,8 @@ def _population_arrays(arrays: dict, shapes: list, n: int) -> list[str]:
         mask = arrays.get(f"mask_l{k}")
         if mask is None:
             out.append(f"array mask_l{k} is {_absent(arrays, f'mask_l{k}')} (attribute shapes lists {len(shapes)} layers)")
-        elif mask.ndim != 3 or tuple(mask.shape[1:]) != (n_in, n_out) or mask.dtype != np.bool_ or tuple(mask.chunks) != (1, n_in, n_out):
+        elif mask.ndim != 3 or tuple(mask.shape[1:]) != (n_in, n_out) or mask.dtype != np.bool_ or tuple(mask.chunks) != (1, n_in, n_out) \
+                or mask.shards is None or tuple(mask.shards[1:]) != (n_in, n_out):
             out.append(f"array mask_l{k} holds {_describe(mask)}; attribute shapes says masks of {n_in} x {n_out}")
     extra = sorted(name for name in arrays if name.startswith("mask_l") and name[6:].isdigit() and int(name[6:]) >= len(shapes))
     if extra:
@@ -125,28 +121,18 @@ def _rows(arrays: dict, name: str, ndim: int, n: int, rest: tuple = ()) -> list[
     return []
 
 
-def _results(attrs: dict, arrays: dict, n_layers: int, n: int) -> list[str]:
-    """With ``tile`` (results committed): the result arrays, their shapes and chunks, solver and max_layer."""
-    tile, out = attrs["tile"], []
+def _results(attrs: dict, n_layers: int, path) -> list[str]:
+    """With ``tile`` (results committed): the tile size, the results' folder, solver, tie rule and max_layer."""
+    tile, results, out = attrs["tile"], attrs.get("results"), []
     if not _count(tile, 1):
         return [f"attribute tile is {tile!r}, not a positive tile size"]
-    missing = [name for name in RESULT_ARRAYS if arrays.get(name) is None]
-    if missing:
-        return [f"array {name} is {_absent(arrays, name)} (attribute tile says distances were computed)" for name in missing]
-    distance, done = arrays["distance"], arrays["tiles_done"]
-    if distance.ndim != 3 or distance.shape[0] != n_layers or distance.shape[1] != distance.shape[2] or distance.shape[1] < n:
-        out.append(f"array distance holds {_describe(distance)}, expected ({n_layers}, N, N) with N >= {n}")
-    elif tuple(distance.chunks) != (n_layers, tile, tile):
-        out.append(f"attribute tile is {tile} but array distance is stored in chunks of {tuple(distance.chunks)}")
-    if done.ndim != 2 or done.shape[0] != done.shape[1] or done.shape[0] < n_tiles(n, tile) or tuple(done.chunks) != (1, 1):
-        out.append(f"array tiles_done holds {_describe(done)}, expected one marker per tile: at least {n_tiles(n, tile)} x {n_tiles(n, tile)}")
-    for name in ("network_a", "network_b"):
-        out += _rows(arrays, name, 1, n)
-    if arrays["layer"].shape != (n_layers,):
-        out.append(f"array layer holds {_describe(arrays['layer'])}, expected ({n_layers},)")
+    if not _count(results, 1):
+        return [f"attribute results is {results!r}, not the number of a set of results (attribute tile says distances were computed)"]
+    if not (Path(path) / "distances" / f"g{results}" / "tiles").is_dir():
+        out.append(f"folder distances/g{results}/tiles is missing (attribute tile says distances were computed)")
     solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
-    if solver not in STORED_SOLVERS:
-        out.append(f"attribute solver is {solver!r}, not one of {', '.join(STORED_SOLVERS)}")
+    if solver not in SOLVERS:
+        out.append(f"attribute solver is {solver!r}, not one of {', '.join(SOLVERS)}")
     if not (attrs.get("tie_rule") is None or _count(attrs.get("tie_rule"))):
         out.append(f"attribute tie_rule is {attrs.get('tie_rule')!r}, not a rule number")
     if max_layer is not None and not (_count(max_layer) and max_layer < n_layers):
@@ -160,13 +146,3 @@ def _absent(arrays: dict, name: str) -> str:
 
 def _describe(array) -> str:
     return f"shape {tuple(array.shape)}, chunks {tuple(array.chunks)}, dtype {array.dtype}"
-
-
-def marker_problems(markers: np.ndarray, n_t: int) -> list[str]:
-    """Done markers that no run writes: negative, or in the upper triangle (a < b: tiles are (a, b) with a >= b)."""
-    out = []
-    for a, b in zip(*np.nonzero(markers[:n_t, :n_t] < 0)):
-        out.append(f"tile ({a}, {b}): negative done marker {markers[a, b]}")
-    for a, b in zip(*np.nonzero(np.triu(markers[:n_t, :n_t], 1))):
-        out.append(f"tile ({a}, {b}): done marker {markers[a, b]} above the diagonal, where no tile is kept")
-    return out

@@ -1,19 +1,15 @@
-"""Distances D[k, p, q] of any networks rows[p], rows[q], read from the tiles the done markers vouch for; NaN elsewhere.
+"""Distances D[k, p, q] of any networks rows[p], rows[q], from the tile records that vouch for them; NaN elsewhere.
 
-A tile (a, b), a >= b, marked done at M (0 < M <= N) vouches for its pairs with both indices < M;
-any other pair is NaN and NNSTD(x, x) = 0. zarr fills every absent chunk of a selection with its
-fill value one chunk at a time (19 s for an all-NaN 10,000 x 10,000 layer), so the result starts as
-NaN in numpy and only the chunks of done tiles are read: one zarr call per run of consecutive done
-tiles along a tile row, whose chunks zarr decodes concurrently. Part of the store (it reads a zarr array).
+A record of tile (a, b), a >= b, computed at population size M holds D[k, i, j] for the rows i and columns j
+of the tile's extent at M; the store keeps only this lower triangle, so D[k, j, i] is the same number
+(the mirror) and NNSTD(x, x) = 0. Pure numpy: the records are read by results.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import StoreError
-from ..tiles import tile_of, vouched_upto
-from .zarr_io import consecutive_runs, damage_hint
+from ..tiles import tile_of
 
 __all__ = ["read_vouched"]
 
@@ -25,43 +21,41 @@ def _index(positions: np.ndarray):
     return positions
 
 
-def read_vouched(distance, markers: np.ndarray, n: int, tile: int, layers, rows: np.ndarray, computed: np.ndarray, where) -> np.ndarray:
-    """(len(layers), k, k) distances of networks ``rows`` from the zarr array ``distance`` (L, N, N) chunked by ``tile``.
-
-    ``markers``: the tiles' done markers; ``computed[x]``: whether layers[x] was computed (a layer past
-    --max-layer is NaN by design). A vouched pair that reads NaN in a computed layer is damage: a
-    StoreError naming ``where``.
-    """
+def read_vouched(records: dict, tile: int, layers, rows: np.ndarray, where=None) -> np.ndarray:
+    """(len(layers), k, k) distances of networks ``rows`` from ``records`` {(a, b): Record with its block}."""
     layers = np.asarray(layers, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
     values = np.full((len(layers), len(rows), len(rows)), np.nan)
-    layer_index = _index(layers)
     row_tiles = tile_of(rows, tile)
     order = np.argsort(row_tiles, kind="stable")
     tiles, starts = np.unique(row_tiles[order], return_index=True)
     positions = dict(zip(tiles.tolist(), np.split(order, starts[1:])))  # tile -> positions p of its rows, in order
-    for a in tiles.tolist():
-        upto = vouched_upto(markers[np.maximum(a, tiles), np.minimum(a, tiles)], n)  # tile (a, t) or its mirror (t, a): one marker
-        done = tiles[upto > 0]
-        if not len(done):
+    layer_index = _index(layers)
+    for (a, b), record in records.items():
+        if a not in positions or b not in positions:
             continue
-        pa = positions[a]
-        for run in consecutive_runs(done):
-            pc = np.concatenate([positions[t] for t in run.tolist()])
-            block = distance.get_orthogonal_selection((layer_index, _index(rows[pa]), _index(rows[pc])))
-            i, j = rows[pa][:, None], rows[pc][None, :]
-            upto = vouched_upto(markers[np.maximum(a, row_tiles[pc]), np.minimum(a, row_tiles[pc])], n)[None, :]
-            vouched = np.maximum(i, j) < upto
-            if np.isnan(block[computed][:, vouched & (i != j)]).any():
-                raise StoreError(f"{where}: distances marked computed are missing; {damage_hint(where)}")
-            block[:, ~vouched] = np.nan
-            rp, cp = _index(pa), _index(pc)
-            if isinstance(rp, slice) and isinstance(cp, slice):
-                values[:, rp, cp] = block
-            else:
-                values[:, pa[:, None], pc[None, :]] = block
+        header, block = record.header, record.block
+        pa, pb = _held(positions[a], rows, header["rows"]), _held(positions[b], rows, header["cols"])
+        if not len(pa) or not len(pb):
+            continue
+        sub = block[layer_index][:, (rows[pa] - header["rows"][0])[:, None], (rows[pb] - header["cols"][0])[None, :]]
+        ia, ib = _index(pa), _index(pb)
+        if isinstance(ia, slice) and isinstance(ib, slice):
+            values[:, ia, ib] = sub
+            if a != b:
+                values[:, ib, ia] = sub.transpose(0, 2, 1)
+        else:
+            values[:, pa[:, None], pb[None, :]] = sub
+            if a != b:
+                values[:, pb[:, None], pa[None, :]] = sub.transpose(0, 2, 1)
     _zero_same_networks(values, rows)
     return values
+
+
+def _held(positions: np.ndarray, rows: np.ndarray, span) -> np.ndarray:
+    """The positions whose network lies in the record's [start, stop)."""
+    network = rows[positions]
+    return positions[(network >= span[0]) & (network < span[1])]
 
 
 def _zero_same_networks(values: np.ndarray, rows: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """The population half of the store: per-network metadata columns and layer masks, read back and checked chunk by chunk.
 
 Arrays (created here, written by ``TopologyStore.append``): ``mask_l{k}`` bool (N, n_in_k, n_out_k),
-one chunk per network and layer, blosc-zstd bitshuffle; ``network`` (unique names, store order =
+one chunk per network and layer (blosc-zstd bitshuffle, crc32c), packed into shards of up to 1,024
+networks (one file each: few files at rest; one writer, the ingest that holds the lock); ``network`` (unique names, store order =
 matrix order), ``run``, ``source``, ``digest`` str (N,); ``epoch`` int64 (N,), -1 if none;
 ``accuracy`` float64 (N,), NaN if none; ``connections`` int64 (N, L), so densities need no mask read.
 """
@@ -16,15 +17,25 @@ from ..errors import StoreError
 from ..kernel.masks import dense_to_csr
 from ..tiles import n_tiles
 from ..records import METADATA_COLUMNS, NetworkRecord
-from .chunks import chunk_path, chunk_problem
+from .chunks import chunk_path, chunk_problem, shard_problems
 from .zarr_io import consecutive_runs, damage_hint, reading, require_chunks
 
 __all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
 
-STRING_COLUMNS = ("network", "run", "source", "digest", "network_a", "network_b")
+STRING_COLUMNS = ("network", "run", "source", "digest")
 PER_NETWORK = ("connections", *METADATA_COLUMNS)  # besides the masks: arrays whose first axis is the network
 _READ_BYTES = 256 * 2**20  # dense bytes per zarr read call in read_layer: bounds memory, not speed
 _NETWORK_COORDINATES = {"coordinates": "run epoch accuracy"}  # xarray shows these along `network`
+SHARD_NETWORKS = 1024  # networks per mask shard file, fewer where their dense masks would pass SHARD_DENSE_BYTES
+SHARD_DENSE_BYTES = 2**30  # an append rewrites a whole shard: bounds the bytes one holds
+
+
+def shard_networks(n_in: int, n_out: int) -> int:
+    """Networks per shard of a layer of n_in x n_out: a power of two, at most SHARD_NETWORKS."""
+    s = SHARD_NETWORKS
+    while s > 1 and s * n_in * n_out > SHARD_DENSE_BYTES:
+        s //= 2
+    return s
 
 
 class Population:
@@ -35,7 +46,7 @@ class Population:
         """The empty per-network arrays of a new store."""
         for k, (n_in, n_out) in enumerate(shapes):
             group.create_array(
-                f"mask_l{k}", shape=(0, n_in, n_out), chunks=(1, n_in, n_out), dtype=bool,
+                f"mask_l{k}", shape=(0, n_in, n_out), chunks=(1, n_in, n_out), shards=(shard_networks(n_in, n_out), n_in, n_out), dtype=bool,
                 compressors=zarr_io.MASK_CODECS, dimension_names=("network", f"in_l{k}", f"out_l{k}"),
                 attributes=_NETWORK_COORDINATES,
             )
@@ -121,7 +132,10 @@ class Population:
         self._check_layer(layer)
         array = self._group[f"mask_l{layer}"]
         wanted = np.unique(indices)
-        require_chunks(self.path, f"mask_l{layer}", [(i, 0, 0) for i in wanted.tolist()], lambda c: f"of network {c[0]}")
+        missing = self._mask_problems(layer, wanted.tolist(), read=False)  # zarr would read a missing chunk as no connections
+        if missing:
+            i, problem = next(iter(missing.items()))
+            raise StoreError(f"{self.path}: mask_l{layer} of network {i} is {problem}; {damage_hint(self.path)}")
         masks = {}
         # One zarr call per run of consecutive indices: its chunks decode concurrently, whereas
         # zarr's integer-array (orthogonal) selection is several times slower.
@@ -141,16 +155,15 @@ class Population:
         """(array, chunk index, problem) for every chunk the population needs that is missing or fails its checksum.
 
         Masks one chunk per network and layer; the per-network columns and connections their chunks
-        along the network axis; with results, network_a/network_b and layer. Distances and done
+        along the network axis. Distances and done
         markers: see damaged_tiles (only done tiles must exist).
         """
-        wanted = [(f"mask_l{k}", (i, 0, 0)) for k in range(self.n_layers) for i in range(self.n_networks)]
-        wanted += [(name, c) for name in METADATA_COLUMNS for c in self._column_chunks(name)]
+        out = [
+            (f"mask_l{k}", (i, 0, 0), problem)
+            for k in range(self.n_layers) for i, problem in self._mask_problems(k, range(self.n_networks)).items()
+        ]
+        wanted = [(name, c) for name in METADATA_COLUMNS for c in self._column_chunks(name)]
         wanted += [("connections", (c, 0)) for c, in self._column_chunks("connections")]
-        if self.has_results:
-            wanted += [(name, c) for name in ("network_a", "network_b") for c in self._column_chunks(name)]
-            wanted += [("layer", (0,))]
-        out = []
         for name, coords in wanted:
             problem = chunk_problem(chunk_path(self.path, name, coords))
             if problem:
@@ -166,19 +179,29 @@ class Population:
                 if problem:
                     raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; {damage_hint(self.path)}")
 
+    def _mask_problems(self, layer: int, indices, read: bool = True) -> dict[int, str]:
+        """Network index -> what is wrong with its mask chunk of ``layer`` (missing; with ``read``, its crc32c), from the shard files."""
+        s = self._group[f"mask_l{layer}"].shards[0]
+        by_shard: dict[int, list[int]] = {}
+        for i in indices:
+            by_shard.setdefault(int(i) // s, []).append(int(i) % s)
+        out = {}
+        for shard, inner in sorted(by_shard.items()):
+            found = shard_problems(chunk_path(self.path, f"mask_l{layer}", (shard, 0, 0)), s, inner, read)
+            out.update({shard * s + i: problem for i, problem in sorted(found.items())})
+        return out
+
     def _mask_damaged(self, index: int) -> bool:
-        return any(chunk_problem(chunk_path(self.path, f"mask_l{k}", (index, 0, 0))) for k in range(self.n_layers))
+        return any(self._mask_problems(k, [index]) for k in range(self.n_layers))
 
     def check_masks(self) -> None:
         """Every mask chunk of the population exists and passes its checksum (read raw, not decoded)."""
         for k in range(self.n_layers):
-            for i in range(self.n_networks):
-                problem = chunk_problem(chunk_path(self.path, f"mask_l{k}", (i, 0, 0)))
-                if problem:
-                    raise StoreError(
-                        f"{self.path}: mask_l{k} of network {i} ({self.names()[i]}) is {problem}; "
-                        f"{damage_hint(self.path)}; ingesting its source again rewrites it"
-                    )
+            for i, problem in self._mask_problems(k, range(self.n_networks)).items():
+                raise StoreError(
+                    f"{self.path}: mask_l{k} of network {i} ({self.names()[i]}) is {problem}; "
+                    f"{damage_hint(self.path)}; ingesting its source again rewrites it"
+                )
 
     def _check_layer(self, layer: int) -> None:
         if not 0 <= layer < self.n_layers:

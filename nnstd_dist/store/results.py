@@ -1,47 +1,46 @@
-"""The results half of the store: distances by tile, one done marker per tile, and only the pairs the markers vouch for.
+"""The results half of the store: each tile's distances in one self-checking record, and only the pairs a record vouches for.
 
-Arrays (created by ``init_results``)::
+Files of a set of results R (created by ``init_results``; see tile_rows.py and tile_files.py)::
 
-    distance      float64 (L, N, N), chunks (L, T, T), NaN = not computed yet; (i, j) with i > j is
-                  NNSTD(network i, network j), mirrored to (j, i); diagonal 0
-    network_a, network_b   str (N,): the names again, as coordinates of distance's two network axes
-    layer         int64 (L,)
-    tiles_done    int64 (ceil(N/T), ceil(N/T)), chunks (1, 1), uncompressed + crc32c: for tile (a, b), a >= b,
-                  the N at which its pairs were complete; 0 = nothing valid. A tile is complete when its
-                  extent at that N equals its extent now, so appending networks reopens only the edge tiles.
+    distances/g<R>/tiles/<a>.<b>   tile (a, b), a >= b, as its task wrote it
+    distances/g<R>/rows/<a>        tile row a, packed by the run once every tile in it is done
+
+Only the lower triangle is stored: D[k, i, j] for i > j is NNSTD_k(network i, network j), and (j, i)
+is the same number, mirrored on read; NNSTD(x, x) = 0. A record computed at population size M
+vouches for its pairs (both indices < M) while its header names its place, these results, and the
+digests of the networks now at its rows and columns (a replace removes the records it makes stale
+first; an append leaves them valid for the pairs they hold). Its "marker" is M, as in tiles.py.
 
 The group attribute ``tile`` is the results' commit point (removed first, written last by
-init_results); ``generation`` is raised by every new set of results and every replace, so a task of
-an older run marks nothing. Which rows and columns tile (a, b) covers belongs to plan.py.
+init_results); ``results`` names the folder; ``generation`` is raised by every new set of results and
+every replace, so a task of an older run writes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 
-from . import zarr_io
 from ..errors import StoreError
-from ..tiles import n_tiles, tile_of, vouched_upto
-from .chunks import chunk_path, chunk_problem
+from ..tiles import extent, n_tiles, tile_of
+from .tile_files import encode, vouches
+from .tile_rows import TileDir
+from .zarr_io import damage_hint, reading, writes
 from .distances import read_vouched
-from .zarr_io import damage_hint, reading, require_chunks, writes
-from .markers import read_marker_files
-from .consistency import marker_problems
+from . import faults
 
-__all__ = ["Results", "RESULT_NAMES"]
-
-RESULT_NAMES = ("network_a", "network_b")  # per-network arrays that exist only with results
+__all__ = ["Results"]
 
 
 class Results:
-    """TopologyStore's distances and done markers (mixed into it: uses its population, ``path`` and ``_group``)."""
+    """TopologyStore's distances and their records (mixed into it: uses its population, ``path`` and ``_group``)."""
 
     @property
     def has_results(self) -> bool:
-        """Result arrays exist and are complete: ``tile`` is written last by init_results, removed first."""
-        return "tile" in self._group.attrs and "distance" in self._group
+        """Results exist and are complete: ``tile`` is written last by init_results, removed first."""
+        return "tile" in self._group.attrs and "results" in self._group.attrs
 
     @property
     def tile(self) -> int | None:
@@ -49,12 +48,12 @@ class Results:
 
     @property
     def solver(self) -> str:
-        """The solver of the stored distances ("exact", "fast", or "sparse" from older versions); absent means exact."""
+        """The solver of the stored distances ("exact" or "fast"); absent means exact."""
         return self._group.attrs.get("solver", "exact")
 
     @property
     def tie_rule(self) -> int | None:
-        """The tie rule of the stored distances (kernel.TIE_RULES: fast's rule version); sparse results without one used rule 1."""
+        """The tie rule of the stored distances (kernel.TIE_RULES: fast's rule version)."""
         if self.solver == "exact":
             return None
         return self._group.attrs.get("tie_rule", 1)
@@ -68,6 +67,10 @@ class Results:
     def generation(self) -> int:
         """Raised by every replace and every new set of results: a task's result is kept only if it has not changed."""
         return int(self._group.attrs.get("generation", 0))
+
+    @property
+    def tiles_dir(self) -> TileDir:
+        return TileDir(self.path / "distances" / f"g{int(self._group.attrs['results'])}")
 
     def generation_on_disk(self) -> int:
         """The generation as stored now (zarr caches the attributes read at open)."""
@@ -89,125 +92,121 @@ class Results:
 
     @writes
     def init_results(self, tile: int, solver: str = "exact", max_layer: int | None = None, tie_rule: int | None = None) -> None:
-        """Create empty (all-NaN) result arrays, chunked by ``tile``; replaces any existing results.
+        """Start an empty set of results with tiles of ``tile``; replaces any existing results.
 
-        ``solver``, its ``tie_rule`` and ``max_layer`` are recorded as attributes (absent in stores made before
-        them: exact, all layers), so that one matrix never mixes solvers and a layer not computed is known.
+        ``solver``, its ``tie_rule`` and ``max_layer`` are recorded as attributes, so that one matrix never
+        mixes solvers and a layer not computed is known.
         """
-        n, n_layers = self.n_networks, self.n_layers
-        n_t = n_tiles(n, tile)
-        names = np.array(self.names(), dtype=object)
-        # Atomic by its attributes: `tile` goes first (no reader then sees results: has_results is
-        # False) and comes back last, so a crash in between leaves "no distances yet", never old
-        # markers over new arrays. The generation tells tasks of an older run not to mark anything.
+        # Atomic by its attributes: `tile` goes first (no reader then sees results) and comes back last,
+        # so a crash in between leaves "no distances yet", never old records over new settings. The new
+        # generation names a new, empty folder, and tells tasks of an older run not to write anything.
         attrs = {k: v for k, v in self._group.attrs.asdict().items() if k != "tile"}
         attrs["generation"] = self.generation + 1
+        attrs["results"] = attrs["generation"]
         self._group.attrs.put(attrs)
-        self._group.create_array(
-            "tiles_done", shape=(n_t, n_t), chunks=(1, 1), dtype="int64", fill_value=0,
-            dimension_names=("tile_a", "tile_b"), overwrite=True, compressors=zarr_io.MARKER_CODECS,
-        )
-        self._group.create_array(
-            "distance", shape=(n_layers, n, n), chunks=(n_layers, tile, tile), dtype="float64",
-            fill_value=np.nan, dimension_names=("layer", "network_a", "network_b"), overwrite=True, compressors=zarr_io.CODECS,
-        )
-        for column in RESULT_NAMES:
-            arr = self._group.create_array(
-                column, shape=(n,), chunks=(4096,), dtype=str, dimension_names=(column,), overwrite=True, compressors=zarr_io.CODECS
-            )
-            if n:
-                arr[:] = names
-        layer = self._group.create_array(
-            "layer", shape=(n_layers,), dtype="int64", dimension_names=("layer",), overwrite=True, compressors=zarr_io.CODECS
-        )
-        layer[:] = np.arange(n_layers)
+        self.tiles_dir.create()
         self._group.attrs.update(
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
         )  # the commit point
+        for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
+            if old.name != self.tiles_dir.root.name:
+                faults.before_write()
+                shutil.rmtree(old, ignore_errors=True)
 
-    def _resize_results(self, n: int) -> None:
-        """Result arrays for a population of ``n`` (an append): new rows NaN, new tiles not done."""
-        n_t = n_tiles(n, self.tile)
-        self._group["distance"].resize((self.n_layers, n, n))
-        self._group["tiles_done"].resize((n_t, n_t))
-        for column in RESULT_NAMES:  # zarr drops writes past an array's end silently
-            self._group[column].resize((n,))
-
+    @writes
     def _forget_distances(self, index: int) -> None:
-        """A replaced network's distances are stale: reopen every tile that holds them (markers first), then NaN them."""
+        """A replaced network's distances are stale: remove every record of a tile that holds it, before its masks change."""
         if not self.has_results:
             return
-        distance, done = self._group["distance"], self._group["tiles_done"]
-        t = tile_of(index, self.tile)
-        done[t, :] = 0
-        done[:, t] = 0
-        distance[:, index, :] = np.nan
-        distance[:, :, index] = np.nan
-        distance[:, index, index] = 0.0
+        t, tiles = tile_of(index, self.tile), self.tiles_dir
+        for a, b in tiles.loose_places():
+            if t in (a, b):
+                tiles.remove_tile(a, b)
+        for a in tiles.packed_rows():
+            if a == t:
+                tiles.remove_row(a)
+            elif a > t:
+                found = tiles.scan(blocks=False, tile_rows={a})
+                kept = [tiles.raw(place) for (_, b), place in sorted(found.records.items()) if b != t and place[2] is not None]
+                tiles.write_row(a, [r for r in kept if r is not None])
 
-    def results_names(self) -> tuple[list[str], list[str]]:
-        """The names stored along distance's two network axes (network_a, network_b)."""
+    # ---- which tiles are done -----------------------------------------------------------------
+
+    def _vouched(self, blocks: bool, tile_rows=None):
+        """(records that vouch now by place, damage [(a, b, why)]): a record that does not vouch here is damage."""
         self.require_results()
-        with reading(self.path, "network_a/network_b"):
-            return ([str(x) for x in self._group["network_a"][: self.n_networks]], [str(x) for x in self._group["network_b"][: self.n_networks]])
-
-    # ---- done markers ------------------------------------------------------------------------
+        found = self.tiles_dir.scan(blocks, tile_rows)
+        n, tile, results, layers = self.n_networks, self.tile, int(self._group.attrs["results"]), self.n_layers
+        digests, hashes = self.column("digest"), {}
+        vouched, damage = {}, list(found.damage)
+        k = n_tiles(n, tile)
+        for (a, b), place in found.records.items():
+            record = place[0]
+            if a < k and b <= a and vouches(record.header, a, b, tile, n, results, layers, digests, hashes):
+                vouched[(a, b)] = place
+            else:
+                damage.append((a, b, _why_not(record.header, a, b, tile, n, results, layers)))
+        return vouched, damage
 
     def tile_markers(self, damaged: list | None = None, checked: bool = True) -> np.ndarray:
-        """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never.
+        """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never (tiles.py).
 
-        A damaged marker raises a StoreError, or, given a ``damaged`` list, is appended to it as (a, b) and read as 0.
-        ``checked``: a marker no run writes (negative, above the diagonal) is a StoreError.
+        Read from the records' headers alone (their payloads are checked by damaged_tiles and on read).
+        A record that does not vouch for its place is a StoreError, or, given a ``damaged`` list, is appended to
+        it as (a, b) and read as 0; ``checked`` False reads such records as 0 silently.
         """
-        self.require_results()
-        markers = self._group["tiles_done"]
-        out = read_marker_files(markers, self.path / "tiles_done", damaged)
-        if out is None:
-            with reading(self.path, "the done markers (tiles_done)"):
-                out = markers[:]
-        wrong = marker_problems(out, n_tiles(self.n_networks, self.tile)) if checked else []
-        if wrong:
-            raise StoreError(f"{self.path}: damaged: {wrong[0]}; {damage_hint(self.path)}")
+        vouched, damage = self._vouched(blocks=False)
+        if damage and damaged is not None:
+            damaged += [(a, b) for a, b, _ in damage]
+        elif damage and checked:
+            a, b, why = damage[0]
+            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+        k = n_tiles(self.n_networks, self.tile)
+        out = np.zeros((k, k), dtype=np.int64)
+        for (a, b), place in vouched.items():
+            out[a, b] = place[0].header["done_at"]
         return out
+
+    def tile_marker(self, a: int, b: int) -> int:
+        """The population size tile (a, b) was done at, from its own row's records only; 0 if not done or damaged."""
+        vouched, _ = self._vouched(blocks=False, tile_rows={a})
+        return int(vouched[(a, b)][0].header["done_at"]) if (a, b) in vouched else 0
 
     def damaged_tiles(self) -> list[tuple[int, int, str]]:
-        """Tiles (a, b) marked done whose marker or distance chunks, (a, b) or its mirror (b, a), are missing or fail their checksum.
+        """Records that are damaged (checksums of header and payload), misplaced, or measure other networks: (a, b, why).
 
-        Reads every done tile's chunk files and checks their crc32c without decoding them.
-        """
-        self.require_results()
-        damaged: list = []
-        markers = read_marker_files(self._group["tiles_done"], self.path / "tiles_done", damaged)
-        out = [(a, b, "done marker damaged") for a, b in damaged]
-        if markers is None:
-            return out
-        for a, b in zip(*np.nonzero(markers)):
-            if a < b:
-                continue
-            for key in {(0, a, b), (0, b, a)}:
-                problem = chunk_problem(chunk_path(self.path, "distance", key))
-                if problem:
-                    out.append((int(a), int(b), f"distance chunk {key[1]}/{key[2]} {problem}"))
-                    break
+        Where a row file cannot be parsed past some point, every tile of that row not read before it is listed."""
+        vouched, damage = self._vouched(blocks=True)
+        out = []
+        for a, b, why in damage:
+            columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
+            out += [(a, x, why) for x in columns if (a, x, why) not in out]
         return out
 
+    @writes
     def reopen_damaged_tiles(self) -> list[tuple[int, int, str]]:
-        """Mark every damaged done tile (see ``damaged_tiles``) not done, so that the next run recomputes it; returns them."""
+        """Remove every damaged record (see ``damaged_tiles``), so that the next run recomputes its tile; returns them."""
         damaged = self.damaged_tiles()
-        for a, b, _ in damaged:
-            self.mark_tile(a, b, 0)
+        for a in sorted({a for a, _, _ in damaged}):
+            self.drop_tiles(a, {b for x, b, _ in damaged if x == a})
         return damaged
+
+    @writes
+    def drop_tiles(self, a: int, columns: set) -> None:
+        """Forget tiles (a, b) for b in ``columns`` (None: whatever in row a cannot be read): they are computed again."""
+        tiles = self.tiles_dir
+        for b in columns:
+            if b is not None:
+                tiles.remove_tile(a, b)
+        if tiles.row_path(a).exists():
+            vouched, _ = self._vouched(blocks=True, tile_rows={a})
+            kept = [tiles.raw(p) for (_, b), p in sorted(vouched.items()) if b not in columns and p[2] is not None]
+            tiles.write_row(a, [r for r in kept if r is not None])
 
     def check_continuable(self, tile: int | None, solver: str, tie_rule: int | None, max_layer: int | None) -> None:
         """Raise StoreError unless a run with these settings may finish the stored results (else it needs `recompute`)."""
         if tile is not None and tile != self.tile:
             raise StoreError(f"{self.path}: results were created with tile {self.tile}; `tile` {tile} needs `recompute`")
-        if self.solver == "sparse" and solver != "sparse":  # results of the superseded solver: readable, not extended
-            raise StoreError(
-                f"{self.path}: its distances came from the sparse solver, which fast replaces (sparse's tie choices depend on "
-                f"neuron numbering); to compute with fast, run `compute({str(self.path)!r}, solver='fast', recompute=True)` "
-                f"(export, plot and report read the sparse distances as they are)"
-            )
         if solver != self.solver:
             raise StoreError(f"{self.path}: its distances were computed with the {self.solver} solver; `solver` {solver} needs `recompute`")
         if tie_rule != self.tie_rule:  # deeper layers depend on the tie choice: never mix two
@@ -222,32 +221,52 @@ class Results:
                 f"{'all' if max_layer is None else max_layer} needs `recompute`"
             )
 
-    def tile_marker(self, a: int, b: int) -> int:
-        """The marker of tile (a, b) alone: one chunk read, for a task that needs only its own tile's state; damaged reads as 0."""
-        try:
-            return int(self._group["tiles_done"][a, b])
-        except ValueError:  # checksum mismatch: the tile is redone
-            return 0
-
-    @writes
-    def mark_tile(self, a: int, b: int, done_at: int) -> None:
-        """Record that tile (a, b) holds every pair of a population of ``done_at`` networks; call after its data."""
-        self._group["tiles_done"][a, b] = done_at
-
     # ---- distances ---------------------------------------------------------------------------
 
-    def read_block(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        """The (L, rows, cols) distances of networks [rows[0], rows[1]) x [cols[0], cols[1]) as stored now."""
-        with reading(self.path, f"the distances of rows {rows[0]}..{rows[1] - 1}, columns {cols[0]}..{cols[1] - 1}"):
-            return self._group["distance"][:, rows[0] : rows[1], cols[0] : cols[1]]
+    def read_tile(self, a: int, b: int) -> np.ndarray | None:
+        """Tile (a, b)'s (L, rows, cols) block at its extent now, NaN beyond the pairs its record holds; None if not done."""
+        vouched, damage = self._vouched(blocks=True, tile_rows={a})
+        if (a, b) not in vouched:
+            return None
+        record, n = vouched[(a, b)][0], self.n_networks
+        (r0, r1), (c0, c1) = extent(a, self.tile, n), extent(b, self.tile, n)
+        block = np.full((self.n_layers, r1 - r0, c1 - c0), np.nan)
+        stored = record.block
+        block[:, : stored.shape[1], : stored.shape[2]] = stored
+        return block
 
     @writes
-    def write_block(self, rows: tuple[int, int], cols: tuple[int, int], block: np.ndarray) -> None:
-        """Write the (L, rows, cols) ``block`` and its mirror (cols, rows); ranges on tile boundaries write whole chunks."""
-        distance = self._group["distance"]
-        distance[:, rows[0] : rows[1], cols[0] : cols[1]] = block
-        if rows != cols:  # a diagonal block holds its own mirror
-            distance[:, cols[0] : cols[1], rows[0] : rows[1]] = block.transpose(0, 2, 1)
+    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int) -> None:
+        """Record tile (a, b)'s whole (L, rows, cols) block for a population of ``done_at`` networks: one file, one rename."""
+        record = encode(a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block)
+        self.tiles_dir.write_tile(a, b, record)
+
+    @writes
+    def pack_row(self, a: int) -> bool:
+        """Tile row a as one file, once every tile in it is complete at the current population; False if it is not."""
+        tiles, n = self.tiles_dir, self.n_networks
+        if not tiles.loose_places({a}):
+            return False
+        vouched, damage = self._vouched(blocks=True, tile_rows={a})
+        rows = extent(a, self.tile, n)
+        complete = all(
+            (a, b) in vouched and vouched[(a, b)][0].header["done_at"] >= min(rows[1], n) and not damage for b in range(a + 1)
+        )
+        if not complete:
+            return False
+        records = [tiles.raw(vouched[(a, b)]) for b in range(a + 1)]
+        if any(r is None for r in records):
+            return False  # another process packed it meanwhile
+        tiles.write_row(a, records)
+        for x, b in tiles.loose_places({a}):
+            tiles.remove_tile(x, b)
+        return True
+
+    def pack_rows(self) -> int:
+        """Every complete tile row that still has tile files, packed (see pack_row); returns how many."""
+        if not self.has_results:
+            return 0
+        return sum(self.pack_row(a) for a in sorted({a for a, _ in self.tiles_dir.loose_places()}))
 
     def read_distance(self, layers=None, indices=None) -> np.ndarray:
         """Distances (len(layers), k, k) for the given layers and network indices (default: all)."""
@@ -257,24 +276,31 @@ class Results:
         for k in layers:
             self._check_layer(k)
             self.check_layer_computed(k)
-        distance = self._group["distance"]
         rows = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         self._check_indices(rows)
-        markers = self.tile_markers()
-        self._require_done_chunks(rows, markers)
-        computed = np.array([self.max_layer is None or k <= self.max_layer for k in layers], dtype=bool)  # past --max-layer: NaN by design
-        with reading(self.path, "the distance array"):
-            return read_vouched(distance, markers, n, self.tile, layers, rows, computed, self.path)
+        tile_rows = set(np.unique(tile_of(rows, self.tile)).tolist())
+        vouched, damage = self._vouched(blocks=True, tile_rows=None if indices is None else tile_rows)
+        wanted = [d for d in damage if d[0] in tile_rows and (d[1] is None or d[1] in tile_rows)]
+        if wanted:
+            a, b, why = wanted[0]
+            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+        blocks = {place: p[0] for place, p in vouched.items()}
+        return read_vouched(blocks, self.tile, layers, rows, self.path)
 
     def check_done_chunks(self) -> None:
-        """Every done tile's distance chunks exist (one stat each, no read): a count of computed pairs is true."""
+        """Every record the headers vouch for is whole (present, framed): a count of computed pairs is true."""
         if self.has_results:
-            self._require_done_chunks(np.arange(self.n_networks), self.tile_markers())
+            self.tile_markers()
 
-    def _require_done_chunks(self, rows: np.ndarray, markers: np.ndarray) -> None:
-        """The distance chunks of every done tile among ``rows`` exist: zarr would read a missing one as NaN."""
-        tiles = np.unique(tile_of(rows, self.tile))
-        x, y = np.meshgrid(tiles, tiles, indexing="ij")
-        done = (x >= y) & (vouched_upto(markers[x, y], self.n_networks) > 0)
-        keys = [(0, int(a), int(b)) for a, b in zip(x[done], y[done])]
-        require_chunks(self.path, "distance", keys + [(0, b, a) for _, a, b in keys], lambda c: f"chunk of tile ({max(c[1:])}, {min(c[1:])})")
+
+def _why_not(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int) -> str:
+    """Why a whole record does not vouch for tile (a, b): the first of its header's fields that disagrees."""
+    if (header.get("a"), header.get("b")) != (a, b):
+        return f"its record holds tile ({header.get('a')}, {header.get('b')})"
+    if header.get("results") != results or header.get("layers") != layers:
+        return f"its record belongs to other results (set {header.get('results')}, {header.get('layers')} layers)"
+    if not isinstance(header.get("done_at"), int) or not 0 < header["done_at"] <= n:
+        return f"its record was computed for {header.get('done_at')} networks, the store holds {n}"
+    if a >= n_tiles(n, tile) or a < b:
+        return "no such tile"
+    return "its record measures other networks than the store holds there (copied from another store?)"

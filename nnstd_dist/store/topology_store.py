@@ -2,18 +2,18 @@
 
 Layout of a store (a zarr group on a local or shared filesystem)::
 
-    attrs         format="nnstd-dist", format_version=2, shapes=[[n_in, n_out], ...], generation=G,
-                  n_networks=N, tile=T (once results exist), layers=[{param, weight_shape, block}, ...]
+    attrs         format="nnstd-dist", format_version=3, shapes=[[n_in, n_out], ...], generation=G,
+                  n_networks=N, tile=T and results=R (once results exist), layers=[{param, weight_shape, block}, ...]
                   (the first network's parameter names and weight shapes, and rows of layer k per output
                   of layer k-1; absent in stores written before convolutions: blocks of one row)
     mask_l{k}, network, run, source, digest, epoch, accuracy, connections    the population: population.py
-    distance, network_a, network_b, layer, tiles_done                        the results: results.py
+    distances/g<R>/rows/<a>, distances/g<R>/tiles/<a>.<b>                   the results: results.py
     nnstd-dist.lock   JSON {host, pid, started, command, token} while a compute or ingest runs (lock.py)
 
 ``TopologyStore`` joins the two halves; this module opens and creates stores and changes their
 population. ``n_networks`` is written last by an append, so a crash mid-append leaves the
-population unchanged; replace invalidates tiles before it changes masks. Every chunk ends with its
-crc32c (zarr_io.py), so damage is a StoreError, never a number. See docs/store.md, "Crash consistency".
+population unchanged; replace removes the tiles it makes stale before it changes masks. Every chunk and
+tile record ends with its crc32c, so damage is a StoreError, never a number. See docs/store.md, "Crash consistency".
 
 Every array's dimension names, and a ``coordinates`` attribute naming run, epoch and accuracy on the
 per-network arrays, make ``xarray.open_zarr(path, consolidated=False)`` label it. Metadata is not
@@ -41,12 +41,12 @@ from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
 from .lock import process_alive
 from .zarr_io import damage_hint, writes, zarr_store
 from .population import PER_NETWORK, STRING_COLUMNS, Population
-from .results import RESULT_NAMES, Results
+from .results import Results
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
 
 FORMAT = "nnstd-dist"
-FORMAT_VERSION = 2  # 2: crc32c on every chunk, results committed by the `tile` attribute, `generation`
+FORMAT_VERSION = 3  # 2: crc32c on every chunk, results committed by `tile`; 3: mask shards, tile records bound to place and networks
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
 
 
@@ -77,6 +77,11 @@ class TopologyStore(Population, Results):
             raise NotAStoreError(
                 f"{path}: store format version 1 (no checksums), this nnstd-dist reads version {FORMAT_VERSION}: "
                 "re-ingest its sources into a new store (`add_networks('NEW.zarr', networks)`)"
+            )
+        if attrs.get("format_version") == 2:
+            raise NotAStoreError(
+                f"{path}: store format version 2 (a file per mask and tile), this nnstd-dist reads version {FORMAT_VERSION}: "
+                f"upgrade it in place with `nnstd-dist upgrade --store {path}`"
             )
         if attrs.get("format_version") != FORMAT_VERSION:
             raise NotAStoreError(
@@ -117,9 +122,9 @@ class TopologyStore(Population, Results):
         old_n = self.n_networks
         new_n = old_n + len(new)
         if replaced:
-            # Results are invalidated before (never after) the masks they depend on change: a crash
-            # in between leaves tiles to recompute, never old distances vouched for new masks. The
-            # generation tells a task still running from before that its result is stale.
+            # Results are removed before (never after) the masks they depend on change: a crash in
+            # between leaves tiles to recompute (records of other networks are damage, not stale
+            # data). The generation tells a task still running from before that its result is stale.
             self._group.attrs["generation"] = self.generation + 1
             for index, _, _ in replaced:
                 self._forget_distances(index)
@@ -187,8 +192,6 @@ class TopologyStore(Population, Results):
         for column in METADATA_COLUMNS:
             self._group[column].resize((n,))
         self._group["connections"].resize((n, self.n_layers))
-        if self.has_results:
-            self._resize_results(n)
 
     def _write_networks(self, start: int, masks_list, records) -> None:
         stop = start + len(records)
@@ -202,9 +205,6 @@ class TopologyStore(Population, Results):
             attr = "name" if column == "network" else column
             values = [getattr(r, attr) for r in records]
             self._group[column][start:stop] = np.array(values, dtype=object if column in STRING_COLUMNS else None)
-        if self.has_results:
-            for column in RESULT_NAMES:
-                self._group[column][start:stop] = np.array([r.name for r in records], dtype=object)
 
 
 @contextlib.contextmanager
