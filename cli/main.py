@@ -26,6 +26,7 @@ COMMANDS = {
     "plot": "plot",
     "report": "report",
     "verify": "verify",
+    "upgrade": "upgrade",
 }
 
 
@@ -77,7 +78,7 @@ class LazyGroup(click.Group):
 
 # A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:
 # the function -> the command that runs it. The call's first argument is the store.
-STEPS = {"compute": "compute", "verify": "verify", "add_networks": "ingest"}
+STEPS = {"compute": "compute", "verify": "verify", "add_networks": "ingest", "upgrade": "upgrade"}
 _CALL = re.compile(r"`(\w+)\(([^`]*)\)`")
 
 

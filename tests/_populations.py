@@ -110,9 +110,13 @@ def done_tiles(path) -> int:
 
 
 def write_tile(store, a: int, b: int, block: np.ndarray, done_at: int) -> None:
-    """Write tile (a, b)'s block (and mirror) as a task does, then mark it done at ``done_at``."""
-    store.write_block(extent(a, store.tile, store.n_networks), extent(b, store.tile, store.n_networks), block)
-    store.mark_tile(a, b, done_at)
+    """Record tile (a, b) as a task does, computed at population ``done_at`` (``block`` at the tile's extent now, cut to its
+    extent then); ``done_at`` 0 forgets the tile."""
+    if not done_at:
+        store.drop_tiles(a, {b})
+        return
+    (r0, r1), (c0, c1) = extent(a, store.tile, done_at), extent(b, store.tile, done_at)
+    store.write_tile(a, b, block[:, : r1 - r0, : c1 - c0], done_at)
 
 
 def make_store(path, networks, names=None, tile: int | None = 4, compute=True):

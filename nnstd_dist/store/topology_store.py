@@ -81,7 +81,7 @@ class TopologyStore(Population, Results):
         if attrs.get("format_version") == 2:
             raise NotAStoreError(
                 f"{path}: store format version 2 (a file per mask and tile), this nnstd-dist reads version {FORMAT_VERSION}: "
-                f"upgrade it in place with `nnstd-dist upgrade --store {path}`"
+                f"upgrade it in place with `upgrade({str(path)!r})`"
             )
         if attrs.get("format_version") != FORMAT_VERSION:
             raise NotAStoreError(

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-import zarr
 from click.testing import CliRunner
 
 from nnstd_dist.cli.main import cli
@@ -40,8 +39,12 @@ def _array_meta(name, **changes):
     return edit
 
 
-def _marker(a, b, value):
-    return lambda path: zarr.open_array(str(path / "tiles_done"), mode="r+").__setitem__((a, b), value)
+def _tile_file(source, target):
+    """Tile file ``source`` copied to the name of tile ``target`` (a file moved by hand, or a bad copy)."""
+    def edit(path):
+        tiles = path / "distances" / "g1" / "tiles"
+        shutil.copyfile(tiles / "{}.{}".format(*source), tiles / "{}.{}".format(*target))
+    return edit
 
 
 EDITS = {
@@ -54,11 +57,9 @@ EDITS = {
     "max_layer -1": (_attrs(max_layer=-1), "attribute max_layer is -1"),
     "tile 0": (_attrs(tile=0), "attribute tile is 0"),
     "n_networks negative": (_attrs(n_networks=-1), "attribute n_networks is -1"),
-    "tiles_done removed": (lambda p: shutil.rmtree(p / "tiles_done"), "array tiles_done is missing"),
-    "network_a removed": (lambda p: shutil.rmtree(p / "network_a"), "array network_a is missing"),
-    "tiles_done reshaped": (_array_meta("tiles_done", shape=[1, 1]), "array tiles_done holds shape (1, 1)"),
-    "distance reshaped": (_array_meta("distance", shape=[1, 2, 2]), "array distance holds shape (1, 2, 2)"),
-    "distance zarr.json broken": (lambda p: (p / "distance" / "zarr.json").write_text("{"), "array distance is unreadable"),
+    "results folder removed": (lambda p: shutil.rmtree(p / "distances"), "folder distances/g1/tiles is missing"),
+    "results not a number": (_attrs(results="x"), "attribute results is 'x'"),
+    "masks not sharded": (_array_meta("mask_l0", codecs=[{"name": "bytes"}]), "array mask_l0 holds shape"),
 }
 
 
@@ -74,13 +75,13 @@ def test_open_refuses_and_verify_lists_the_contradiction(store, edit):
     assert tree_hashes(store) == before
 
 
-@pytest.mark.parametrize("a, b, value, expected", [(0, 1, 6, "above the diagonal"), (1, 0, -6, "negative done marker")])
-def test_markers_no_run_writes_are_damage(store, a, b, value, expected):
-    _marker(a, b, value)(store)
+@pytest.mark.parametrize("a, b, source, expected", [(0, 1, (1, 0), r"holds tile \(1, 0\)"), (2, 2, (1, 1), r"holds tile \(1, 1\)")])
+def test_records_in_the_wrong_place_are_damage(store, a, b, source, expected):
+    _tile_file(source, (a, b))(store)
     with pytest.raises(StoreError, match=expected):
         TopologyStore.open(store).read_distance()
     result = CliRunner().invoke(cli, ["verify", "--store", str(store)])
-    assert result.exit_code == 1 and f"tile ({a}, {b}): " in result.output and expected in result.output, result.output
+    assert result.exit_code == 1 and f"tile ({a}, {b}): " in result.output and expected.replace("\\", "") in result.output, result.output
 
 
 def test_verify_lists_every_contradiction_not_only_the_first(store):
