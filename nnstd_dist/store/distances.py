@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import StoreError
 from ..tiles import tile_of
 
 __all__ = ["read_vouched"]
@@ -21,8 +22,12 @@ def _index(positions: np.ndarray):
     return positions
 
 
-def read_vouched(records: dict, tile: int, layers, rows: np.ndarray, where=None) -> np.ndarray:
-    """(len(layers), k, k) distances of networks ``rows`` from ``records`` {(a, b): Record with its block}."""
+def read_vouched(records: dict, tile: int, layers, rows: np.ndarray, computed: np.ndarray, where) -> np.ndarray:
+    """(len(layers), k, k) distances of networks ``rows`` from ``records`` {(a, b): Record with its block}.
+
+    ``computed[x]``: whether layers[x] was computed (a layer past --max-layer is NaN by design). A record
+    whose computed layers hold NaN (a task writes whole blocks) is damage: a StoreError naming ``where``.
+    """
     layers = np.asarray(layers, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
     values = np.full((len(layers), len(rows), len(rows)), np.nan)
@@ -39,6 +44,8 @@ def read_vouched(records: dict, tile: int, layers, rows: np.ndarray, where=None)
         if not len(pa) or not len(pb):
             continue
         sub = block[layer_index][:, (rows[pa] - header["rows"][0])[:, None], (rows[pb] - header["cols"][0])[None, :]]
+        if np.isnan(sub[computed]).any():
+            raise StoreError(f"{where}: damaged: tile ({a}, {b}): distances marked computed are missing; `verify({str(where)!r})` lists all damage")
         ia, ib = _index(pa), _index(pb)
         if isinstance(ia, slice) and isinstance(ib, slice):
             values[:, ia, ib] = sub

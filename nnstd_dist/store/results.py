@@ -285,7 +285,8 @@ class Results:
             a, b, why = wanted[0]
             raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
         blocks = {place: p[0] for place, p in vouched.items()}
-        return read_vouched(blocks, self.tile, layers, rows, self.path)
+        computed = np.array([self.max_layer is None or k <= self.max_layer for k in layers], dtype=bool)  # past --max-layer: NaN by design
+        return read_vouched(blocks, self.tile, layers, rows, computed, self.path)
 
     def check_done_chunks(self) -> None:
         """Every record the headers vouch for is whole (present, framed): a count of computed pairs is true."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import zarr
 
 from _populations import chain, make_store, pair_distances, records, write_tile
 from nnstd_dist.errors import StoreError
@@ -52,15 +51,17 @@ def partial(tmp_path, networks, full):
 
 
 def reads_of(monkeypatch) -> list:
-    """The selections any zarr array is asked for from now on."""
+    """The files tile records are read from, from now on."""
+    from nnstd_dist.store import tile_rows
+
     calls = []
-    real = zarr.Array.get_orthogonal_selection
+    real = tile_rows.read_records
 
-    def spy(self, selection, *args, **kwargs):
-        calls.append(selection)
-        return real(self, selection, *args, **kwargs)
+    def spy(path, blocks):
+        calls.append(path.name)
+        return real(path, blocks)
 
-    monkeypatch.setattr(zarr.Array, "get_orthogonal_selection", spy)
+    monkeypatch.setattr(tile_rows, "read_records", spy)
     return calls
 
 
@@ -79,20 +80,18 @@ def test_partial_store_reads_as_the_markers_vouch(partial, full, rows):
         assert np.isnan(got).any() and not np.isnan(got).all()
 
 
-def test_only_done_tiles_are_read(partial, monkeypatch):
+def test_a_selection_reads_only_its_tile_rows(partial, monkeypatch):
     calls = reads_of(monkeypatch)
+    partial.read_distance([0], [0, 4])  # tile rows 0 and 1: of the done tiles, only (1, 0)
+    assert calls == ["1.0"]
+    calls.clear()
     partial.read_distance([0])
-    # tile rows 0..3, each its done tiles (and their mirrors) in runs of consecutive tiles: no chunk of an undone tile
-    chunks = set()
-    for _, r, c in calls:
-        chunks |= {(a, b) for a in range(r.start // TILE, -(-r.stop // TILE)) for b in range(c.start // TILE, -(-c.stop // TILE))}
-    done = {(1, 0), (2, 2), (3, 1), (2, 1)}
-    assert chunks == done | {(b, a) for a, b in done}
+    assert sorted(calls) == ["1.0", "2.1", "2.2", "3.1"]  # done tiles only, and never a mirror
 
 
 def test_nothing_computed_reads_no_distance_chunk(tmp_path, networks, monkeypatch):
     store = make_store(tmp_path / "s.zarr", networks, records(N, digits=2), tile=TILE, compute=False)
-    calls = reads_of(monkeypatch)
+    calls = reads_of(monkeypatch)  # no tile file exists: none is opened
     values = store.read_distance()
     assert calls == []
     assert np.isnan(values[:, ~np.eye(N, dtype=bool)]).all() and (values[:, np.eye(N, dtype=bool)] == 0).all()
