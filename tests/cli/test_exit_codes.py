@@ -29,6 +29,7 @@ CASES = {
     "plot": ([*STORE_ONLY, "-o", "p.png"], ["--store", "missing.zarr", "-o", "p.png"]),
     "report": ([*STORE_ONLY, "-o", "r.html"], ["--store", "missing.zarr", "-o", "r.html"]),
     "verify": (STORE_ONLY, ["--store", "missing.zarr"]),
+    "upgrade": (STORE_ONLY, ["--store", "missing.zarr"]),  # a store of this format: nothing to do
 }
 # where each command first calls the library: an interruption is injected there
 FIRST_CALL = {
@@ -36,6 +37,7 @@ FIRST_CALL = {
     "ingest": "nnstd_dist.sources.discover.read_network",
     "generate": "nnstd_dist.sources.generate.generate_population",
     "compute": "nnstd_dist.engine.compute",
+    "upgrade": "nnstd_dist.store.upgrade.upgrade",
 }
 
 
@@ -79,7 +81,7 @@ def test_verify_of_a_missing_store_is_bad_input_not_a_problem_found(folder):
 
 
 def test_problems_found_is_1(folder):
-    (folder / "s.zarr" / "mask_l0" / "c" / "1" / "0" / "0").unlink()
+    (folder / "s.zarr" / "mask_l0" / "c" / "0" / "0" / "0").unlink()  # the shard of every network's layer 0
     result = invoke("verify", STORE_ONLY)
     assert result.exit_code == 1 and "network 1 (r0/epoch_001): mask_l0 chunk missing" in result.stdout, result.output
 

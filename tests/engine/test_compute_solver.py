@@ -74,24 +74,7 @@ def test_fast_results_of_another_rule_are_not_finished(store_path, client):
     assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["fast"]
 
 
-def test_a_sparse_store_stays_readable_and_says_how_to_go_on(store_path, client, tmp_path):
-    # Stores of the superseded sparse solver: the attributes it wrote (solver "sparse", tie rule 2), distances kept.
-    compute(store_path, tile=4, client=client, max_layer=0)
-    store = TopologyStore.open(store_path, mode="r+")
-    store._group.attrs.update({"solver": "sparse", "tie_rule": 2})
-    before = store.read_distance([0])
-    result = run("export", "--store", store_path, "-o", tmp_path / "d.npz")
-    assert result.exit_code == 0, result.output
-    with np.load(tmp_path / "d.npz", allow_pickle=False) as f:
-        np.testing.assert_array_equal(f["distance"], before)
-    for solver in ("fast", "exact"):
-        result = run("compute", "--store", store_path, "--solver", solver)
-        assert result.exit_code == 2
-        assert result.output.strip().splitlines() == [
-            f"Error: {store_path}: its distances came from the sparse solver, which fast replaces (sparse's tie choices "
-            f"depend on neuron numbering); to compute with fast, run `nnstd-dist compute --store {store_path} --solver fast "
-            f"--recompute` (export, plot and report read the sparse distances as they are)"
-        ]
+def test_sparse_is_no_solver_any_more(store_path):
     result = run("compute", "--store", store_path, "--solver", "sparse")
     assert result.exit_code == 2 and "'sparse' is not one of 'exact', 'fast'" in result.output
 
@@ -101,7 +84,7 @@ def test_max_layer(store_path, networks, client, tmp_path):
     store = TopologyStore.open(store_path)
     assert store.max_layer == 0
     np.testing.assert_array_equal(store.read_distance([0]), pair_distances(networks)[:1])
-    assert np.isnan(store._group["distance"][1:]).all()  # nothing beyond layer 0 was written
+    assert all(np.isnan(store.read_tile(a, b)[1:]).all() for a in range(3) for b in range(a + 1))  # nothing beyond layer 0
     with pytest.raises(StoreError, match="layer 1 was not computed") as refused:
         store.read_distance([1])
     assert str(refused.value).endswith(f"run `compute({str(store_path)!r}, max_layer=1, recompute=True)`")  # the library names no option

@@ -87,8 +87,9 @@ def test_a_complete_tile_reads_nothing(grown, monkeypatch):
 
 def test_a_done_tile_holding_nan_is_recomputed_whole(grown, expected, monkeypatch):
     """The marker says pairs below 6 are valid, but one of them is NaN (a lost write): trust nothing of that tile."""
-    layers = grown.n_layers
-    grown.write_block((5, 6), (1, 2), np.full((layers, 1, 1), np.nan))  # pair (5, 1) of tile (1, 0)
+    block = grown.read_tile(1, 0)[:, : N_FIRST - 4, :]  # what it holds at 6 networks: rows 4, 5
+    block[:, 1, 1] = np.nan  # pair (5, 1)
+    grown.write_tile(1, 0, block, done_at=N_FIRST)
     calls = reads_of(monkeypatch)
     task = task_of(grown, 1, 0)
     assert task.valid_upto == N_FIRST and task.n_pairs == 8
