@@ -64,6 +64,8 @@ class TopologyStore(Population, Results):
         path = Path(path)
         if path.is_file():
             raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
+        if not path.exists() and any(path.parent.glob(f".{path.name}.format2-*")):
+            raise NotAStoreError(f"{path}: an upgrade of this store was interrupted; run `upgrade({str(path)!r})` again to finish it")
         if not (path / "zarr.json").is_file():
             raise NotAStoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
         try:
