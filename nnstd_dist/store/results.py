@@ -181,7 +181,7 @@ class Results:
         for a, b, why in damage:
             columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
             out += [(a, x, why) for x in columns if (a, x, why) not in out]
-        return out
+        return sorted(out)
 
     @writes
     def reopen_damaged_tiles(self) -> list[tuple[int, int, str]]:
