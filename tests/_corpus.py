@@ -5,6 +5,9 @@ run in-process (CliRunner) under an alarm. ``outcome`` classifies the run the wa
 clean (exit 2, one ``Error:`` line, the store's files unchanged), traceback, silent (accepted: exit 0),
 hang (the alarm fired), lost (the store's files changed by a refused command).
 
+A `verify` case (``Case.lists``) expects instead "listed": exit 1, the store unchanged, the damage among the problems printed
+("unlisted" otherwise).
+
 ``python tests/_corpus.py`` prints the outcome table for the nnstd_dist that is importable.
 """
 
@@ -25,12 +28,16 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from _damage import block, edit_attrs, edit_meta, lock_pid, marker, remove, scheduler_at, swap_masks, wide_pt_pair
+from _damage import (
+    RESULTS, append_file, block, clear_inner, copy_file, cut_record, drop_attrs, edit_attrs, edit_inner_chunks, edit_meta, edit_record, flip_inner,
+    flip_record, flip_shard_index, lock_pid, remove, scheduler_at, swap_files, swap_masks, then, unpack_row, wide_pt_pair,
+)
 
 SHAPES = [(8, 6), (6, 3)]
 BUDGET = "4MB"  # NNSTD_DIST_MEMORY_BUDGET during the corpus: bombs stay small, still 1000x their file
 HANG_SECONDS = 90  # a compute case starts a local cluster: slow on a loaded machine, never this slow
 NEW_STORE = "new.zarr"  # cases that ingest into a new store name it so; it must not appear
+FOREIGN = "foreign.zarr"  # beside the template: a store of the same shapes and tile, other networks (a case copies its records)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,11 @@ class Case:
     name: str
     cls: int  # the class of issue #11's list it belongs to
     build: Callable[[Path, Path], list[str]]  # (work folder, store) -> argv
+    lists: str = ""  # a `verify` case: it must exit 1, the store unchanged, printing a problem line holding this text
+
+    @property
+    def expected(self) -> str:
+        return "listed" if self.lists else "clean"
 
 
 def write_set(folder: Path, layers, seed: int = 0) -> Path:
@@ -346,52 +358,92 @@ RECOMPUTE = ("compute", "--store", "STORE", "--recompute", "--n-workers", "1")
 COMPUTE = ("compute", "--store", "STORE", "--n-workers", "1")
 APPEND = ("ingest", "WORK/more", "--store", "STORE")
 
+ROW0, ROW1 = f"{RESULTS}/rows/0", f"{RESULTS}/rows/1"  # the template's row files: tile (0, 0); tiles (1, 0) and (1, 1)
+T10, T11 = f"{RESULTS}/tiles/1.0", f"{RESULTS}/tiles/1.1"  # tile files, once unpack_row(1) made row 1 a run's unpacked row
+FOREIGN_ROW1 = f"../{FOREIGN}/{ROW1}"  # the same row of the store beside it: same shapes, tile and results, other networks
+VERIFY = ("verify", "--store", "STORE")
+
 STORE_CASES = [
-    # 3: on-disk damage
-    Case("bit flip in a distance chunk, export", 3, _on_store(_flip("distance/c/0/1/0"), *EXPORT)),
-    Case("bit flip near the end of a distance chunk, export", 3, _on_store(_flip("distance/c/0/1/0", 0.97), *EXPORT)),
-    Case("deleted distance chunk, export", 3, _on_store(_delete("distance/c/0/1/0"), *EXPORT)),
-    Case("truncated distance chunk, export", 3, _on_store(_truncate("distance/c/0/1/1"), *EXPORT)),
-    Case("deleted mask chunk, compute --recompute", 3, _on_store(_delete("mask_l0/c/1/0/0"), *RECOMPUTE)),
-    Case("bit flip in a mask chunk, compute --recompute", 3, _on_store(_flip("mask_l0/c/1/0/0", 0.9), *RECOMPUTE)),
+    # 3: on-disk damage (a distance chunk in format 2: a tile record, in its row file or its own tile file, in format 3)
+    Case("bit flip in a tile record's distances (row file), export", 3, _on_store(flip_record(ROW1, 0, "payload"), *EXPORT)),
+    Case("bit flip near the end of a row file (a payload checksum), export", 3, _on_store(flip_record(ROW1, 1, "payload crc", 0.9), *EXPORT)),
+    Case("bit flip in a tile file's distances, export", 3, _on_store(then(unpack_row(1), flip_record(T11, 0, "payload")), *EXPORT)),
+    Case("results folder distances/g1 deleted, export", 3, _on_store(remove(RESULTS), *EXPORT)),
+    Case("truncated tile file, export", 3, _on_store(then(unpack_row(1), _truncate(T11)), *EXPORT)),
+    Case("row file truncated in a record's distances, export", 3, _on_store(cut_record(ROW1, 1, "payload"), *EXPORT)),
+    Case("row file truncated in a record's header, info", 3, _on_store(cut_record(ROW1, 0, "header"), *INFO)),
+    Case("row file cut to 5 bytes, info", 3, _on_store(_truncate(ROW0), *INFO)),
+    Case("mask chunk of network 1 missing from its shard, compute --recompute", 3, _on_store(clear_inner(0, 1), *RECOMPUTE)),
+    Case("bit flip in network 1's mask chunk inside its shard, compute --recompute", 3, _on_store(flip_inner(0, 1, 0.9), *RECOMPUTE)),
+    Case("bit flip in a mask shard's index, compute --recompute", 3, _on_store(flip_shard_index(0, 1), *RECOMPUTE)),
+    Case("mask shard file deleted, compute --recompute", 3, _on_store(_delete("mask_l1/c/0/0/0"), *RECOMPUTE)),
     Case("deleted names chunk, export", 3, _on_store(_delete("network/c/0"), *EXPORT)),
     Case("deleted names chunk, info", 3, _on_store(_delete("network/c/0"), *INFO)),
     Case("deleted connections chunk, info", 3, _on_store(_delete("connections/c/0/0"), *INFO)),
     Case("bit flip in the connections chunk, info", 3, _on_store(_flip("connections/c/0/0", 0.9), *INFO)),
-    Case("bit flip in a done marker, info", 3, _on_store(_flip("tiles_done/c/1/0", 0.0), *INFO)),
+    Case("bit flip in a tile file's header, info", 3, _on_store(then(unpack_row(1), flip_record(T10, 0, "header", 0.0)), *INFO)),
+    Case("bit flip in a row file's header checksum, info", 3, _on_store(flip_record(ROW1, 1, "header crc"), *INFO)),
     Case("n_networks above the real count, info", 3, _on_store(edit_attrs(n_networks=5), *INFO)),
     Case("n_networks above the real count, export", 3, _on_store(edit_attrs(n_networks=5), *EXPORT)),
     Case("tile attribute changed, export", 3, _on_store(edit_attrs(tile=3), *EXPORT)),
-    Case("broken distance zarr.json, export", 12, _on_store(_write("distance/zarr.json", b"{not json"), *EXPORT)),
+    Case("tile record whose header is not JSON (checksums right), export", 12, _on_store(edit_record(ROW1, 0, text=b"{not json"), *EXPORT)),
+    Case("tile file of garbage bytes, export", 12, _on_store(_write(T10, b"\x89PNG garbage, not a tile record"), *EXPORT)),
     Case("broken mask zarr.json, append", 12, _on_store(_write("mask_l0/zarr.json", b"{}"), *APPEND)),
     Case("broken group zarr.json, info", 12, _on_store(_write("zarr.json", b"\x00\x01"), *INFO)),
     Case("format version 1, info", 12, _on_store(edit_attrs(format_version=1), *INFO)),
-    # issue 23, item 9: attributes that contradict the arrays or the rules
+    Case("format version 2, info", 12, _on_store(edit_attrs(format_version=2), *INFO)),
+    # issue 23, item 9: attributes (and record headers) that contradict the arrays or the rules
     Case("shapes edited to 4 x 6 over 8 x 6 masks, info", 9, _on_store(edit_attrs(shapes=[[4, 6], [6, 3]]), *INFO)),
     Case("shapes edited to 4 x 6, append of 4-input networks", 9, _on_store(edit_attrs(shapes=[[4, 6], [6, 3]]), "ingest", "WORK/four", "--store", "STORE")),
     Case("layers[1].block 0, export", 9, _on_store(block(1, 0), *EXPORT)),
     Case("layers[1].block 2, export", 9, _on_store(block(1, 2), *EXPORT)),
     Case("solver bogus, export", 9, _on_store(edit_attrs(solver="bogus"), *EXPORT)),
+    Case("solver sparse (format 2's, gone), info", 9, _on_store(edit_attrs(solver="sparse"), *INFO)),
     Case("max_layer 99, info", 9, _on_store(edit_attrs(max_layer=99), *INFO)),
     Case("max_layer -1, export", 9, _on_store(edit_attrs(max_layer=-1), *EXPORT)),
-    Case("done marker above the diagonal, export", 9, _on_store(marker(0, 1, 3), *EXPORT)),
-    Case("negative done marker, info", 9, _on_store(marker(1, 0, -3), *INFO)),
+    Case("tile record above the diagonal (tiles/0.1, checksums right), export", 9,
+         _on_store(edit_record(ROW1, 0, dest=f"{RESULTS}/tiles/0.1", fit=True, a=0, b=1, rows=[0, 2], cols=[2, 3]), *EXPORT)),
+    Case("tile record done at -3 networks (checksums right), info", 9, _on_store(edit_record(ROW1, 0, done_at=-3), *INFO)),
+    Case("tile record done at 5 networks of 3 (checksums right), export", 9, _on_store(edit_record(ROW1, 1, done_at=5), *EXPORT)),
+    Case("tile record of results 2 in results 1 (checksums right), export", 9, _on_store(edit_record(ROW1, 1, results=2), *EXPORT)),
     # issue 23, item 10: a store partly deleted or edited
-    Case("tiles_done removed, info", 10, _on_store(remove("tiles_done"), *INFO)),
-    Case("tiles_done removed, export", 10, _on_store(remove("tiles_done"), *EXPORT)),
-    Case("tiles_done removed, compute", 10, _on_store(remove("tiles_done"), *COMPUTE)),
-    Case("network_a removed, info", 10, _on_store(remove("network_a"), *INFO)),
-    Case("network_a removed, export", 10, _on_store(remove("network_a"), *EXPORT)),
-    Case("tiles_done reshaped to 1 x 1, info", 10, _on_store(edit_meta("tiles_done", shape=[1, 1]), *INFO)),
-    Case("tiles_done reshaped to 1-D, export", 10, _on_store(edit_meta("tiles_done", shape=[2]), *EXPORT)),
-    Case("distance reshaped to 2 x 2 x 2, export", 10, _on_store(edit_meta("distance", shape=[2, 2, 2]), *EXPORT)),
+    Case("distances removed, info", 10, _on_store(remove("distances"), *INFO)),
+    Case("distances removed, export", 10, _on_store(remove("distances"), *EXPORT)),
+    Case("distances removed, compute", 10, _on_store(remove("distances"), *COMPUTE)),
+    Case("results attribute removed, info", 10, _on_store(drop_attrs("results"), *INFO)),
+    Case("results attribute removed, export", 10, _on_store(drop_attrs("results"), *EXPORT)),
+    Case("results attribute edited to 2 (no such folder), export", 10, _on_store(edit_attrs(results=2), *EXPORT)),
+    Case("results attribute a string, info", 10, _on_store(edit_attrs(results="g1"), *INFO)),
+    Case("tile record's extent edited to 1 x 1 (checksums right), info", 10, _on_store(edit_record(ROW1, 0, cols=[0, 1]), *INFO)),
+    Case("tile record's layers edited to 1 (checksums right), export", 10, _on_store(edit_record(ROW1, 0, layers=1), *EXPORT)),
+    Case("tile record of 3 layers in a 2-layer store (checksums right), export", 10, _on_store(edit_record(ROW1, 1, fit=True, layers=3), *EXPORT)),
+    Case("mask_l0 reshaped to 3 x 4 x 6, info", 10, _on_store(edit_meta("mask_l0", shape=[3, 4, 6]), *INFO)),
+    Case("mask_l0's inner chunks edited to 2 networks, info", 10, _on_store(edit_inner_chunks("mask_l0", [2, 8, 6]), *INFO)),
     Case("shapes shortened, info", 10, _on_store(edit_attrs(shapes=[[8, 6]]), *INFO)),
     Case("lock whose pid is 10^30, append", 10, _on_store(lock_pid(10**30), *APPEND)),
-    # issue 23, item 11
-    Case("distance chunk deleted, info", 11, _on_store(_delete("distance/c/0/1/0"), *INFO)),
+    # issue 23, item 11: records in the wrong place, or of other networks (each whole, its checksums right)
+    Case("tiles folder of the results removed, info", 11, _on_store(remove(f"{RESULTS}/tiles"), *INFO)),
+    Case("two tile files swapped, export", 11, _on_store(then(unpack_row(1), swap_files(T10, T11)), *EXPORT)),
+    Case("a tile file copied to another tile's name, info", 11, _on_store(then(unpack_row(1), copy_file(T10, T11)), *INFO)),
+    Case("two records in one tile file, export", 11, _on_store(then(unpack_row(1), append_file(T11, T10)), *EXPORT)),
+    Case("row file 1 moved to row 0's name, export", 11, _on_store(then(copy_file(ROW1, ROW0), _delete(ROW1)), *EXPORT)),
+    Case("row file copied from another store of the same shape, export", 11, _on_store(copy_file(FOREIGN_ROW1, ROW1), *EXPORT)),
+    Case("tile record copied from another store of the same shape, info", 11, _on_store(edit_record(FOREIGN_ROW1, 0, dest=T10), *INFO)),
+    Case("tile record from another store over a run's tile file, export", 11,
+         _on_store(then(unpack_row(1), edit_record(FOREIGN_ROW1, 1, dest=T11)), *EXPORT)),
     Case("mask chunks of two networks swapped, compute --recompute", 11, _on_store(swap_masks, *RECOMPUTE)),
     Case("mask chunks of two networks swapped, compute --recompute --tile 2", 11, _on_store(swap_masks, *RECOMPUTE, "--tile", "2")),
     Case("max_layer -1, compute", 11, _on_store(edit_attrs(max_layer=-1), *COMPUTE)),
+    # verify lists what the commands above refuse (exit 1), and writes nothing
+    Case("bit flip in a tile record's distances, verify", 3, _on_store(flip_record(ROW1, 0, "payload"), *VERIFY), lists="tile (1, 0)"),
+    Case("row file truncated, verify", 3, _on_store(cut_record(ROW1, 1, "payload"), *VERIFY), lists="tile (1, 1)"),
+    Case("bit flip in network 1's mask chunk, verify", 3, _on_store(flip_inner(0, 1, 0.9), *VERIFY), lists="network 1"),
+    Case("mask chunk of network 2 missing from its shard, verify", 3, _on_store(clear_inner(1, 2), *VERIFY), lists="network 2"),
+    Case("results attribute removed, verify", 10, _on_store(drop_attrs("results"), *VERIFY), lists="attribute results"),
+    Case("two tile files swapped, verify", 11, _on_store(then(unpack_row(1), swap_files(T10, T11)), *VERIFY), lists="holds tile (1, 1)"),
+    Case("tile record copied from another store of the same shape, verify", 11, _on_store(copy_file(FOREIGN_ROW1, ROW1), *VERIFY),
+         lists="other networks"),
+    Case("mask chunks of two networks swapped, verify", 11, _on_store(swap_masks, *VERIFY), lists="do not match its digest"),
     # 6: locks
     Case("0-byte lock, append", 6, _on_store(_write("nnstd-dist.lock", b""), *APPEND)),
     Case("0-byte lock, compute", 6, _on_store(_write("nnstd-dist.lock", b""), *RECOMPUTE)),
@@ -430,6 +482,8 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
     shutil.copytree(template, store)
     if case.name == "export -o another store":
         shutil.copytree(template, work / "other.zarr")
+    if case in STORE_CASES and (template.parent / FOREIGN).exists():  # records to copy from (no case ingests its work folder)
+        shutil.copytree(template.parent / FOREIGN, work / FOREIGN)
     argv = case.build(work, store)
     before = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
 
@@ -459,6 +513,11 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
     after = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
     if after != before or (work / NEW_STORE).exists() or any(p.name.startswith((".store.zarr", ".new.zarr")) for p in work.iterdir()):
         return "lost", err[:200]
+    if case.lists:  # verify: exit 1, and the damage named among the problems it prints
+        found = [line for line in result.stdout.splitlines() if case.lists in line]
+        if result.exit_code == 1 and found:
+            return "listed", found[0]
+        return "unlisted", f"exit {result.exit_code}: {(result.stdout + err).strip()}"[:200]
     lines = [line for line in err.splitlines() if line.strip()]
     if result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "):
         return "clean", lines[0]
@@ -466,7 +525,9 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
 
 
 def make_template(folder: Path) -> Path:
-    """A small store of three SET networks (r0/epoch_000 ...) with its distances computed."""
+    """A small store of three SET networks (r0/epoch_000 ...) with its distances computed in tiles of 2: row files
+    distances/g1/rows/0 (tile (0, 0)) and rows/1 (tiles (1, 0) and (1, 1)). Beside it FOREIGN: the same, of three other networks.
+    """
     from nnstd_dist.sources.discover import discover, read_networks
     from nnstd_dist.store.topology_store import add_networks
 
@@ -476,10 +537,13 @@ def make_template(folder: Path) -> Path:
 
     for k in range(3):
         write_set(folder / "src" / f"r{k}" / "epoch_000", population(k))
+        write_set(folder / "foreign" / f"r{k}" / "epoch_000", population(k + 3))
     store = folder / "template.zarr"
     add_networks(store, read_networks(discover([folder / "src"])))
+    add_networks(folder / FOREIGN, read_networks(discover([folder / "foreign"])))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
         compute(store, client=client, tile=2)
+        compute(folder / FOREIGN, client=client, tile=2)
     return store
 
 
@@ -501,8 +565,10 @@ def main() -> None:
                 continue
             outcome, text = run_case(case, work, template)
             counts[outcome] += 1
+            counts["as expected"] += outcome == case.expected
             print(f"{outcome:9} [{case.cls:2}] {case.name}: {text.strip()[:150]}")
-    print(f"{len(CASES) + len(STORE_CASES)} cases: " + ", ".join(f"{k} {counts[k]}" for k in ("clean", "traceback", "silent", "hang", "lost")))
+    kinds = ("clean", "listed", "traceback", "silent", "hang", "lost", "unlisted", "as expected")
+    print(f"{len(CASES) + len(STORE_CASES)} cases: " + ", ".join(f"{k} {counts[k]}" for k in kinds))
 
 
 if __name__ == "__main__":
