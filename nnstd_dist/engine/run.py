@@ -227,11 +227,11 @@ def plan_store(
         raise InputError(f"`max_layer` {max_layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
     if store.has_results and not recompute:
         store.check_continuable(tile, solver, TIE_RULES[solver], max_layer)
-        damaged: list = []  # markers that fail their checksum: their tiles are redone
+        damaged: list = []  # records whose header is damaged or does not vouch for its place: their tiles are redone
         markers = store.tile_markers(damaged if create else None)
-        for a in sorted({a for a, _ in damaged}):
-            store.drop_tiles(a, {b for x, b in damaged if x == a})
-        return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=[(a, b, "done marker damaged") for a, b in damaged])
+        for a in sorted({a for a, _, _ in damaged}):
+            store.drop_tiles(a, {b for x, b, _ in damaged if x == a})
+        return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=damaged)
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset (or the kernel is timed)
         check_digests(store)  # and so do masks that are not their networks' (swapped chunks pass their checksums)

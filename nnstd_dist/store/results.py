@@ -146,18 +146,22 @@ class Results:
                 vouched[(a, b)] = place
             else:
                 damage.append((a, b, _why_not(record.header, a, b, tile, n, results, layers)))
-        return vouched, damage
+        out = []  # a row file unreadable past some point: every tile of the row not read before it
+        for a, b, why in damage:
+            columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
+            out += [(a, x, why) for x in columns if (a, x, why) not in out]
+        return vouched, sorted(out)
 
     def tile_markers(self, damaged: list | None = None, checked: bool = True) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never (tiles.py).
 
         Read from the records' headers alone (their payloads are checked by damaged_tiles and on read).
         A record that does not vouch for its place is a StoreError, or, given a ``damaged`` list, is appended to
-        it as (a, b) and read as 0; ``checked`` False reads such records as 0 silently.
+        it as (a, b, why) and read as 0; ``checked`` False reads such records as 0 silently.
         """
         vouched, damage = self._vouched(blocks=False)
         if damage and damaged is not None:
-            damaged += [(a, b) for a, b, _ in damage]
+            damaged += damage
         elif damage and checked:
             a, b, why = damage[0]
             raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
@@ -176,12 +180,7 @@ class Results:
         """Records that are damaged (checksums of header and payload), misplaced, or measure other networks: (a, b, why).
 
         Where a row file cannot be parsed past some point, every tile of that row not read before it is listed."""
-        vouched, damage = self._vouched(blocks=True)
-        out = []
-        for a, b, why in damage:
-            columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
-            out += [(a, x, why) for x in columns if (a, x, why) not in out]
-        return sorted(out)
+        return self._vouched(blocks=True)[1]
 
     @writes
     def reopen_damaged_tiles(self) -> list[tuple[int, int, str]]:
@@ -193,11 +192,10 @@ class Results:
 
     @writes
     def drop_tiles(self, a: int, columns: set) -> None:
-        """Forget tiles (a, b) for b in ``columns`` (None: whatever in row a cannot be read): they are computed again."""
+        """Forget tiles (a, b) for b in ``columns``: they are computed again (a row file keeps only its other readable records)."""
         tiles = self.tiles_dir
         for b in columns:
-            if b is not None:
-                tiles.remove_tile(a, b)
+            tiles.remove_tile(a, b)
         if tiles.row_path(a).exists():
             vouched, _ = self._vouched(blocks=True, tile_rows={a})
             kept = [tiles.raw(p) for (_, b), p in sorted(vouched.items()) if b not in columns and p[2] is not None]
@@ -280,7 +278,7 @@ class Results:
         self._check_indices(rows)
         tile_rows = set(np.unique(tile_of(rows, self.tile)).tolist())
         vouched, damage = self._vouched(blocks=True, tile_rows=None if indices is None else tile_rows)
-        wanted = [d for d in damage if d[0] in tile_rows and (d[1] is None or d[1] in tile_rows)]
+        wanted = [d for d in damage if d[0] in tile_rows and d[1] in tile_rows]
         if wanted:
             a, b, why = wanted[0]
             raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
