@@ -228,8 +228,8 @@ def plan_store(
     if store.has_results and not recompute:
         store.check_continuable(tile, solver, TIE_RULES[solver], max_layer)
         damaged: list = []  # records whose header is damaged or does not vouch for its place: their tiles are redone
-        markers = store.tile_markers(damaged if create else None)
-        for a in sorted({a for a, _, _ in damaged}):
+        markers = store.tile_markers(damaged)  # a dry run plans them as not done, and writes nothing
+        for a in sorted({a for a, _, _ in damaged} if create else ()):
             store.drop_tiles(a, {b for x, b, _ in damaged if x == a})
         return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=damaged)
     if create:

@@ -302,4 +302,6 @@ def _why_not(header: dict, a: int, b: int, tile: int, n: int, results: int, laye
         return f"its record was computed for {header.get('done_at')} networks, the store holds {n}"
     if a >= n_tiles(n, tile) or a < b:
         return "no such tile"
+    if header.get("rows") != list(extent(a, tile, header["done_at"])) or header.get("cols") != list(extent(b, tile, header["done_at"])):
+        return f"its record's rows {header.get('rows')} and columns {header.get('cols')} are not the tile's (tiles of {tile})"
     return "its record measures other networks than the store holds there (copied from another store?)"
