@@ -68,7 +68,7 @@ def _per_network(name: str, attrs: dict) -> bool:
 def _arrays(group, path) -> dict:
     """name -> array (shape, chunks, dtype) of every array folder in the store at ``path``; None for an unreadable zarr.json."""
     out = {}
-    for name in sorted(p.name for p in Path(path).iterdir() if (p / "zarr.json").is_file()):
+    for name in sorted(p.name for p in Path(path).iterdir() if (p / "zarr.json").is_file() and p.name != "distances"):
         try:
             out[name] = group[name]
         except Exception:  # zarr raises several types for a broken zarr.json

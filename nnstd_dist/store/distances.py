@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import StoreError
 from ..tiles import tile_of
 
-__all__ = ["read_vouched"]
+__all__ = ["VouchedMatrix"]
 
 
 def _index(positions: np.ndarray):
@@ -22,41 +22,44 @@ def _index(positions: np.ndarray):
     return positions
 
 
-def read_vouched(records: dict, tile: int, layers, rows: np.ndarray, computed: np.ndarray, where) -> np.ndarray:
-    """(len(layers), k, k) distances of networks ``rows`` from ``records`` {(a, b): Record with its block}.
+class VouchedMatrix:
+    """The (len(layers), k, k) distances of networks ``rows``, NaN until records fill them (``add``), row by row.
 
     ``computed[x]``: whether layers[x] was computed (a layer past --max-layer is NaN by design). A record
     whose computed layers hold NaN (a task writes whole blocks) is damage: a StoreError naming ``where``.
     """
-    layers = np.asarray(layers, dtype=np.int64)
-    rows = np.asarray(rows, dtype=np.int64)
-    values = np.full((len(layers), len(rows), len(rows)), np.nan)
-    row_tiles = tile_of(rows, tile)
-    order = np.argsort(row_tiles, kind="stable")
-    tiles, starts = np.unique(row_tiles[order], return_index=True)
-    positions = dict(zip(tiles.tolist(), np.split(order, starts[1:])))  # tile -> positions p of its rows, in order
-    layer_index = _index(layers)
-    for (a, b), record in records.items():
-        if a not in positions or b not in positions:
-            continue
-        header, block = record.header, record.block
-        pa, pb = _held(positions[a], rows, header["rows"]), _held(positions[b], rows, header["cols"])
+
+    def __init__(self, tile: int, layers, rows: np.ndarray, computed: np.ndarray, where):
+        self.layers = _index(np.asarray(layers, dtype=np.int64))
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.computed, self.where = computed, where
+        self.values = np.full((len(layers), len(self.rows), len(self.rows)), np.nan)
+        row_tiles = tile_of(self.rows, tile)
+        order = np.argsort(row_tiles, kind="stable")
+        tiles, starts = np.unique(row_tiles[order], return_index=True)
+        self.positions = dict(zip(tiles.tolist(), np.split(order, starts[1:])))  # tile -> positions p of its rows, in order
+
+    def add(self, a: int, b: int, record) -> None:
+        """Tile (a, b)'s record, and its mirror: a record of tile (a, b) holds D[i, j] for i in tile a, j in tile b."""
+        if a not in self.positions or b not in self.positions:
+            return
+        header, rows = record.header, self.rows
+        pa, pb = _held(self.positions[a], rows, header["rows"]), _held(self.positions[b], rows, header["cols"])
         if not len(pa) or not len(pb):
-            continue
-        sub = block[layer_index][:, (rows[pa] - header["rows"][0])[:, None], (rows[pb] - header["cols"][0])[None, :]]
-        if np.isnan(sub[computed]).any():
-            raise StoreError(f"{where}: damaged: tile ({a}, {b}): distances marked computed are missing; `verify({str(where)!r})` lists all damage")
+            return
+        sub = record.block[self.layers][:, (rows[pa] - header["rows"][0])[:, None], (rows[pb] - header["cols"][0])[None, :]]
+        if np.isnan(sub[self.computed]).any():
+            raise StoreError(f"{self.where}: damaged: tile ({a}, {b}): distances marked computed are missing; `verify({str(self.where)!r})` lists all damage")
         ia, ib = _index(pa), _index(pb)
-        if isinstance(ia, slice) and isinstance(ib, slice):
-            values[:, ia, ib] = sub
-            if a != b:
-                values[:, ib, ia] = sub.transpose(0, 2, 1)
-        else:
-            values[:, pa[:, None], pb[None, :]] = sub
-            if a != b:
-                values[:, pb[:, None], pa[None, :]] = sub.transpose(0, 2, 1)
-    _zero_same_networks(values, rows)
-    return values
+        if not (isinstance(ia, slice) and isinstance(ib, slice)):
+            ia, ib = pa[:, None], pb[None, :]
+        self.values[:, ia, ib] = sub
+        if a != b:
+            self.values[:, ib.T if not isinstance(ib, slice) else ib, ia.T if not isinstance(ia, slice) else ia] = sub.transpose(0, 2, 1)
+
+    def result(self) -> np.ndarray:
+        _zero_same_networks(self.values, self.rows)
+        return self.values
 
 
 def _held(positions: np.ndarray, rows: np.ndarray, span) -> np.ndarray:

@@ -28,7 +28,7 @@ from ..tiles import extent, n_tiles, tile_of
 from .tile_files import encode, vouches
 from .tile_rows import TileDir
 from .zarr_io import damage_hint, reading, writes
-from .distances import read_vouched
+from .distances import VouchedMatrix
 from . import faults
 
 __all__ = ["Results"]
@@ -104,6 +104,8 @@ class Results:
         attrs["generation"] = self.generation + 1
         attrs["results"] = attrs["generation"]
         self._group.attrs.put(attrs)
+        if "distances" not in self._group:  # a group node: zarr and xarray then know the folder and skip it quietly
+            self._group.create_group("distances", attributes={"nnstd-dist": "tile records, not zarr arrays: see docs/store.md"})
         self.tiles_dir.create()
         self._group.attrs.update(
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
@@ -132,10 +134,12 @@ class Results:
 
     # ---- which tiles are done -----------------------------------------------------------------
 
-    def _vouched(self, blocks: bool, tile_rows=None):
-        """(records that vouch now by place, damage [(a, b, why)]): a record that does not vouch here is damage."""
+    def _vouched(self, blocks: bool, tile_rows=None, loose=None):
+        """(records that vouch now by place, damage [(a, b, why)]): a record that does not vouch here is damage.
+
+        ``tile_rows``: only these (default: all); ``loose``: their tile files, if listed already (see TileDir.scan)."""
         self.require_results()
-        found = self.tiles_dir.scan(blocks, tile_rows)
+        found = self.tiles_dir.scan(blocks, tile_rows, loose)
         n, tile, results, layers = self.n_networks, self.tile, int(self._group.attrs["results"]), self.n_layers
         digests, hashes = self.column("digest"), {}
         vouched, damage = {}, list(found.damage)
@@ -172,8 +176,8 @@ class Results:
         return out
 
     def tile_marker(self, a: int, b: int) -> int:
-        """The population size tile (a, b) was done at, from its own row's records only; 0 if not done or damaged."""
-        vouched, _ = self._vouched(blocks=False, tile_rows={a})
+        """The population size tile (a, b) was done at, from its own files only; 0 if not done or damaged."""
+        vouched, _ = self._vouched(blocks=False, tile_rows={a}, loose=[(a, b)])  # no listing of the run's folder
         return int(vouched[(a, b)][0].header["done_at"]) if (a, b) in vouched else 0
 
     def damaged_tiles(self) -> list[tuple[int, int, str]]:
@@ -223,7 +227,7 @@ class Results:
 
     def read_tile(self, a: int, b: int) -> np.ndarray | None:
         """Tile (a, b)'s (L, rows, cols) block at its extent now, NaN beyond the pairs its record holds; None if not done."""
-        vouched, damage = self._vouched(blocks=True, tile_rows={a})
+        vouched, _ = self._vouched(blocks=True, tile_rows={a}, loose=[(a, b)])
         if (a, b) not in vouched:
             return None
         record, n = vouched[(a, b)][0], self.n_networks
@@ -276,15 +280,19 @@ class Results:
             self.check_layer_computed(k)
         rows = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         self._check_indices(rows)
-        tile_rows = set(np.unique(tile_of(rows, self.tile)).tolist())
-        vouched, damage = self._vouched(blocks=True, tile_rows=None if indices is None else tile_rows)
-        wanted = [d for d in damage if d[0] in tile_rows and d[1] in tile_rows]
-        if wanted:
-            a, b, why = wanted[0]
-            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
-        blocks = {place: p[0] for place, p in vouched.items()}
+        tile_rows = sorted(set(np.unique(tile_of(rows, self.tile)).tolist()))
         computed = np.array([self.max_layer is None or k <= self.max_layer for k in layers], dtype=bool)  # past --max-layer: NaN by design
-        return read_vouched(blocks, self.tile, layers, rows, computed, self.path)
+        matrix = VouchedMatrix(self.tile, layers, rows, computed, self.path)
+        loose = self.tiles_dir.loose_places(set(tile_rows))  # listed once; then one tile row in memory at a time
+        for a in tile_rows:
+            vouched, damage = self._vouched(blocks=True, tile_rows={a}, loose=[p for p in loose if p[0] == a])
+            wanted = [d for d in damage if d[1] in tile_rows]
+            if wanted:
+                _, b, why = wanted[0]
+                raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+            for (_, b), place in vouched.items():
+                matrix.add(a, b, place[0])
+        return matrix.result()
 
     def check_done_chunks(self) -> None:
         """Every record the headers vouch for is whole (present, framed): a count of computed pairs is true."""

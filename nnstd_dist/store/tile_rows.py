@@ -64,13 +64,14 @@ class TileDir:
     def packed_rows(self, tile_rows=None) -> list[int]:
         return sorted(int(x) for x in _names(self.rows) if x.isdigit() and (tile_rows is None or int(x) in tile_rows))
 
-    def scan(self, blocks: bool, tile_rows=None) -> Found:
+    def scan(self, blocks: bool, tile_rows=None, loose=None) -> Found:
         """Every record of the given tile rows (default: all), a tile file winning over its row's; damaged ones in ``damage``.
 
         A record whose header names another place than where it was found is damage too (a file swapped or copied).
+        ``loose``: the tile files' places, if already listed (a listing of a run's folder can hold 100,000 names).
         """
         found = Found()
-        for a, b in self.loose_places(tile_rows):
+        for a, b in self.loose_places(tile_rows) if loose is None else loose:
             path = self.tile_path(a, b)
             records = read_records(path, blocks)
             if not records:

@@ -68,8 +68,8 @@ def test_a_run_packs_each_tile_row_into_one_file(tmp_path, networks, dask_client
     path = store.path
     assert sorted(os.listdir(path / "distances" / "g1" / "rows")) == ["0", "1", "2", "3"] and os.listdir(_tiles(path)) == []
     np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), pair_distances(networks))
-    # 2 layers: a shard file each; 7 metadata arrays: a chunk each; 10 zarr.json; 4 row files
-    assert _files(path) == 2 + 7 + 10 + 4
+    # 2 layers: a shard file each; 7 metadata arrays: a chunk each; zarr.json of the group, 9 arrays and distances/; 4 row files
+    assert _files(path) == 2 + 7 + 11 + 4
 
 
 def test_a_replaced_network_takes_its_records_out_of_the_rows(tmp_path, networks, dask_client):
