@@ -15,8 +15,8 @@ and the ETA the rate so far gives are compared with the time the run then really
 first: a store of 10,000 networks of 32-32-16-4 (as bench_scale's bookkeeping); `nnstd-dist compute` is
 started with its stderr a pipe (a log) and then a pseudo-terminal; the time from the start to the first
 line showing pairs done is printed, then the run is interrupted (Ctrl-C).
-resume: the same 10,000 networks, results of tile 32 with about half the tiles (the first tile rows) filled
-with numbers and marked done; the time from calling `compute` (cluster running) to its first finished tile.
+resume: the same 10,000 networks, results of tile 32 with about half the tiles (the first tile rows) written
+as tile records with random numbers and packed into row files; the time from calling `compute` (cluster running) to its first finished tile.
 Figures only; 2 shared cores make absolute times noisy, so the load average is printed.
 """
 
@@ -40,6 +40,7 @@ from nnstd_dist.engine import ClusterSpec, compute, connect
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.sources.generate import generate_population
 from nnstd_dist.store.topology_store import TopologyStore
+from nnstd_dist.tiles import extent
 
 NNSTD_DIST = str(Path(sys.executable).with_name("nnstd-dist"))
 PAPER_LAYERS = (784, 784, 784, 784, 10)
@@ -132,19 +133,18 @@ class _FirstTile(Exception):
 
 
 def half_done(path: Path, tile: int) -> int:
-    """Results of tile ``tile`` with the tiles of the first rows, about half of them, written (random numbers) and marked done."""
+    """Results of tile ``tile`` with the tiles of the first rows, about half of them, written (random numbers) and packed
+    into row files as a run leaves them: computing half of 50 million pairs would take hours here."""
     store = TopologyStore.open(path, mode="r+")
     store.init_results(tile)
     n, n_t = store.n_networks, -(-store.n_networks // tile)
     rows = round(n_t / 2**0.5)
-    m = rows * tile
     rng = np.random.default_rng(0)
-    group = store._group  # the benchmark fills the arrays directly: computing half of 50 million pairs would take hours
-    for start in range(0, m, 8 * tile):  # slabs of 8 tile rows: bounded memory
-        stop = min(m, start + 8 * tile)
-        block = rng.random((store.n_layers, stop - start, m))
-        group["distance"][:, start:stop, :m] = block
-    group["tiles_done"][:rows, :rows] = np.tril(np.full((rows, rows), n, dtype=np.int64))
+    for a in range(rows):
+        for b in range(a + 1):
+            (r0, r1), (c0, c1) = extent(a, tile, n), extent(b, tile, n)
+            store.write_tile(a, b, rng.random((store.n_layers, r1 - r0, c1 - c0)), n)
+        store.pack_row(a)
     return rows * (rows + 1) // 2
 
 
@@ -178,7 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("eta", "first", "resume", "all"), default="all")
     parser.add_argument("--tile", type=int, default=32, help="tile of the resume store [32, as bench_scale's bookkeeping]")
-    parser.add_argument("--solver", default="sparse", help="solver of the ETA runs [sparse: minutes on 2 cores]")
+    parser.add_argument("--solver", default="fast", help="solver of the ETA runs [fast: minutes on 2 cores]")
     parser.add_argument("--small", type=int, default=1000, help="networks of the second ETA run")
     parser.add_argument("--eta-runs", default="paper,small", help="which ETA runs: paper (150 networks), small (--small networks)")
     parser.add_argument("--networks", type=int, default=10_000, help="networks of the first-progress store")

@@ -1,4 +1,4 @@
-"""What checksums and crash-safety bookkeeping cost a compute: store format 2 against the same code without them.
+"""What checksums and crash-safety bookkeeping cost a compute: store format 3 against the same code without them.
 
 Run from the repository root:
 
@@ -7,9 +7,9 @@ Run from the repository root:
 
 Both variants ingest the same synthetic population (the paper's seed shape, density 0.006) and
 compute all pairs on one in-process worker thread, after a warm-up round, in the order A B, B A, ...
-so that load drifts hit both; the fastest round of each is compared. Baseline: no crc32c codec on any array, and none of
-the bookkeeping (damaged-tile scan, mask check before new results, generation check before each
-tile's marker, done-chunk presence check on reads). Target (issue #11): under 2 %. Also printed:
+so that load drifts hit both; the fastest round of each is compared. Baseline: no crc32c codec on any array or tile
+record (a constant in its place), and none of the bookkeeping (damaged-tile scan, mask check before new results,
+generation check before each tile is written). Target (issue #11): under 2 %. Also printed:
 the bookkeeping steps timed alone, so the figure can be checked against its parts.
 """
 
@@ -27,7 +27,7 @@ import google_crc32c
 from distributed import Client, LocalCluster
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from nnstd_dist.store import zarr_io as store_io
+from nnstd_dist.store import tile_files, zarr_io as store_io
 from nnstd_dist.sources.generate import generate_population
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.engine import compute
@@ -42,11 +42,10 @@ def without_integrity():
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(store_io, "MASK_CODECS", (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),)))
         stack.enter_context(mock.patch.object(store_io, "CODECS", (ZstdCodec(level=0),)))
-        stack.enter_context(mock.patch.object(store_io, "MARKER_CODECS", ()))
+        stack.enter_context(mock.patch.object(tile_files, "_crc", lambda data: b"\0\0\0\0"))
         stack.enter_context(mock.patch.object(TopologyStore, "damaged_tiles", lambda self: []))
         stack.enter_context(mock.patch.object(TopologyStore, "check_masks", lambda self: None))
         stack.enter_context(mock.patch.object(TopologyStore, "generation_on_disk", lambda self: self.generation))
-        stack.enter_context(mock.patch.object(TopologyStore, "_require_done_chunks", lambda self, rows, markers: None))
         yield
 
 
@@ -68,13 +67,13 @@ def bookkeeping(networks, work: Path, client, tile: int) -> dict[str, float]:
     compute(path, client=client, tile=tile)
     store = TopologyStore.open(path)
     out = {}
-    chunks = [p.read_bytes() for p in path.rglob("*") if p.is_file() and p.name.isdigit()]
+    chunks = [p.read_bytes() for p in path.rglob("*") if p.is_file() and p.name.replace(".", "").isdigit()]
     start = time.perf_counter()
     for raw in chunks:
         google_crc32c.value(raw)
     out[f"crc32c of all {len(chunks)} chunks ({sum(map(len, chunks)) / 2**20:.1f} MiB) once"] = time.perf_counter() - start
     for name, step in (
-        ("damaged-tile scan (every done chunk's crc)", store.damaged_tiles),
+        ("damaged-tile scan (every tile record's crc)", store.damaged_tiles),
         ("mask check before new results", store.check_masks),
         ("generation read (once per tile)", store.generation_on_disk),
     ):
@@ -97,7 +96,7 @@ def main() -> None:
     population = [
         (NetworkRecord(name), masks) for name, masks in generate_population(LAYERS, 0.006, n, rewire=0.05, seed=1)
     ]
-    times = {"format 2 (crc32c + bookkeeping)": [], "baseline (neither)": []}
+    times = {"format 3 (crc32c + bookkeeping)": [], "baseline (neither)": []}
     with tempfile.TemporaryDirectory() as tmp, LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:
@@ -105,14 +104,14 @@ def main() -> None:
         one_round(population, work, client, args.tile)  # warm-up: imports, first cluster use, page cache
         for r in range(rounds):
             # A B, then B A: a drift in load hits both variants alike
-            for variant in (("format 2 (crc32c + bookkeeping)", "baseline (neither)") if r % 2 == 0 else ("baseline (neither)", "format 2 (crc32c + bookkeeping)")):
+            for variant in (("format 3 (crc32c + bookkeeping)", "baseline (neither)") if r % 2 == 0 else ("baseline (neither)", "format 3 (crc32c + bookkeeping)")):
                 with without_integrity() if variant.startswith("baseline") else contextlib.nullcontext():
                     times[variant].append(one_round(population, work, client, args.tile))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
         parts = bookkeeping(population, work, client, args.tile)
     pairs = n * (n - 1) // 2
     best = {k: min(v) for k, v in times.items()}
-    with_, without = best["format 2 (crc32c + bookkeeping)"], best["baseline (neither)"]
+    with_, without = best["format 3 (crc32c + bookkeeping)"], best["baseline (neither)"]
     print(f"\n{n} networks of {'-'.join(map(str, LAYERS))}, {pairs} pairs, tiles of {args.tile}, fastest of {rounds} rounds; load {os.getloadavg()[0]:.1f}")
     for k, v in best.items():
         print(f"  {k:36} {v:8.2f} s")

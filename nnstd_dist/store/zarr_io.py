@@ -20,11 +20,10 @@ from . import faults
 from ..errors import StoreError
 from .chunks import chunk_path
 
-__all__ = ["MASK_CODECS", "CODECS", "MARKER_CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
+__all__ = ["MASK_CODECS", "CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
 
 MASK_CODECS = (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), Crc32cCodec())  # masks are bits: ~2 B/connection
 CODECS = (ZstdCodec(level=0), Crc32cCodec())
-MARKER_CODECS = (Crc32cCodec(),)  # a marker is 8 bytes + 4 of checksum: see markers.py
 # A chunk file that is missing is damage, not a default (zarr skips chunks equal to the fill value otherwise).
 zarr.config.set({"array.write_empty_chunks": True})
 
