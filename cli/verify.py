@@ -16,8 +16,8 @@ from .text import count
 @json_option
 def command(store, as_json):
     """Read everything the store holds and check it: every chunk's checksum, every network's digest
-    and connection counts against its masks, names, and every tile marked done (its chunks present,
-    its distances finite, in [0, 1], mirrored, zero diagonal).
+    and connection counts against its masks, names, and every tile record (whole, in its place,
+    measuring the store's networks; its distances finite, in [0, 1], zero diagonal).
 
     Prints each problem by network or tile and exits with 1 if there is any, 0 if none; a path
     that holds no store (of this format) is an error, exit 2, as for every command.

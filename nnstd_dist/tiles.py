@@ -1,7 +1,8 @@
 """Tile geometry: the pair space {(i, j): N > i > j >= 0} cut into T x T tiles (a, b), a >= b, and what a done tile holds.
 
 Tile (a, b) holds rows a*T .. min((a+1)*T, N) and columns b*T .. min((b+1)*T, N); a diagonal tile holds
-only its pairs i > j. A tile marked done at population size M (``tiles_done[a, b] = M > 0``) holds valid
+only its pairs i > j. A tile marked done at population size M (``tiles_done[a, b] = M > 0``: its record's
+``done_at``, see store/results.py) holds valid
 distances for every pair with both indices < M, i.e. (since j < i) every pair with i < M; it is complete
 when its extent at M equals its extent now, otherwise exactly its pairs with i >= M remain.
 Shared by the store (which tiles hold what) and compute (which tiles remain); no dask, no zarr.

@@ -107,7 +107,7 @@ class Plan:
     tile: int
     tasks: tuple[TileTask, ...]
     choice: TileChoice | None = None  # how the tile size was chosen, for `compute --dry-run`
-    repaired: tuple = ()  # (a, b, why): done tiles found damaged while planning (a marker's checksum), reopened
+    repaired: tuple = ()  # (a, b, why): done tiles found damaged while planning (a record's header), reopened
 
     @property
     def n_tiles(self) -> int:

@@ -1,13 +1,14 @@
 """The run loop: a store's remaining tiles as Dask tasks, largest first, a bounded window in flight, results as they finish.
 
 A run holds the store's lock, creates the result arrays if needed (fixing the tile size), plans the
-remaining tiles from ``tiles_done`` and runs ``tasks.compute_tile(path, a, b, N)`` for each, a bounded window
+remaining tiles from the tile records (store/results.py) and runs ``tasks.compute_tile(path, a, b, N)`` for each, a bounded window
 of them in flight and refilled as they finish: no array ever travels through the graph. Running tiles
 report their pairs done every REPORT_SECONDS (a Dask event), so progress and the time left
-(progress.Tracker) move before the first tile ends. A resume plans from the markers alone; the check
-of every done tile's chunks runs in a thread beside it (``scan``). A worker that dies takes its task
+(progress.Tracker) move before the first tile ends. A resume plans from the records' headers alone; the check
+of every done tile's distances runs in a thread beside it (``scan``). A tile row whose tasks are all done
+is packed into one file (``pack``). A worker that dies takes its task
 with it; the scheduler reruns the task elsewhere (up to ``distributed.scheduler.allowed-failures``
-times), which is safe because a task writes whole chunks and marks its tile only at the end.
+times), which is safe because a task writes its tile as one file, renamed into place at the end.
 """
 
 import collections
@@ -71,7 +72,7 @@ def run_plan(
     gate.enter_context(EnvironmentGate(path, stats.refused).installed(client))
     window = _Window(client, path, plan, gate, generation)
     scanner = _Scan(scan) if scan is not None else None
-    left_in_row = collections.Counter(t.a for t in plan.tasks)
+    rows = _RowsLeft(plan.tasks, pack)
     # Ctrl-C and SIGTERM are taken between two waits, never inside Dask's calls (see interrupts.py).
     with deferred_stop() as stop:
         try:
@@ -82,7 +83,7 @@ def run_plan(
                     stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in scanner.found]
                     tracker.add(tasks)
                     window.extend(tasks)
-                    left_in_row.update(t.a for t in tasks)
+                    rows.add(tasks)
                 try:
                     event = window.events.get(timeout=STOP_POLL_SECONDS)
                 except queue.Empty:
@@ -94,15 +95,28 @@ def run_plan(
                     continue
                 result = window.finished(event)
                 tracker.finished(result)
-                left_in_row[result.a] -= 1
-                if pack is not None and not left_in_row[result.a]:
-                    pack(result.a)
+                rows.finished(result.a)
         finally:
             client.cancel([f for f in window.in_flight if not f.done()])  # an error or Ctrl-C: stop the rest, keep what is done
             gate.close()
     stats.wall_seconds = time.perf_counter() - tracker.start
     stats.workers = len(stats.peak_rss)  # an adaptive cluster may have had none at the start: count who computed
     return stats
+
+
+class _RowsLeft:
+    """Tasks left in each tile row; a row with none left is packed (``pack(a)``, if given)."""
+
+    def __init__(self, tasks, pack: Callable[[int], None] | None):
+        self.left, self.pack = collections.Counter(t.a for t in tasks), pack
+
+    def add(self, tasks) -> None:
+        self.left.update(t.a for t in tasks)
+
+    def finished(self, a: int) -> None:
+        self.left[a] -= 1
+        if self.pack is not None and not self.left[a]:
+            self.pack(a)
 
 
 class _Window:
@@ -266,8 +280,6 @@ def compute(
     core is started once there is work to do. ``solver`` and ``max_layer`` (layers 0..max_layer only) are recorded with the results; a store whose results used
     another solver, or fewer layers, needs ``recompute`` (a deeper layer needs all earlier matchings).
     """
-    if tile is not None and tile < 1:
-        raise StoreError(f"`tile` must be at least 1, got {tile}")
     if client is None and cluster is None:
         client = active_client()
     cluster = cluster or ClusterSpec()
@@ -286,15 +298,13 @@ def compute(
         if dry_run:
             return plan, None
         if not plan.tasks:
-            store.pack_rows()  # tile files a killed run left in rows that are complete
             return plan, RunStats(str(store.path), plan.n, plan.tile)
         if client is None:
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
         scan = functools.partial(_find_damaged, store, plan) if resuming and not scanned else None
         stats = run_plan(
-            client, store.path, plan, on_progress, scan=scan, reopen=lambda a, b: store.drop_tiles(a, {b}), generation=store.generation,
-            pack=store.pack_row,
+            client, store.path, plan, on_progress, scan=scan, reopen=store.drop_tile, generation=store.generation, pack=store.pack_row
         )
         store.pack_rows()  # rows completed by an earlier, killed run, or by the scan's repairs
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
@@ -302,20 +312,24 @@ def compute(
 
 
 def _plan_and_repair(store: TopologyStore, dry_run: bool, settings: dict) -> tuple[Plan, list, bool]:
-    """The plan, the damaged tiles reopened before it, and whether every done tile's chunks were scanned already.
+    """The plan, the damaged tiles reopened before it, and whether every done tile's record was scanned already.
 
-    Results on disk that are damaged or missing are recomputed: a damaged marker is found by the plan, the
-    chunks by a scan of every done tile beside the run (a resume computes at once, see run_plan), or here,
+    Results on disk that are damaged are recomputed: a damaged header or a record out of its place is found by the plan, the
+    distances by a scan of every done tile beside the run (a resume computes at once, see run_plan), or here,
     before the run, when nothing else is left to do."""
+    if settings["tile"] is not None and settings["tile"] < 1:
+        raise StoreError(f"`tile` must be at least 1, got {settings['tile']}")
     plan = plan_store(store, create=not dry_run, **settings)
     if dry_run or plan.tasks or not store.has_results or settings["recompute"]:
         return plan, list(plan.repaired), False
     repaired = list(plan.repaired) + store.reopen_damaged_tiles()
+    if not repaired:
+        store.pack_rows()  # tile files a killed run left in rows that are complete
     return (plan_store(store, **settings) if repaired else plan), repaired, True
 
 
 def _find_damaged(store: TopologyStore, plan: Plan) -> list[tuple[int, int, str]]:
-    """Done tiles whose chunks are damaged or missing (read only); not those of the plan (their tasks redo them
+    """Done tiles whose records are damaged (read only); not those of the plan (their tasks redo them
     as needed, and a second writer of a running tile would race it)."""
     planned = {(t.a, t.b) for t in plan.tasks}
     return [(a, b, why) for a, b, why in store.damaged_tiles() if (a, b) not in planned]

@@ -1,8 +1,8 @@
 """One tile's work, run on a worker: block[k, i, j] = NNSTD_k(network i, network j) for the tile's pairs i > j.
 
 A task receives only the store path, the tile and the population size N; it reads its networks
-itself, prepares each once, computes the pairs its tile still lacks, writes the tile and its mirror
-as whole chunks and only then marks the tile done at N. Rerunning a task is harmless. No dask here.
+itself, prepares each once, computes the pairs its tile still lacks, and writes the tile's record
+(computed at N) as one file renamed into place. Rerunning a task is harmless. No dask here.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class TileResult:
     seconds: float  # the whole task: open, read, prepare, compute, write
     kernel_seconds: float  # inside nnstd_prepared only
     read_seconds: float  # reading and preparing the tile's networks (and its stored block)
-    write_seconds: float  # writing the tile, its mirror and its done marker
+    write_seconds: float  # writing the tile's record
     peak_rss: int  # bytes, the worker process's peak resident set so far
     worker: str  # host:pid
     started: float = 0.0  # time.time() on the worker when the task began: where a worker's time goes between tasks

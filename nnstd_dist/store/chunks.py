@@ -1,6 +1,6 @@
 """Chunk files checked without decoding them: present, and their crc32c (the last 4 bytes, zarr's crc32c codec) right.
 
-Every array of a format-2 store ends its codec chain with crc32c, so a chunk file is
+Every array of the store ends its codec chain with crc32c, so a chunk file is
 ``payload + crc32c(payload)`` (little-endian): checking it costs one read and one crc, no
 decompression. Part of the store (it knows zarr's chunk layout ``<array>/c/<i>/<j>...``).
 """

@@ -14,7 +14,7 @@ __all__ = ["pairs_computed", "file_sizes", "summarize"]
 
 
 def pairs_computed(store) -> int:
-    """Pairs i > j whose distances are stored, from the tile markers alone (no distance is read)."""
+    """Pairs i > j whose distances are stored, from the tile records' headers alone (no distance is read)."""
     if not store.has_results:
         return 0
     return pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile)

@@ -156,7 +156,7 @@ class Population:
 
         Masks one chunk per network and layer; the per-network columns and connections their chunks
         along the network axis. Distances and done
-        markers: see damaged_tiles (only done tiles must exist).
+        records: see damaged_tiles.
         """
         out = [
             (f"mask_l{k}", (i, 0, 0), problem)

@@ -194,6 +194,10 @@ class Results:
             self.drop_tiles(a, {b for x, b, _ in damaged if x == a})
         return damaged
 
+    def drop_tile(self, a: int, b: int) -> None:
+        """Forget tile (a, b): it is computed again."""
+        self.drop_tiles(a, {b})
+
     @writes
     def drop_tiles(self, a: int, columns: set) -> None:
         """Forget tiles (a, b) for b in ``columns``: they are computed again (a row file keeps only its other readable records)."""
