@@ -157,6 +157,11 @@ def resume(work: Path, n: int, tile: int) -> None:
     total = -(-n // tile) * (-(-n // tile) + 1) // 2
     print(f"N = {n}, tile {tile}: {done} of {total} tiles written and marked done in {time.perf_counter() - start:.0f} s; "
           f"store {sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) / 1e9:.2f} GB")
+    store = TopologyStore.open(path)
+    for label, step in (("done tiles from the records' headers", store.tile_markers), ("every record read and checked", store.damaged_tiles)):
+        start = time.perf_counter()
+        step()
+        print(f"{label}: {time.perf_counter() - start:.2f} s")
     with connect(ClusterSpec(n_workers=2)) as client:
         client.wait_for_workers(2)
         seen = {}

@@ -26,7 +26,7 @@ import yaml
 from nnstd_dist.sources.formats import load_set_network
 from nnstd_dist.store.topology_store import TopologyStore
 
-from _populations import pair_distances
+from _populations import done_tiles, pair_distances
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -234,8 +234,8 @@ def test_compose_computes_the_example_as_the_kernel_does_and_writes_as_the_host_
 
 
 def _tiles_done(store_path: Path) -> int:
-    """Tiles marked done: tiles_done has one chunk file per tile, written when the tile's distances are."""
-    return sum(1 for p in (store_path / "tiles_done" / "c").rglob("*") if p.is_file()) if store_path.is_dir() else 0
+    """Tiles done: their records, read from the store's files (one per tile, or per tile row once packed)."""
+    return done_tiles(store_path) if store_path.is_dir() else 0
 
 
 def test_compose_run_completes_the_same_matrix_when_a_worker_container_is_killed(compose_client, image, tmp_path):
