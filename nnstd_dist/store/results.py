@@ -251,9 +251,10 @@ class Results:
     def pack_row(self, a: int) -> bool:
         """Tile row a as one file, once every tile in it is complete at the current population; False if it is not."""
         tiles, n = self.tiles_dir, self.n_networks
-        if not tiles.loose_places({a}):
+        loose = [(a, b) for b in range(a + 1) if tiles.tile_path(a, b).exists()]  # no listing of the run's folder
+        if not loose:
             return False
-        vouched, damage = self._vouched(blocks=True, tile_rows={a})
+        vouched, damage = self._vouched(blocks=True, tile_rows={a}, loose=loose)
         rows = extent(a, self.tile, n)
         complete = all(
             (a, b) in vouched and vouched[(a, b)][0].header["done_at"] >= min(rows[1], n) and not damage for b in range(a + 1)
@@ -264,14 +265,17 @@ class Results:
         if any(r is None for r in records):
             return False  # another process packed it meanwhile
         tiles.write_row(a, records)
-        for x, b in tiles.loose_places({a}):
+        for x, b in loose:
             tiles.remove_tile(x, b)
         return True
 
     def pack_rows(self) -> int:
-        """Every complete tile row that still has tile files, packed (see pack_row); returns how many."""
+        """Every complete tile row that still has tile files, packed (see pack_row); returns how many.
+
+        Also removes the temporary files of writes on this host whose process is gone (a task killed mid-write)."""
         if not self.has_results:
             return 0
+        self.tiles_dir.remove_dead_partials()
         return sum(self.pack_row(a) for a in sorted({a for a, _ in self.tiles_dir.loose_places()}))
 
     def read_distance(self, layers=None, indices=None) -> np.ndarray:

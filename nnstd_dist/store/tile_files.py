@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +150,15 @@ def _next_record(f, size: int, blocks: bool) -> Record:
     return Record(header, np.frombuffer(payload, dtype="<f8").reshape(shape), nbytes=end - start)
 
 
+def partial_tag() -> str:
+    """Who writes a temporary file: host, process and thread (a worker process runs tasks on several threads)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` as the file ``path``, whole or not at all: written to a temporary name, then renamed over it."""
     faults.before_write()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp = path.with_name(f".{path.name}.{partial_tag()}.partial")
     try:
         with open(tmp, "wb") as f:
             f.write(data)

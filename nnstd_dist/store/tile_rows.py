@@ -14,9 +14,11 @@ that vanishes while it is read is in the row read after it. Part of the store; n
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from . import faults
+from .lock import process_alive
 from .tile_files import Record, read_records, write_atomic
 
 __all__ = ["TileDir", "Found"]
@@ -117,6 +119,18 @@ class TileDir:
     def write_row(self, a: int, records: list[bytes]) -> None:
         write_atomic(self.row_path(a), b"".join(records))
 
+    def remove_dead_partials(self) -> None:
+        """Temporary files (``.NAME.HOST-PID-THREAD.partial``) of writes on this host whose process is gone."""
+        host = socket.gethostname()
+        for folder in (self.tiles, self.rows):
+            for name in _hidden(folder):
+                who = name.rsplit(".", 2)[-2] if name.endswith(".partial") else ""
+                writer_host, _, rest = who.rpartition("-")  # HOST-PID-THREAD: the host may hold dashes
+                writer_host, _, pid = writer_host.rpartition("-")
+                if writer_host == host and pid.isdigit() and not process_alive(int(pid)):
+                    faults.before_write()
+                    (folder / name).unlink(missing_ok=True)
+
     def remove_tile(self, a: int, b: int) -> None:
         faults.before_write()
         self.tile_path(a, b).unlink(missing_ok=True)
@@ -128,6 +142,13 @@ class TileDir:
 
 def _misplaced(record: Record, a: int, b: int) -> str | None:
     return None if record.place == (a, b) else f"holds tile {record.place} (a file moved or copied)"
+
+
+def _hidden(folder: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(folder) if e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
 
 
 def _names(folder: Path) -> list[str]:
