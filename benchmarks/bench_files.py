@@ -63,10 +63,12 @@ def format2_files(n: int, layers: int, tile: int, others: int = 20) -> int:
     return layers * n + k * k + k * (k + 1) // 2 + others
 
 
-def format3_files(n: int, layers, tile: int, others: int = 19) -> int:
-    """Shards per layer, a row file per tile row, zarr.json and one chunk of each small array."""
+def format3_files(n: int, layers, tile: int) -> int:
+    """Shards per layer, a row file per tile row, the 7 per-network columns' chunks of 4,096, and the zarr.json of the
+    group, of each array and of distances/."""
     shards = sum(n_tiles(n, shard_networks(n_in, n_out)) for n_in, n_out in zip(layers, layers[1:]))
-    return shards + n_tiles(n, tile) + others
+    metadata = 1 + (len(layers) - 1) + 7 + 1
+    return shards + n_tiles(n, tile) + 7 * n_tiles(n, 4096) + metadata
 
 
 def report(label: str, path: Path, n: int, tile: int, seconds: float) -> None:
