@@ -24,25 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+import bench_batch  # this folder is on sys.path when the script runs
 from nnstd_dist.engine import ClusterSpec, compute, connect
-from nnstd_dist.records import NetworkRecord
-from nnstd_dist.sources.generate import generate_population
 from nnstd_dist.store.population import shard_networks
 from nnstd_dist.store.topology_store import TopologyStore
 from nnstd_dist.tiles import extent, n_tiles
 
-SMALL_LAYERS = (32, 32, 16, 4)
+SMALL_LAYERS = bench_batch.SMALL_LAYERS  # 32-32-16-4
 
 
 def make_store(path: Path, n: int) -> TopologyStore:
-    store = TopologyStore.create(path, list(zip(SMALL_LAYERS, SMALL_LAYERS[1:])))
-    batch = []
-    for name, masks in generate_population(SMALL_LAYERS, 0.3, n, rewire=0.005, seed=0):
-        batch.append((NetworkRecord(name), masks))
-        if len(batch) == 1024:
-            store.append(batch)
-            batch = []
-    store.append(batch)
+    """n generated networks of SMALL_LAYERS (a rewiring chain), as bench_batch's stores."""
+    bench_batch.make_store(path, SMALL_LAYERS, 0.3, n, rewire=0.005)
     return TopologyStore.open(path, mode="r+")
 
 
