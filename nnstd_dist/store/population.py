@@ -140,11 +140,24 @@ class Population:
         # One zarr call per run of consecutive indices: its chunks decode concurrently, whereas
         # zarr's integer-array (orthogonal) selection is several times slower.
         for start, stop in _ranges(wanted, max_len=max(1, _READ_BYTES // max(1, int(np.prod(self.shapes[layer]))))):
-            with reading(self.path, f"mask_l{layer} of networks {start}..{stop - 1}"):
-                block = array[start:stop]
+            block = self._read_mask_block(array, layer, start, stop)
             for i, dense in zip(range(start, stop), block):
                 masks[i] = dense_to_csr(dense)
         return [masks[i] for i in indices.tolist()]
+
+    def _read_mask_block(self, array, layer: int, start: int, stop: int) -> np.ndarray:
+        """Masks [start, stop) of one layer; a checksum error is read once more before it counts as damage.
+
+        zarr reads a shard's index and then its chunks, one file open each: an ingest that rewrites the shard
+        in between (a new file renamed over it) makes the old index point into the new file.
+        """
+        for attempt in (0, 1):
+            try:
+                with reading(self.path, f"mask_l{layer} of networks {start}..{stop - 1}"):
+                    return array[start:stop]
+            except StoreError:
+                if attempt:
+                    raise
 
     def read_masks(self, indices, n_layers: int | None = None) -> list[list[sp.csr_matrix]]:
         """All layers (or the first ``n_layers``) of the given networks: result[i][k] is layer k of network indices[i]."""

@@ -316,3 +316,29 @@ def test_lock_of_another_host_needs_force(store):
             pass
     with locked(store.path, "mine", force=True):
         pass
+
+
+def test_a_mask_read_that_fails_its_checksum_once_is_read_again(store, monkeypatch):
+    """An ingest rewriting a shard between zarr's read of its index and of its chunks: the second read sees one file."""
+    import zarr
+
+    real, calls = zarr.Array.__getitem__, []
+
+    def once_torn(self, selection):
+        calls.append(selection)
+        if len(calls) == 1:
+            raise ValueError("Stored and computed checksum do not match")
+        return real(self, selection)
+
+    expected = store.read_layer([0, 1], 0)
+    monkeypatch.setattr(zarr.Array, "__getitem__", once_torn)
+    got = store.read_layer([0, 1], 0)
+    assert len(calls) == 2 and all((g != e).nnz == 0 for g, e in zip(got, expected))
+
+
+def test_a_mask_that_fails_its_checksum_twice_is_damage(store, monkeypatch):
+    import zarr
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", lambda self, selection: (_ for _ in ()).throw(ValueError("checksum do not match")))
+    with pytest.raises(StoreError, match="mask_l0 of networks 0..1 is damaged"):
+        store.read_layer([0, 1], 0)
