@@ -57,11 +57,11 @@ def format2_files(n: int, layers: int, tile: int, others: int = 20) -> int:
 
 
 def format3_files(n: int, layers, tile: int) -> int:
-    """Shards per layer, a row file per tile row, the 7 per-network columns' chunks of 4,096, and the zarr.json of the
+    """Shards per layer, a row file per tile row, the 8 per-network arrays' chunks of 4,096, and the zarr.json of the
     group, of each array and of distances/."""
     shards = sum(n_tiles(n, shard_networks(n_in, n_out)) for n_in, n_out in zip(layers, layers[1:]))
-    metadata = 1 + (len(layers) - 1) + 7 + 1
-    return shards + n_tiles(n, tile) + 7 * n_tiles(n, 4096) + metadata
+    metadata = 1 + (len(layers) - 1) + 8 + 1
+    return shards + n_tiles(n, tile) + 8 * n_tiles(n, 4096) + metadata
 
 
 def report(label: str, path: Path, n: int, tile: int, seconds: float) -> None:

@@ -168,7 +168,7 @@ def compute_tile(
         write = time.perf_counter()
         _unchanged(store, generation, a, b)  # never write into another run's new results
         try:
-            store.write_tile(a, b, block, done_at=n)  # data and "done" in one file, renamed into place
+            store.write_tile(a, b, block, done_at=n, generation=generation)  # data and "done" in one file, renamed into place
         except Exception:
             _unchanged(store, generation, a, b)  # results recreated mid-write (a forced --recompute): that is the error
             raise

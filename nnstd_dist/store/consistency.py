@@ -33,8 +33,9 @@ def problems(group, path) -> list[str]:
     if not _count(n):
         out.append(f"attribute n_networks is {n!r}, not a count of networks")
         n = 0
-    if not _count(attrs.get("generation", 0)):
-        out.append(f"attribute generation is {attrs.get('generation')!r}, not a count")
+    for name in ("generation", "replaced_at"):
+        if not _count(attrs.get(name, 0)):
+            out.append(f"attribute {name} is {attrs.get(name)!r}, not a count")
     if not (isinstance(shapes, list) and shapes and all(isinstance(s, list) and len(s) == 2 and all(_count(x, 1) for x in s) for s in shapes)):
         return out + [f"attribute shapes is {str(shapes)[:80]}, not a list of [n_in, n_out] pairs of positive integers"]
     arrays = _arrays(group, path)
@@ -62,7 +63,7 @@ def problems_at(path) -> list[str]:
 
 def _per_network(name: str, attrs: dict) -> bool:
     """Arrays whose first axis is the network (distance's first axis is the layer)."""
-    return name in (*METADATA_COLUMNS, "connections") or (name.startswith("mask_l") and name[6:].isdigit())
+    return name in (*METADATA_COLUMNS, "connections", "replaced_at") or (name.startswith("mask_l") and name[6:].isdigit())
 
 
 def _arrays(group, path) -> dict:
@@ -105,7 +106,7 @@ def _population_arrays(arrays: dict, shapes: list, n: int) -> list[str]:
     extra = sorted(name for name in arrays if name.startswith("mask_l") and name[6:].isdigit() and int(name[6:]) >= len(shapes))
     if extra:
         out.append(f"arrays {', '.join(extra)} exist beyond the {len(shapes)} layers of attribute shapes")
-    for name in METADATA_COLUMNS:
+    for name in (*METADATA_COLUMNS, "replaced_at"):
         out += _rows(arrays, name, 1, n)
     out += _rows(arrays, "connections", 2, n, (len(shapes),))
     return out

@@ -23,7 +23,7 @@ from .zarr_io import consecutive_runs, damage_hint, reading, require_chunks
 __all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
 
 STRING_COLUMNS = ("network", "run", "source", "digest")
-PER_NETWORK = ("connections", *METADATA_COLUMNS)  # besides the masks: arrays whose first axis is the network
+PER_NETWORK = ("connections", "replaced_at", *METADATA_COLUMNS)  # besides the masks: arrays whose first axis is the network
 _READ_BYTES = 256 * 2**20  # dense bytes per zarr read call in read_layer: bounds memory, not speed
 _NETWORK_COORDINATES = {"coordinates": "run epoch accuracy"}  # xarray shows these along `network`
 SHARD_NETWORKS = 1024  # networks per mask shard file, fewer where their dense masks would pass SHARD_DENSE_BYTES
@@ -53,6 +53,9 @@ class Population:
         group.create_array(
             "connections", shape=(0, len(shapes)), chunks=(4096, len(shapes)), dtype="int64",
             fill_value=0, dimension_names=("network", "layer"), attributes=_NETWORK_COORDINATES, compressors=zarr_io.CODECS,
+        )
+        group.create_array(  # the generation of each network's last replace: records written before it are stale
+            "replaced_at", shape=(0,), chunks=(4096,), dtype="int64", fill_value=0, dimension_names=("network",), compressors=zarr_io.CODECS
         )
         for column in METADATA_COLUMNS:
             dtype = {"epoch": "int64", "accuracy": "float64"}.get(column, str)
@@ -106,6 +109,14 @@ class Population:
         return [
             NetworkRecord(str(n), str(r), int(e), float(a), str(s), str(d)) for n, r, e, a, s, d in zip(*cols)
         ]
+
+    def replaced_at(self) -> np.ndarray:
+        """(N,) int64: the store's generation at each network's last replace, 0 if never replaced."""
+        if "replaced_at" not in self._cache:
+            require_chunks(self.path, "replaced_at", self._column_chunks("replaced_at"))
+            with reading(self.path, "the replaced_at column"):
+                self._cache["replaced_at"] = self._group["replaced_at"][: self.n_networks]
+        return self._cache["replaced_at"]
 
     def connections(self) -> np.ndarray:
         """(N, L) int64: connections of every network in every layer."""
@@ -175,7 +186,7 @@ class Population:
             (f"mask_l{k}", (i, 0, 0), problem)
             for k in range(self.n_layers) for i, problem in self._mask_problems(k, range(self.n_networks)).items()
         ]
-        wanted = [(name, c) for name in METADATA_COLUMNS for c in self._column_chunks(name)]
+        wanted = [(name, c) for name in (*METADATA_COLUMNS, "replaced_at") for c in self._column_chunks(name)]
         wanted += [("connections", (c, 0)) for c, in self._column_chunks("connections")]
         for name, coords in wanted:
             problem = chunk_problem(chunk_path(self.path, name, coords))

@@ -8,8 +8,10 @@ Files of a set of results R (created by ``init_results``; see tile_rows.py and t
 Only the lower triangle is stored: D[k, i, j] for i > j is NNSTD_k(network i, network j), and (j, i)
 is the same number, mirrored on read; NNSTD(x, x) = 0. A record computed at population size M
 vouches for its pairs (both indices < M) while its header names its place, these results, and the
-digests of the networks now at its rows and columns (a replace removes the records it makes stale
-first; an append leaves them valid for the pairs they hold). Its "marker" is M, as in tiles.py.
+digests of the networks now at its rows and columns (an append leaves them valid for the pairs they
+hold). A replace writes no result: it first records its generation in the network's ``replaced_at``,
+and every record written before that generation at the network's rows or columns is stale, recomputed
+(even if the crash came before the new digest was written); any other record of other networks is damage. Its "marker" is M, as in tiles.py.
 
 The group attribute ``tile`` is the results' commit point (removed first, written last by
 init_results); ``results`` names the folder; ``generation`` is raised by every new set of results and
@@ -115,23 +117,6 @@ class Results:
                 faults.before_write()
                 shutil.rmtree(old, ignore_errors=True)
 
-    @writes
-    def _forget_distances(self, index: int) -> None:
-        """A replaced network's distances are stale: remove every record of a tile that holds it, before its masks change."""
-        if not self.has_results:
-            return
-        t, tiles = tile_of(index, self.tile), self.tiles_dir
-        for a, b in tiles.loose_places():
-            if t in (a, b):
-                tiles.remove_tile(a, b)
-        for a in tiles.packed_rows():
-            if a == t:
-                tiles.remove_row(a)
-            elif a > t:
-                found = tiles.scan(blocks=False, tile_rows={a})
-                kept = [tiles.raw(place) for (_, b), place in sorted(found.records.items()) if b != t and place[2] is not None]
-                tiles.write_row(a, [r for r in kept if r is not None])
-
     # ---- which tiles are done -----------------------------------------------------------------
 
     def _vouched(self, blocks: bool, tile_rows=None, loose=None):
@@ -141,15 +126,17 @@ class Results:
         self.require_results()
         found = self.tiles_dir.scan(blocks, tile_rows, loose)
         n, tile, results, layers = self.n_networks, self.tile, int(self._group.attrs["results"]), self.n_layers
-        digests, hashes = self.column("digest"), {}
+        digests, hashes, replaced_at = self.column("digest"), {}, self.replaced_at()
         vouched, damage = {}, list(found.damage)
         k = n_tiles(n, tile)
         for (a, b), place in found.records.items():
-            record = place[0]
-            if a < k and b <= a and vouches(record.header, a, b, tile, n, results, layers, digests, hashes):
+            header = place[0].header
+            if a < k and b <= a and _stale(header, replaced_at):
+                continue  # written before a replace of one of its networks: computed again
+            if a < k and b <= a and vouches(header, a, b, tile, n, results, layers, digests, hashes):
                 vouched[(a, b)] = place
             else:
-                damage.append((a, b, _why_not(record.header, a, b, tile, n, results, layers)))
+                damage.append((a, b, _why_not(header, a, b, tile, n, results, layers)))
         out = []  # a row file unreadable past some point: every tile of the row not read before it
         for a, b, why in damage:
             columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
@@ -242,9 +229,12 @@ class Results:
         return block
 
     @writes
-    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int) -> None:
-        """Record tile (a, b)'s whole (L, rows, cols) block for a population of ``done_at`` networks: one file, one rename."""
-        record = encode(a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block)
+    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int, generation: int | None = None) -> None:
+        """Record tile (a, b)'s whole (L, rows, cols) block for a population of ``done_at`` networks: one file, one rename.
+
+        ``generation``: the store's generation when the networks were read (default: now); see ``replaced_at``."""
+        generation = self.generation if generation is None else generation
+        record = encode(a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block, generation)
         self.tiles_dir.write_tile(a, b, record)
 
     @writes
@@ -306,6 +296,16 @@ class Results:
         """Every record the headers vouch for is whole (present, framed): a count of computed pairs is true."""
         if self.has_results:
             self.tile_markers()
+
+
+def _stale(header: dict, replaced_at: np.ndarray) -> bool:
+    """Whether a record was written before the last replace of a network at its rows or columns (its generation is older)."""
+    try:
+        (r0, r1), (c0, c1) = header["rows"], header["cols"]
+        last = max(replaced_at[r0:r1].max(initial=0), replaced_at[c0:c1].max(initial=0))
+        return isinstance(header["generation"], int) and header["generation"] < last
+    except (KeyError, TypeError, ValueError):
+        return False  # a header without these is judged by vouches: damage
 
 
 def _why_not(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int) -> str:

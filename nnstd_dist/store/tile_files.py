@@ -2,7 +2,7 @@
 
     record  = MAGIC (8 bytes) | n = header length (u32) | header (n bytes of JSON) | crc32c(header) (u32)
               | payload (8 * layers * rows * cols bytes) | crc32c(payload) (u32)          all little-endian
-    header  = {"a", "b", "done_at", "layers", "rows": [r0, r1], "cols": [c0, c1], "results", "networks"}
+    header  = {"a", "b", "done_at", "layers", "rows": [r0, r1], "cols": [c0, c1], "results", "networks", "generation"}
     payload = float64 D[k, i - r0, j - c0] = NNSTD_k(network i, network j), C order
 
 A checksum alone vouches for bytes, not for where they belong: a tile file swapped with another, or
@@ -64,14 +64,15 @@ def networks_hash(digests, rows: tuple[int, int], cols: tuple[int, int]) -> str:
     return h.hexdigest()
 
 
-def encode(a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray) -> bytes:
-    """The record of tile (a, b) computed at population size ``done_at``: ``block`` is (layers, rows, cols) float64."""
+def encode(a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray, generation: int) -> bytes:
+    """The record of tile (a, b) computed at population size ``done_at``: ``block`` is (layers, rows, cols) float64;
+    ``generation``: the store's when its networks were read."""
     rows, cols = extent(a, tile, done_at), extent(b, tile, done_at)
     if block.shape[1:] != (rows[1] - rows[0], cols[1] - cols[0]):
         raise ValueError(f"tile ({a}, {b}): a block of shape {block.shape} for rows {rows}, columns {cols}")
     header = {
         "a": int(a), "b": int(b), "done_at": int(done_at), "layers": int(block.shape[0]), "rows": list(rows), "cols": list(cols),
-        "results": int(results), "networks": networks_hash(digests, rows, cols),
+        "results": int(results), "networks": networks_hash(digests, rows, cols), "generation": int(generation),
     }
     text = json.dumps(header, sort_keys=True).encode()
     payload = np.ascontiguousarray(block, dtype="<f8").tobytes()

@@ -124,12 +124,14 @@ class TopologyStore(Population, Results):
         old_n = self.n_networks
         new_n = old_n + len(new)
         if replaced:
-            # Results are removed before (never after) the masks they depend on change: a crash in
-            # between leaves tiles to recompute (records of other networks are damage, not stale
-            # data). The generation tells a task still running from before that its result is stale.
-            self._group.attrs["generation"] = self.generation + 1
+            # Written before (never after) the masks change: a record vouches only if written at or after the
+            # replaced_at generation of each of its networks, so no record of the old masks vouches for the new
+            # ones even before their digests are written (a crash in between), and such records are stale,
+            # not damage. The generation also tells a task still running from before not to write.
+            generation = self.generation + 1
+            self._group.attrs["generation"] = generation
             for index, _, _ in replaced:
-                self._forget_distances(index)
+                self._group["replaced_at"][index] = generation
         if any(self._group[name].shape[0] != old_n for name in (*PER_NETWORK, *(f"mask_l{k}" for k in range(self.n_layers)))):
             self._resize_population(old_n)  # drop rows (orphan chunks) a killed append left past n_networks
         if new:
@@ -137,6 +139,7 @@ class TopologyStore(Population, Results):
             for start in range(0, len(new), _WRITE_BATCH):
                 batch = new[start : start + _WRITE_BATCH]
                 self._write_networks(old_n + start, [m for _, m in batch], [r for r, _ in batch])
+            self._group["replaced_at"][old_n:new_n] = 0  # rows a killed append may have left are cut, not trusted
             report.added = [r.name for r, _ in new]
         for index, record, masks in replaced:
             self._write_networks(index, [masks], [record])
@@ -194,6 +197,7 @@ class TopologyStore(Population, Results):
         for column in METADATA_COLUMNS:
             self._group[column].resize((n,))
         self._group["connections"].resize((n, self.n_layers))
+        self._group["replaced_at"].resize((n,))
 
     def _write_networks(self, start: int, masks_list, records) -> None:
         stop = start + len(records)

@@ -95,6 +95,8 @@ def _copy_population(old, new, path: Path, on_progress) -> None:
             target[start:stop] = values
             if on_progress and name.startswith("mask_l"):
                 on_progress(name, stop, n)
+    group["replaced_at"].resize((n,))
+    group["replaced_at"][:] = 0  # format 2 kept no such column: no record of it predates a replace
     attrs = {k: v for k, v in old.attrs.asdict().items() if k not in ("tile", "solver", "tie_rule", "max_layer", "results")}
     attrs["format_version"] = group.attrs["format_version"]
     group.attrs.put(attrs)  # n_networks among them: the population is complete

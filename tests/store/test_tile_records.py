@@ -40,7 +40,7 @@ def _files(path) -> int:
 def test_a_record_reads_back_as_written(tmp_path, blocks):
     digests = [f"d{i}" for i in range(7)]
     block = np.random.default_rng(0).random((2, 1, 1))
-    (tmp_path / "t").write_bytes(tile_files.encode(2, 2, 3, 7, 5, digests, block))
+    (tmp_path / "t").write_bytes(tile_files.encode(2, 2, 3, 7, 5, digests, block, generation=5))
     [record] = tile_files.read_records(tmp_path / "t", blocks)
     assert record.header["rows"] == [6, 7] and record.header["cols"] == [6, 7] and record.problem is None
     assert record.header["networks"] == tile_files.networks_hash(digests, (6, 7), (6, 7))
@@ -51,7 +51,7 @@ def test_a_record_reads_back_as_written(tmp_path, blocks):
 def test_every_bit_of_a_record_is_checked(tmp_path):
     """Flip each byte in turn: the record is damaged or (the header's JSON) no longer vouches; it never reads as a number."""
     digests = [f"d{i}" for i in range(6)]
-    raw = tile_files.encode(1, 0, 3, 6, 1, digests, np.full((1, 3, 3), 0.25))
+    raw = tile_files.encode(1, 0, 3, 6, 1, digests, np.full((1, 3, 3), 0.25), generation=1)
     for i in range(len(raw)):
         spoiled = bytearray(raw)
         spoiled[i] ^= 0x01
@@ -68,11 +68,13 @@ def test_a_run_packs_each_tile_row_into_one_file(tmp_path, networks, dask_client
     path = store.path
     assert sorted(os.listdir(path / "distances" / "g1" / "rows")) == ["0", "1", "2", "3"] and os.listdir(_tiles(path)) == []
     np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), pair_distances(networks))
-    # 2 layers: a shard file each; 7 metadata arrays: a chunk each; zarr.json of the group, 9 arrays and distances/; 4 row files
-    assert _files(path) == 2 + 7 + 11 + 4
+    # 2 layers: a shard file each; 8 per-network arrays: a chunk each; zarr.json of the group, 10 arrays and distances/; 4 row files
+    assert _files(path) == 2 + 8 + 12 + 4
 
 
-def test_a_replaced_network_takes_its_records_out_of_the_rows(tmp_path, networks, dask_client):
+def test_a_replace_makes_its_networks_records_stale_and_compute_redoes_exactly_those(tmp_path, networks, dask_client):
+    """A replace writes no result file: the records of the replaced network stop vouching (their digests), and, written
+    before the replace, they are stale, not damage."""
     from nnstd_dist.engine import compute
     from nnstd_dist.records import NetworkRecord
 
@@ -83,9 +85,9 @@ def test_a_replaced_network_takes_its_records_out_of_the_rows(tmp_path, networks
     store.append([(NetworkRecord("net_004"), other)], replace=True)  # tile 1: tiles (1, 0), (1, 1), (2, 1), (3, 1)
     markers = store.tile_markers()
     assert [(a, b) for a in range(4) for b in range(a + 1) if not markers[a, b]] == [(1, 0), (1, 1), (2, 1), (3, 1)]
-    assert not (store.path / "distances" / "g1" / "rows" / "1").exists()
-    assert verify(store.path).ok
-    compute(store.path, client=dask_client)
+    assert verify(store.path).ok and np.isnan(store.read_distance()[:, 4, :3]).all()
+    plan, stats = compute(store.path, client=dask_client)
+    assert sorted((t.a, t.b) for t in plan.tasks) == [(1, 0), (1, 1), (2, 1), (3, 1)] and not stats.repaired
     expected = pair_distances([other if i == 4 else net for i, net in enumerate(networks)])
     np.testing.assert_array_equal(TopologyStore.open(store.path).read_distance(), expected)
 
