@@ -4,7 +4,8 @@ Arrays (created here, written by ``TopologyStore.append``): ``mask_l{k}`` bool (
 one chunk per network and layer (blosc-zstd bitshuffle, crc32c), packed into shards of up to 1,024
 networks (one file each: few files at rest; one writer, the ingest that holds the lock); ``network`` (unique names, store order =
 matrix order), ``run``, ``source``, ``digest`` str (N,); ``epoch`` int64 (N,), -1 if none;
-``accuracy`` float64 (N,), NaN if none; ``connections`` int64 (N, L), so densities need no mask read.
+``accuracy`` float64 (N,), NaN if none; ``connections`` int64 (N, L), so densities need no mask read;
+``replaced_at`` int64 (N,): the generation of the network's last replace, 0 if none (see results.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Layout of a store (a zarr group on a local or shared filesystem)::
 
 ``TopologyStore`` joins the two halves; this module opens and creates stores and changes their
 population. ``n_networks`` is written last by an append, so a crash mid-append leaves the
-population unchanged; replace removes the tiles it makes stale before it changes masks. Every chunk and
+population unchanged; replace marks the network (replaced_at) before it changes masks, which makes its tiles stale. Every chunk and
 tile record ends with its crc32c, so damage is a StoreError, never a number. See docs/store.md, "Crash consistency".
 
 Every array's dimension names, and a ``coordinates`` attribute naming run, epoch and accuracy on the
