@@ -92,8 +92,9 @@ def records(path: Path) -> list[dict]:
 
 def encode(header: dict | bytes, payload: bytes) -> bytes:
     """A record with both checksums right, whatever its header says (``bytes``: the header's text as is)."""
-    text = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True).encode()
-    return b"".join((MAGIC, struct.pack("<I", len(text)), text, _crc(text), payload, _crc(payload)))
+    from nnstd_dist.store.tile_files import frame
+
+    return frame(header if isinstance(header, bytes) else json.dumps(header, sort_keys=True).encode(), payload)
 
 
 def edit_record(relative: str, index: int, dest: str | None = None, fit: bool = False, text: bytes | None = None, **changes):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import google_crc32c
 
-__all__ = ["chunk_path", "chunk_problem", "payload", "shard_index", "shard_problems"]
+__all__ = ["chunk_path", "chunk_problem", "shard_index", "shard_problems"]
 
 
 def chunk_path(store: Path, array: str, coords) -> Path:
@@ -32,17 +32,6 @@ def chunk_problem(path: Path) -> str | None:
     if google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
         return "checksum mismatch"
     return None
-
-
-def payload(path: Path) -> bytes | None:
-    """The chunk's bytes before its checksum, or None when the file is missing or damaged."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if len(raw) < 4 or google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
-        return None
-    return raw[:-4]
 
 
 _EMPTY = 2**64 - 1  # zarr's sharding index marks an inner chunk that was never written with this offset and length

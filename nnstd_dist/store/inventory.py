@@ -14,7 +14,8 @@ __all__ = ["pairs_computed", "file_sizes", "summarize"]
 
 
 def pairs_computed(store) -> int:
-    """Pairs i > j whose distances are stored, from the tile records' headers alone (no distance is read)."""
+    """Pairs i > j whose distances are stored, from the tile records' headers alone (no distance is read); a damaged
+    record is a StoreError, so the count is never of damage."""
     if not store.has_results:
         return 0
     return pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile)
@@ -59,7 +60,6 @@ def _walk_files(directory: str):
 def summarize(store) -> dict:
     """Plain-JSON facts about ``store`` (a TopologyStore): what `nnstd-dist info` prints."""
     store.check_columns()  # damage is reported, never summarised
-    store.check_done_chunks()  # "all pairs computed" only if their chunks are there
     n, shapes = store.n_networks, store.shapes
     connections = store.connections()
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..tiles import extent, n_tiles, tile_of
-from .tile_files import encode, vouches
+from .tile_files import encode, mismatch
 from .tile_rows import TileDir
 from .zarr_io import damage_hint, reading, writes
 from .distances import VouchedMatrix
@@ -133,10 +133,11 @@ class Results:
             header = place[0].header
             if a < k and b <= a and _stale(header, replaced_at):
                 continue  # written before a replace of one of its networks: computed again
-            if a < k and b <= a and vouches(header, a, b, tile, n, results, layers, digests, hashes):
-                vouched[(a, b)] = place
+            why = mismatch(header, a, b, tile, n, results, layers, digests, hashes)
+            if why:
+                damage.append((a, b, why))
             else:
-                damage.append((a, b, _why_not(header, a, b, tile, n, results, layers)))
+                vouched[(a, b)] = place
         out = []  # a row file unreadable past some point: every tile of the row not read before it
         for a, b, why in damage:
             columns = [b] if b is not None else [x for x in range(a + 1) if (a, x) not in vouched]
@@ -292,11 +293,6 @@ class Results:
                 matrix.add(a, b, place[0])
         return matrix.result()
 
-    def check_done_chunks(self) -> None:
-        """Every record the headers vouch for is whole (present, framed): a count of computed pairs is true."""
-        if self.has_results:
-            self.tile_markers()
-
 
 def _stale(header: dict, replaced_at: np.ndarray) -> bool:
     """Whether a record was written before the last replace of a network at its rows or columns (its generation is older)."""
@@ -305,19 +301,4 @@ def _stale(header: dict, replaced_at: np.ndarray) -> bool:
         last = max(replaced_at[r0:r1].max(initial=0), replaced_at[c0:c1].max(initial=0))
         return isinstance(header["generation"], int) and header["generation"] < last
     except (KeyError, TypeError, ValueError):
-        return False  # a header without these is judged by vouches: damage
-
-
-def _why_not(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int) -> str:
-    """Why a whole record does not vouch for tile (a, b): the first of its header's fields that disagrees."""
-    if (header.get("a"), header.get("b")) != (a, b):
-        return f"its record holds tile ({header.get('a')}, {header.get('b')})"
-    if header.get("results") != results or header.get("layers") != layers:
-        return f"its record belongs to other results (set {header.get('results')}, {header.get('layers')} layers)"
-    if not isinstance(header.get("done_at"), int) or not 0 < header["done_at"] <= n:
-        return f"its record was computed for {header.get('done_at')} networks, the store holds {n}"
-    if a >= n_tiles(n, tile) or a < b:
-        return "no such tile"
-    if header.get("rows") != list(extent(a, tile, header["done_at"])) or header.get("cols") != list(extent(b, tile, header["done_at"])):
-        return f"its record's rows {header.get('rows')} and columns {header.get('cols')} are not the tile's (tiles of {tile})"
-    return "its record measures other networks than the store holds there (copied from another store?)"
+        return False  # a header without these is judged by mismatch: damage

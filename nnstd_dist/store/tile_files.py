@@ -9,7 +9,7 @@ A checksum alone vouches for bytes, not for where they belong: a tile file swapp
 copied from another store, would pass it. So the header names the tile (a, b), the population size
 ``done_at`` it was computed at (rows and columns are the tile's extent then), the set of results it
 belongs to, and ``networks`` = sha256 over the digests of its row and column networks; a reader
-accepts a record for (a, b) only when all of these match the store as it is now (``vouches``). A
+accepts a record for (a, b) only when all of these match the store as it is now (``mismatch`` says why not). A
 record is written whole to a temporary name and renamed into place; a row file is the records of one
 tile row, one after another. Part of the store; no zarr.
 """
@@ -29,9 +29,9 @@ import google_crc32c
 import numpy as np
 
 from . import faults
-from ..tiles import extent
+from ..tiles import extent, n_tiles
 
-__all__ = ["MAGIC", "Record", "encode", "read_records", "networks_hash", "vouches", "write_atomic"]
+__all__ = ["MAGIC", "Record", "frame", "encode", "read_records", "networks_hash", "mismatch", "write_atomic"]
 
 MAGIC = b"NNSTDT3\0"
 _HEADER_MAX = 4096  # a header is ~200 bytes; a larger length field is damage, never an allocation
@@ -74,28 +74,36 @@ def encode(a: int, b: int, tile: int, done_at: int, results: int, digests, block
         "a": int(a), "b": int(b), "done_at": int(done_at), "layers": int(block.shape[0]), "rows": list(rows), "cols": list(cols),
         "results": int(results), "networks": networks_hash(digests, rows, cols), "generation": int(generation),
     }
-    text = json.dumps(header, sort_keys=True).encode()
-    payload = np.ascontiguousarray(block, dtype="<f8").tobytes()
-    return b"".join((MAGIC, struct.pack("<I", len(text)), text, _crc(text), payload, _crc(payload)))
+    return frame(json.dumps(header, sort_keys=True).encode(), np.ascontiguousarray(block, dtype="<f8").tobytes())
 
 
-def vouches(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int, digests, hashes: dict) -> bool:
-    """Whether ``header`` is a record of tile (a, b) of these results, for the networks the store holds now.
+def frame(header: bytes, payload: bytes) -> bytes:
+    """A record around a header's JSON text and a payload's bytes, each followed by its crc32c."""
+    return b"".join((MAGIC, struct.pack("<I", len(header)), header, _crc(header), payload, _crc(payload)))
+
+
+def mismatch(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int, digests, hashes: dict) -> str | None:
+    """None if ``header`` is a record of tile (a, b) of these results for the networks the store holds now, else why not.
 
     ``hashes`` caches networks_hash by extent: most records of a store share a handful of row extents.
     """
     done_at = header.get("done_at")
-    if header.get("a") != a or header.get("b") != b or header.get("results") != results or header.get("layers") != layers:
-        return False
+    if (header.get("a"), header.get("b")) != (a, b):
+        return f"its record holds tile ({header.get('a')}, {header.get('b')})"
+    if header.get("results") != results or header.get("layers") != layers:
+        return f"its record belongs to other results (set {header.get('results')}, {header.get('layers')} layers)"
     if not isinstance(done_at, int) or not 0 < done_at <= n:
-        return False
+        return f"its record was computed for {done_at} networks, the store holds {n}"
+    if a >= n_tiles(n, tile) or a < b:
+        return "no such tile"
     rows, cols = extent(a, tile, done_at), extent(b, tile, done_at)
     if header.get("rows") != list(rows) or header.get("cols") != list(cols):
-        return False
-    key = (rows, cols)
-    if key not in hashes:
-        hashes[key] = networks_hash(digests, rows, cols)
-    return header.get("networks") == hashes[key]
+        return f"its record's rows {header.get('rows')} and columns {header.get('cols')} are not the tile's (tiles of {tile})"
+    if (rows, cols) not in hashes:
+        hashes[(rows, cols)] = networks_hash(digests, rows, cols)
+    if header.get("networks") != hashes[(rows, cols)]:
+        return "its record measures other networks than the store holds there (copied from another store?)"
+    return None
 
 
 def read_records(path: Path, blocks: bool) -> list[Record]:
