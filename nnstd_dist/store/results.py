@@ -217,25 +217,56 @@ class Results:
 
     # ---- distances ---------------------------------------------------------------------------
 
-    def read_tile(self, a: int, b: int) -> np.ndarray | None:
-        """Tile (a, b)'s (L, rows, cols) block at its extent now, NaN beyond the pairs its record holds; None if not done."""
+    def read_tile(self, a: int, b: int, flags: bool = False):
+        """Tile (a, b)'s (L, rows, cols) block at its extent now, NaN beyond the pairs its record holds; None if not done.
+
+        With ``flags``: (block, uncertified), the second a (rows, cols) bool array of the pairs whose fast-solver
+        choices were not certified (tile_files.py)."""
         vouched, _ = self._vouched(blocks=True, tile_rows={a}, loose=[(a, b)])
         if (a, b) not in vouched:
-            return None
+            return (None, None) if flags else None
         record, n = vouched[(a, b)][0], self.n_networks
         (r0, r1), (c0, c1) = extent(a, self.tile, n), extent(b, self.tile, n)
         block = np.full((self.n_layers, r1 - r0, c1 - c0), np.nan)
         stored = record.block
         block[:, : stored.shape[1], : stored.shape[2]] = stored
-        return block
+        if not flags:
+            return block
+        uncertified = np.zeros(block.shape[1:], dtype=bool)
+        i, j = np.divmod(np.asarray(record.uncertified, dtype=np.int64), stored.shape[2])
+        uncertified[i, j] = True
+        return block, uncertified
+
+    def uncertified_pairs(self) -> np.ndarray:
+        """(m, 2) network indices (i > j) of every stored pair whose fast-solver choices were not all certified.
+
+        From the records' headers alone; a record that does not vouch is a StoreError (as for tile_markers)."""
+        vouched, damage = self._vouched(blocks=False)
+        if damage:
+            a, b, why = damage[0]
+            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+        pairs = [np.zeros((0, 2), dtype=np.int64)]
+        for place in vouched.values():
+            header = place[0].header
+            (r0, _), (c0, c1) = header["rows"], header["cols"]
+            i, j = np.divmod(np.asarray(place[0].uncertified, dtype=np.int64), c1 - c0)
+            pairs.append(np.stack([i + r0, j + c0], axis=1))
+        out = np.concatenate(pairs)
+        return out[out[:, 0] > out[:, 1]]
 
     @writes
-    def write_tile(self, a: int, b: int, block: np.ndarray, done_at: int, generation: int | None = None) -> None:
+    def write_tile(
+        self, a: int, b: int, block: np.ndarray, done_at: int, generation: int | None = None, uncertified: np.ndarray | None = None
+    ) -> None:
         """Record tile (a, b)'s whole (L, rows, cols) block for a population of ``done_at`` networks: one file, one rename.
 
-        ``generation``: the store's generation when the networks were read (default: now); see ``replaced_at``."""
+        ``generation``: the store's generation when the networks were read (default: now); see ``replaced_at``.
+        ``uncertified``: a (rows, cols) bool array of the pairs whose fast-solver choices were not certified."""
         generation = self.generation if generation is None else generation
-        record = encode(a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block, generation)
+        positions = None if uncertified is None else np.flatnonzero(np.tril(uncertified, -1) if a == b else uncertified)
+        record = encode(
+            a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block, generation, positions
+        )
         self.tiles_dir.write_tile(a, b, record)
 
     @writes

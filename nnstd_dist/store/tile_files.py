@@ -3,7 +3,12 @@
     record  = MAGIC (8 bytes) | n = header length (u32) | header (n bytes of JSON) | crc32c(header) (u32)
               | payload (8 * layers * rows * cols bytes) | crc32c(payload) (u32)          all little-endian
     header  = {"a", "b", "done_at", "layers", "rows": [r0, r1], "cols": [c0, c1], "results", "networks", "generation"}
+              and, for the fast solver's results, "uncertified": [p, ...] when some pairs are (see below)
     payload = float64 D[k, i - r0, j - c0] = NNSTD_k(network i, network j), C order
+
+``uncertified`` lists, ascending, the flat positions p = (i - r0) * (c1 - c0) + (j - c0) of the pairs (i > j)
+whose fast-solver matching made a choice that is not proven harmless (kernel/fast: "certified"); absent
+means every pair of the record is certified (or the solver makes no such claim: exact).
 
 A checksum alone vouches for bytes, not for where they belong: a tile file swapped with another, or
 copied from another store, would pass it. So the header names the tile (a, b), the population size
@@ -34,7 +39,7 @@ from ..tiles import extent, n_tiles
 __all__ = ["MAGIC", "Record", "frame", "encode", "read_records", "networks_hash", "mismatch", "write_atomic"]
 
 MAGIC = b"NNSTDT3\0"
-_HEADER_MAX = 4096  # a header is ~200 bytes; a larger length field is damage, never an allocation
+_HEADER_MAX = 1 << 20  # a header is ~200 bytes, more with an "uncertified" list; a larger length field is damage, never an allocation
 
 
 def _crc(data: bytes) -> bytes:
@@ -51,6 +56,11 @@ class Record:
     nbytes: int = 0  # the whole record's length in its file
 
     @property
+    def uncertified(self) -> list[int]:
+        """Flat positions in the block of the pairs whose fast-solver choices were not all certified (see above)."""
+        return list(self.header.get("uncertified", ())) if self.header else []
+
+    @property
     def place(self) -> tuple[int, int] | None:
         return (self.header["a"], self.header["b"]) if self.header else None
 
@@ -64,9 +74,11 @@ def networks_hash(digests, rows: tuple[int, int], cols: tuple[int, int]) -> str:
     return h.hexdigest()
 
 
-def encode(a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray, generation: int) -> bytes:
+def encode(
+    a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray, generation: int, uncertified=None
+) -> bytes:
     """The record of tile (a, b) computed at population size ``done_at``: ``block`` is (layers, rows, cols) float64;
-    ``generation``: the store's when its networks were read."""
+    ``generation``: the store's when its networks were read; ``uncertified``: flat positions of uncertified pairs."""
     rows, cols = extent(a, tile, done_at), extent(b, tile, done_at)
     if block.shape[1:] != (rows[1] - rows[0], cols[1] - cols[0]):
         raise ValueError(f"tile ({a}, {b}): a block of shape {block.shape} for rows {rows}, columns {cols}")
@@ -74,6 +86,8 @@ def encode(a: int, b: int, tile: int, done_at: int, results: int, digests, block
         "a": int(a), "b": int(b), "done_at": int(done_at), "layers": int(block.shape[0]), "rows": list(rows), "cols": list(cols),
         "results": int(results), "networks": networks_hash(digests, rows, cols), "generation": int(generation),
     }
+    if uncertified is not None and len(uncertified):
+        header["uncertified"] = sorted(int(p) for p in uncertified)
     return frame(json.dumps(header, sort_keys=True).encode(), np.ascontiguousarray(block, dtype="<f8").tobytes())
 
 
