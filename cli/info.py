@@ -24,7 +24,9 @@ def command(store, as_json):
     rows come in blocks of kh*kw per input channel).
 
     Density is connections / (n_in x n_out), averaged over the networks. A pair counts as computed
-    once the tile holding it is marked done. Files: how many the store directory holds (sites with
+    once the tile holding it is marked done. For the fast solver, "uncertified" counts the pairs whose
+    matching broke a tie that was not proven harmless: only certified pairs are guaranteed blind to
+    neuron numbering (README, "The fast solver"). Files: how many the store directory holds (sites with
     a quota count them), their bytes, and the bytes they take on disk (whole filesystem blocks).
     """
     from nnstd_dist.store.inventory import summarize
@@ -60,4 +62,6 @@ def _lines(s: dict):
     layers = "" if s.get("max_layer") is None else f", layers 0..{s['max_layer']}"
     tile = f" (tile {s['tile']} x {s['tile']}, {s.get('solver')} solver{layers})" if s["tile"] else " (compute not run yet)"
     yield "pairs", f"{s['pairs_computed']} of {s['pairs_total']} computed{tile}"
+    if s.get("pairs_uncertified") is not None:
+        yield "uncertified", f"{s['pairs_uncertified']} of the {s['pairs_computed']} pairs computed (fast solver, rule {s['tie_rule']}: a tie it broke was not proven harmless)"
 

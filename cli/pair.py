@@ -32,18 +32,27 @@ def command(network_a, network_b, as_json, orientation, keep_last_row, key, incl
 
     Each line is a layer's distance, as the shortest decimal that reads back as the same
     float64 (as in --json), and the parameter it was read from (as `nnstd-dist info` shows).
+    With --solver fast a last line says whether the pair is certified: every tie the solver
+    broke was between provably interchangeable neurons, so the distances do not depend on how
+    either network numbers its hidden neurons (README, "The fast solver").
     """
-    from nnstd_dist.kernel.distance import nnstd_prepared
+    from nnstd_dist.kernel.distance import nnstd_certified
 
     params = param_filter(key, include_params, exclude_params)
     (record_a, topology_a), (record_b, topology_b) = (_read(given, orientation, keep_last_row, params) for given in (network_a, network_b))
-    distances = [float(d) for d in nnstd_prepared(topology_a, topology_b, solver=solver)]
+    values, certified = nnstd_certified(topology_a, topology_b, solver=solver)
+    distances = [float(d) for d in values]
     names = [_param(a.param, b.param) for a, b in zip(record_a.layers, record_b.layers)]
     if as_json:
-        click.echo(json.dumps({"a": network_a, "b": network_b, "solver": solver, "layers": distances, "params": names}))
-    else:
-        for k, (d, name) in enumerate(zip(distances, names)):
-            click.echo(f"layer {k}: {d!r}  ({name})")  # repr: the shortest text that reads back as the same float, as in --json
+        click.echo(json.dumps({"a": network_a, "b": network_b, "solver": solver, "layers": distances, "params": names, "certified": certified}))
+        return
+    for k, (d, name) in enumerate(zip(distances, names)):
+        click.echo(f"layer {k}: {d!r}  ({name})")  # repr: the shortest text that reads back as the same float, as in --json
+    if certified is not None:
+        click.echo(
+            "certified: yes (every tie the fast solver broke was between interchangeable neurons)" if certified else
+            "certified: no (a tie the fast solver broke was not proven harmless: renumbering neurons may change layers > 0)"
+        )
 
 
 def _read(given: str, orientation, keep_last_row, params):

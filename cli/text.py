@@ -84,4 +84,11 @@ def run_summary(stats) -> str:
     return repaired + (
         f"Computed {stats.pairs} pairs in {count(stats.tiles, 'tile')} of {stats.tile} x {stats.tile} in {duration(stats.wall_seconds)} "
         f"({stats.pairs_per_second:.1f} pairs/s; tiles ran on {_processes(stats.workers)}); distances in {stats.store}"
-    )
+    ) + _uncertified(stats)
+
+
+def _uncertified(stats) -> str:
+    """The fast solver's pairs not certified invariant and symmetric (README, "The fast solver"), if it ran."""
+    if getattr(stats, "solver", "exact") != "fast":
+        return ""
+    return f"; {stats.uncertified} of them not certified (fast solver: a tie it broke was not proven harmless; see `info`)"

@@ -134,6 +134,8 @@ class RunStats:
     peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
     refused: dict[str, str] = field(default_factory=dict)  # worker address -> why it got no task (EnvironmentGate)
     repaired: list[str] = field(default_factory=list)  # done tiles found damaged or missing on disk, recomputed
+    uncertified: int = 0  # pairs computed in this run whose fast-solver choices were not all certified
+    solver: str = "exact"
 
     @property
     def pairs_per_second(self) -> float:
@@ -141,6 +143,7 @@ class RunStats:
 
     def add(self, result: TileResult) -> None:
         self.pairs += result.pairs
+        self.uncertified += result.uncertified
         self.tiles += 1
         self.task_seconds += result.seconds
         self.kernel_seconds += result.kernel_seconds

@@ -307,6 +307,7 @@ def compute(
             client, store.path, plan, on_progress, scan=scan, reopen=store.drop_tile, generation=store.generation, pack=store.pack_row
         )
         store.pack_rows()  # rows completed by an earlier, killed run, or by the scan's repairs
+        stats.solver = store.solver
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
         return plan, stats
 

@@ -12,18 +12,18 @@ import resource
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ..errors import StoreError
 from ..records import mask_digest
 from ..store.zarr_io import damage_hint
-from ..kernel.distance import nnstd_prepared, prepare
+from ..kernel.distance import nnstd_certified, nnstd_prepared, prepare
 from ..tiles import TileTask, tile_task
 from ..store.topology_store import TopologyStore
 
-__all__ = ["TileResult", "TileStopped", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]
+__all__ = ["TileBlock", "TileResult", "TileStopped", "compute_tile", "tile_block", "time_kernel", "TIMED_PAIRS"]
 
 TIMED_PAIRS = 3  # pairs timed to size the default tile: ~0.1-1 s before a run
 
@@ -46,6 +46,7 @@ class TileResult:
     peak_rss: int  # bytes, the worker process's peak resident set so far
     worker: str  # host:pid
     started: float = 0.0  # time.time() on the worker when the task began: where a worker's time goes between tasks
+    uncertified: int = 0  # pairs computed by this task whose fast-solver choices were not all certified
 
 
 def _peak_rss() -> int:
@@ -94,10 +95,21 @@ def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
     return not np.isnan(block[:layers, kept]).any()
 
 
+class TileBlock(NamedTuple):
+    """A tile's complete work: its distances and which of its pairs are uncertified, and what computing them took."""
+
+    block: np.ndarray  # (L, rows, cols) float64
+    pairs: int  # pairs computed now (the others were kept from the tile's record)
+    read: float  # seconds reading and preparing networks
+    kernel: float  # seconds inside the kernel
+    uncertified: np.ndarray  # (rows, cols) bool: the fast solver's choices for the pair were not all certified
+    fresh_uncertified: int  # of the pairs computed now, how many are uncertified
+
+
 def tile_block(
     store: TopologyStore, task: TileTask, stop: Callable[[], bool] | None = None, report: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, int, float, float]:
-    """The tile's complete (L, rows, cols) block, the pairs computed for it, and the read and kernel seconds.
+) -> TileBlock:
+    """The tile's complete (L, rows, cols) block and its uncertified pairs, the pairs computed for it, the read and kernel seconds.
 
     ``stop()`` is asked before each pair; True raises TileStopped. ``report(k)`` is told after each pair
     that k pairs are done (progress finer than a tile).
@@ -108,12 +120,13 @@ def tile_block(
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
     layers = _compared_layers(store.n_layers, store.max_layer)  # layers past max_layer stay NaN
     try:
-        block = store.read_tile(task.a, task.b) if task.valid_upto else None
+        block, uncertified = store.read_tile(task.a, task.b, flags=True) if task.valid_upto else (None, None)
     except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
         block = None
     if block is None or not _holds_valid(block, task, layers):
         task = tile_task(task.a, task.b, task.tile, task.n, 0)
         block = np.full((store.n_layers, r1 - r0, c1 - c0), np.nan)
+        uncertified = np.zeros((r1 - r0, c1 - c0), dtype=bool)
     pairs = task.pairs()
     if task.diagonal:
         networks = _read_prepared(store, np.arange(r0, r1 if pairs else r0), layers)
@@ -126,9 +139,10 @@ def tile_block(
         if stop is not None and stop():
             raise TileStopped(f"tile ({task.a}, {task.b}) stopped after {kernel:.1f} s of its pairs")
         start = time.perf_counter()
-        distances = nnstd_prepared(networks[i], networks[j], solver=store.solver, max_layer=store.max_layer)  # the larger index is A
+        distances, certified = nnstd_certified(networks[i], networks[j], solver=store.solver, max_layer=store.max_layer)  # larger index is A
         kernel += time.perf_counter() - start
         block[:layers, i - r0, j - c0] = distances
+        uncertified[i - r0, j - c0] = certified is False
         if task.diagonal:
             block[:layers, j - c0, i - r0] = distances  # a diagonal tile holds its own mirror
         if report is not None:
@@ -136,7 +150,8 @@ def tile_block(
     if task.diagonal:
         idx = np.arange(r1 - r0)
         block[:layers, idx, idx] = 0.0
-    return block, len(pairs), read, kernel
+    fresh = int(sum(uncertified[i - r0, j - c0] for i, j in pairs))
+    return TileBlock(block, len(pairs), read, kernel, uncertified, fresh)
 
 
 def compute_tile(
@@ -162,21 +177,22 @@ def compute_tile(
         _unchanged(store, generation, a, b)
     generation = store.generation
     task = tile_task(a, b, store.tile, n, store.tile_marker(a, b))
-    pairs, read, kernel, write = 0, 0.0, 0.0, 0.0
+    pairs, read, kernel, write, fresh_uncertified = 0, 0.0, 0.0, 0.0, 0
     if not task.complete:  # a retry after the first attempt finished finds nothing to do
-        block, pairs, read, kernel = tile_block(store, task, stop, report)
+        block, pairs, read, kernel, uncertified, fresh_uncertified = tile_block(store, task, stop, report)
         write = time.perf_counter()
         _unchanged(store, generation, a, b)  # never write into another run's new results
         try:
-            store.write_tile(a, b, block, done_at=n, generation=generation)  # data and "done" in one file, renamed into place
+            # data, "done" and the uncertified pairs in one file, renamed into place
+            store.write_tile(a, b, block, done_at=n, generation=generation, uncertified=uncertified)
         except Exception:
             _unchanged(store, generation, a, b)  # results recreated mid-write (a forced --recompute): that is the error
             raise
         write = time.perf_counter() - write
     return TileResult(
-        a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}", started
+        a, b, pairs, time.perf_counter() - start, kernel, read, write, _peak_rss(), f"{socket.gethostname()}:{os.getpid()}", started,
+        fresh_uncertified,
     )
-
 
 def _unchanged(store: TopologyStore, generation: int, a: int, b: int) -> None:
     """The store's results and networks are still those this task started from (its generation), else a StoreError."""

@@ -83,6 +83,9 @@ def summarize(store) -> dict:
         "pairs_computed": pairs_computed(store),
         "tile": store.tile,
         "solver": store.solver if store.has_results else None,
+        "tie_rule": store.tie_rule if store.has_results else None,
+        # pairs whose fast-solver choices were not all certified (None: exact, which claims no invariance)
+        "pairs_uncertified": len(store.uncertified_pairs()) if store.has_results and store.solver == "fast" else None,
         "max_layer": store.max_layer,
         "bytes": sum(b for b, _, _ in sizes.values()),
         "files": sum(f for _, f, _ in sizes.values()),

@@ -71,7 +71,7 @@ def export(
     rows = np.arange(store.n_networks) if indices is None else np.asarray(indices)
     labels = {key: store.column(key)[rows] for key in LABELS}
     names = [str(n) for n in store.column("network")[rows]]
-    matrix = _Matrix(distance, names, layers, str(store.path.resolve()), labels)
+    matrix = _Matrix(distance, names, layers, str(store.path.resolve()), labels, _uncertified(store, rows))
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
     _replace_atomically(output, lambda tmp: writer(tmp, matrix))
     n = len(names)
@@ -85,6 +85,7 @@ class _Matrix:
     layers: list[int]
     store: str
     labels: dict[str, np.ndarray]  # run (str, "" = none), epoch (int, -1 = none), accuracy (float, NaN = none) per network
+    uncertified: np.ndarray | None = None  # (N, N) bool, fast results only: the pair's tie choices were not all certified
 
     @property
     def runs(self) -> np.ndarray:
@@ -97,6 +98,16 @@ class _Matrix:
     @property
     def accuracies(self) -> np.ndarray:
         return np.asarray(self.labels["accuracy"], dtype=np.float64)
+
+
+def _uncertified(store: TopologyStore, rows: np.ndarray) -> np.ndarray | None:
+    """(k, k) bool for the exported networks: the fast solver's pairs not certified (mirrored); None for exact results."""
+    if not store.has_results or store.solver != "fast":
+        return None
+    flags = np.zeros((store.n_networks, store.n_networks), dtype=bool)
+    pairs = store.uncertified_pairs()
+    flags[pairs[:, 0], pairs[:, 1]] = flags[pairs[:, 1], pairs[:, 0]] = True
+    return flags[np.ix_(rows, rows)]
 
 
 def _require_xarray(output: Path) -> None:
@@ -157,17 +168,21 @@ def _write_npz(tmp: Path, m: _Matrix) -> None:
         np.savez(
             f, distance=m.distance, names=np.array(m.names, dtype=str), run=m.runs, epoch=m.epochs, accuracy=m.accuracies,
             layer=np.array(m.layers, dtype=np.int64), **{EXPORT_MARKER: np.array(DESCRIPTION)},
+            **({} if m.uncertified is None else {"uncertified": m.uncertified}),
         )
 
 
 def _write_csv(tmp: Path, m: _Matrix) -> None:
-    """One row per network: its name, layer, run, epoch and accuracy, then its distance to every network (a column each)."""
+    """One row per network: its name, layer, run, epoch and accuracy (fast results: how many of its pairs are uncertified),
+    then its distance to every network (a column each)."""
+    counts = None if m.uncertified is None else m.uncertified.sum(axis=1)
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(["network", *CSV_LABELS, *m.names])
-        for name, run, epoch, accuracy, row in zip(m.names, m.runs, m.epochs, m.accuracies, m.distance[0]):
+        out.writerow(["network", *CSV_LABELS, *([] if counts is None else ["uncertified"]), *m.names])
+        for p, (name, run, epoch, accuracy, row) in enumerate(zip(m.names, m.runs, m.epochs, m.accuracies, m.distance[0])):
             # repr: the shortest text that reads back exactly; an absent label is an empty cell
             labels = [m.layers[0], run, epoch if epoch >= 0 else "", repr(float(accuracy)) if np.isfinite(accuracy) else ""]
+            labels += [] if counts is None else [int(counts[p])]
             out.writerow([name, *labels, *(repr(float(x)) for x in row)])
 
 
@@ -183,7 +198,11 @@ def _dataset(m: _Matrix):
         coords[f"epoch_{axis}"] = (dim, m.epochs)
         coords[f"accuracy_{axis}"] = (dim, m.accuracies)
     data = xr.DataArray(m.distance, dims=("layer", "network_a", "network_b"), coords=coords, name="distance")
-    return data.to_dataset().assign_attrs(description=DESCRIPTION, store=m.store, absent_labels=ABSENT)
+    ds = data.to_dataset()
+    if m.uncertified is not None:  # fast results: netCDF has no bool type, so 0/1 bytes
+        ds["uncertified"] = (("network_a", "network_b"), m.uncertified.astype(np.int8))
+        ds["uncertified"].attrs["description"] = "1: the fast solver broke a tie for this pair that was not proven harmless"
+    return ds.assign_attrs(description=DESCRIPTION, store=m.store, absent_labels=ABSENT)
 
 
 def _write_netcdf(tmp: Path, m: _Matrix) -> None:

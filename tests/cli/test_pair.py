@@ -67,6 +67,17 @@ def test_solver_option(two_networks, solver):
     assert report["layers"][0] == pytest.approx(expected_distances(a, b)[0], abs=1e-12)
 
 
+@pytest.mark.parametrize("solver, certified", [("exact", None), ("fast", True)], ids=["exact-claims-nothing", "fast-says-certified"])
+def test_the_certified_line(two_networks, solver, certified):
+    """fast ends with one line on whether every tie it broke was harmless (random networks: certified); exact claims nothing."""
+    a, b = two_networks
+    lines = run(a, b, "--solver", solver).stdout.splitlines()
+    assert [line for line in lines if line.startswith("certified:")] == (
+        [] if certified is None else ["certified: yes (every tie the fast solver broke was between interchangeable neurons)"]
+    )
+    assert json.loads(run(a, b, "--json", "--solver", solver).stdout)["certified"] is certified
+
+
 def test_unknown_solver_is_a_usage_error(two_networks):
     result = run(*two_networks, "--solver", "sparse")  # superseded by fast
     assert result.exit_code == 2

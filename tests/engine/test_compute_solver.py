@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -70,6 +73,12 @@ def test_fast_results_of_another_rule_are_not_finished(store_path, client):
         f"Error: {store_path}: its distances came from tie rule 0 of the fast solver, this version uses rule "
         f"{TIE_RULES['fast']}; finishing them needs --recompute"
     ]
+    # the old rule's distances stay readable: exported and described as they are
+    out = Path(store_path).with_name("old_rule.npz")
+    assert run("export", "--store", store_path, "-o", str(out)).exit_code == 0
+    with np.load(out, allow_pickle=False) as data:
+        assert data["distance"].shape[1:] == (9, 9) and not np.isnan(data["distance"]).any()
+    assert json.loads(run("info", "--store", store_path, "--json").output)["tie_rule"] == 0
     plan, stats = compute(store_path, client=client, solver="fast", recompute=True)
     assert stats.pairs == 36 and TopologyStore.open(store_path).tie_rule == TIE_RULES["fast"]
 
