@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from nnstd_dist.cli.main import cli
 from nnstd_dist.errors import StoreError
-from nnstd_dist.kernel.distance import TIE_RULES
+from nnstd_dist.kernel.distance import TIE_RULES, nnstd_certified, prepare
 from nnstd_dist.records import NetworkRecord
 from nnstd_dist.engine import compute
 from nnstd_dist.store.topology_store import TopologyStore
@@ -43,9 +43,13 @@ def run(*args):
 
 
 def test_fast_run_equals_the_fast_kernel_and_is_recorded(store_path, networks, client):
-    compute(store_path, tile=4, client=client, solver="fast")
+    _, stats = compute(store_path, tile=4, client=client, solver="fast")
     store = TopologyStore.open(store_path)
     assert (store.solver, store.tie_rule, store.max_layer) == ("fast", TIE_RULES["fast"], None)
+    prepared = [prepare(n) for n in networks]
+    flags = {(i, j) for i in range(9) for j in range(i) if nnstd_certified(prepared[i], prepared[j], solver="fast")[1] is False}
+    assert stats.solver == "fast" and stats.uncertified == len(flags)  # the run's summary counts what the kernel said
+    assert {tuple(p) for p in store.uncertified_pairs().tolist()} == flags
     got = store.read_distance()
     np.testing.assert_array_equal(got, pair_distances(networks, solver="fast"))
     np.testing.assert_allclose(got[0], pair_distances(networks)[0], rtol=0, atol=1e-12)
