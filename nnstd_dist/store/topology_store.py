@@ -34,7 +34,8 @@ import zarr
 
 from . import faults
 
-from . import consistency, lock
+from . import consistency, files, lock
+from .format import FORMAT, FORMAT_VERSION
 from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
@@ -45,8 +46,6 @@ from .results import Results
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
 
-FORMAT = "nnstd-dist"
-FORMAT_VERSION = 3  # 2: crc32c on every chunk, results committed by `tile`; 3: mask shards, tile records bound to place and networks
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
 
 
@@ -60,8 +59,8 @@ class TopologyStore(Population, Results):
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> "TopologyStore":
-        """Open an existing store; ``mode`` "r" or "r+"."""
-        path = Path(path)
+        """Open an existing store; ``mode`` "r" or "r+". A linked store path is resolved once, here: it stands for its target."""
+        path = files.resolved(path)
         if path.is_file():
             raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
         if not path.exists() and any(path.parent.glob(f".{path.name}.format2-*")):
