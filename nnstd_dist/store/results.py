@@ -116,7 +116,7 @@ class Results:
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
         )  # the commit point
         for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
-            if old.name != self.tiles_dir.root.name:
+            if old.name not in (self.tiles_dir.root.name, "zarr.json"):
                 faults.before_write()
                 if old.is_symlink() or not old.is_dir():
                     old.unlink(missing_ok=True)  # the name only: a link's target is not ours
