@@ -7,11 +7,13 @@ import errno
 import importlib
 import re
 import shlex
+import signal
 import sys
 
 import click
 
 from nnstd_dist import __version__
+from nnstd_dist.cli import PREVIOUS_SIGINT
 from nnstd_dist.errors import NNSTDError
 
 # name -> module in this package that defines a click command called `command`.
@@ -58,6 +60,13 @@ class LazyGroup(click.Group):
             raise
         return module.command
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        # Ctrl-C while the arguments are parsed: click would print "Aborted!" and exit 1.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            _interrupted()
+
     def invoke(self, ctx):
         # The library raises NNSTDError for anything the user can fix: one line, exit 2.
         try:
@@ -72,8 +81,13 @@ class LazyGroup(click.Group):
             click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:  # click's own handling would print "Aborted!" and exit 1
-            click.echo("\nInterrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            _interrupted()
+
+
+def _interrupted():
+    """Ctrl-C at any moment: one line, exit 130 (SystemExit passes through click untouched)."""
+    sys.stderr.write("\nInterrupted.\n")
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 # A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:
@@ -130,8 +144,15 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="nnstd-dist")
+    """The program's entry point: a Ctrl-C that escapes click (while a command's modules load, or as it ends) is exit 130 too."""
+    try:
+        cli.main(args=argv, prog_name="nnstd-dist")
+    except KeyboardInterrupt:
+        _interrupted()
 
+
+if signal.getsignal(signal.SIGINT) is not PREVIOUS_SIGINT and PREVIOUS_SIGINT is not None:
+    signal.signal(signal.SIGINT, PREVIOUS_SIGINT)  # loaded: a Ctrl-C is a KeyboardInterrupt again, caught where it lands (see main)
 
 if __name__ == "__main__":
     sys.exit(main())
