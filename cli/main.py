@@ -7,13 +7,12 @@ import errno
 import importlib
 import re
 import shlex
-import signal
 import sys
 
 import click
 
 from nnstd_dist import __version__
-from nnstd_dist.cli import PREVIOUS_SIGINT
+from nnstd_dist.cli import _LOADING, EXIT_INTERRUPTED, loading
 from nnstd_dist.errors import NNSTDError
 
 # name -> module in this package that defines a click command called `command`.
@@ -36,7 +35,7 @@ COMMANDS = {
 # or store, one `Error:` line; 130 Ctrl-C. SIGTERM keeps its default action, so the process ends by the signal
 # (143 as a shell reports it) and a write is never unwound from inside zarr; compute alone handles it (143, in
 # order, between tiles: engine/interrupts.py). Every write survives being killed at any point (docs/store.md).
-EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class LazyGroup(click.Group):
@@ -53,7 +52,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         try:
-            module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+            with loading():  # numpy, zarr, dask: seconds on a loaded machine
+                module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
         except ModuleNotFoundError as exc:
             if exc.name == f"{__package__}.{COMMANDS[name]}":
                 return None  # command not built yet
@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         _interrupted()
 
 
-if signal.getsignal(signal.SIGINT) is not PREVIOUS_SIGINT and PREVIOUS_SIGINT is not None:
-    signal.signal(signal.SIGINT, PREVIOUS_SIGINT)  # loaded: a Ctrl-C is a KeyboardInterrupt again, caught where it lands (see main)
+_LOADING.__exit__(None, None, None)  # loaded: a Ctrl-C is a KeyboardInterrupt again, caught where it lands (see main)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -90,11 +90,14 @@ def writes(method):
         except OSError as exc:
             _settle()
             raise StoreError(f"{self.path}: cannot write ({exc.strerror or exc}); the store keeps its last complete state, run the command again once fixed") from None
+        except KeyboardInterrupt:  # Ctrl-C: the chunks in flight end first (each write is atomic), no "Task was destroyed" at exit
+            _settle()
+            raise
     return wrapper
 
 
 def _settle(seconds: float = 30.0) -> None:
-    """Let the chunk writes zarr still has in flight end (each fails or completes) after one of them failed.
+    """Let the chunk writes zarr still has in flight end (each fails or completes) after one of them failed, or Ctrl-C.
 
     zarr writes a call's chunks as concurrent tasks on its I/O thread's event loop; when one fails
     (a full disk), the call raises and leaves the others pending, and at exit Python prints "Task was
@@ -125,6 +128,9 @@ def reading(store_path: Path, what: str):
     try:
         yield
     except StoreError:
+        raise
+    except KeyboardInterrupt:
+        _settle()
         raise
     except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
         reason = "checksum mismatch" if "checksum" in str(exc).lower() else f"{type(exc).__name__}: {str(exc)[:120]}"
