@@ -155,14 +155,15 @@ class Results:
             out += [(a, x, why) for x in columns if (a, x, why) not in out]
         return vouched, sorted(out)
 
-    def tile_markers(self, damaged: list | None = None, checked: bool = True) -> np.ndarray:
+    def tile_markers(self, damaged: list | None = None, checked: bool = True, blocks: bool = False) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never (tiles.py).
 
-        Read from the records' headers alone (their payloads are checked by damaged_tiles and on read).
+        Read from the records' headers alone (their payloads are checked by damaged_tiles and on read), or with ``blocks``
+        from whole records, their checksums and numbers checked too (what a count shown to a user must rest on).
         A record that does not vouch for its place is a StoreError, or, given a ``damaged`` list, is appended to
         it as (a, b, why) and read as 0; ``checked`` False reads such records as 0 silently.
         """
-        vouched, damage = self._vouched(blocks=False)
+        vouched, damage = self._vouched(blocks=blocks)
         if damage and damaged is not None:
             damaged += damage
         elif damage and checked:
