@@ -585,7 +585,8 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
     argv = case.build(work, store)
     case_root = work / case.root
     before = {**tree_hashes(case_root), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
-    outside = tree_hashes(work, skip=(case.root, "other.zarr"))
+    mine = (case.root, "other.zarr", *(Path(argv[i + 1]).name for i, a in enumerate(argv[:-1]) if a == "-o"))  # the command's own output
+    outside = tree_hashes(work, skip=mine)
 
     def alarm(signum, frame):
         raise _Hang()
@@ -605,8 +606,8 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
             os.chmod(os.path.join(root, d), 0o755)
     if isinstance(result.exception, _Hang):
         return "hang", ""
-    changed = sorted(k for k in outside.keys() | tree_hashes(work, skip=(case.root, "other.zarr")).keys()
-                     if outside.get(k) != tree_hashes(work, skip=(case.root, "other.zarr")).get(k))
+    now = tree_hashes(work, skip=mine)
+    changed = sorted(k for k in outside.keys() | now.keys() if outside.get(k) != now.get(k))
     if changed:
         return "outside-write", f"changed outside the store: {', '.join(changed)[:160]}"
     err = result.stderr
