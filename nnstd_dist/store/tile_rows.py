@@ -165,7 +165,7 @@ class TileDir:
                     return f.read()
                 f.seek(span[0])
                 return f.read(span[1] - span[0])
-        except FileNotFoundError:
+        except (FileNotFoundError, files.Trespass):  # vanished, or replaced by a link or FIFO since the scan: not ours to copy
             return None
 
     def write_row(self, a: int, records: list[bytes]) -> None:

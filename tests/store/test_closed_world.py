@@ -344,3 +344,14 @@ def test_names_that_are_not_ascii_digits_are_not_the_stores(tmp_path, packed, na
     (packed.path / RESULTS / "tiles" / f"{name}.0").write_bytes(b"x")
     assert _problems(packed.path) == []
     np.testing.assert_array_equal(TopologyStore.open(packed.path).read_distance(), pair_distances(networks))
+
+
+@pytest.mark.parametrize("kind", ["link", "FIFO"])
+def test_ingesting_the_sources_again_replaces_a_mask_shard_that_is_no_regular_file(tmp_path, packed, networks, kind):
+    shard = packed.path / "mask_l1" / "c" / "0" / "0" / "0"
+    shard.unlink()
+    shard.symlink_to("/dev/zero") if kind == "link" else os.mkfifo(shard)
+    with _within(60):
+        report = TopologyStore.open(packed.path, mode="r+").append(list(zip(records(N), networks)))
+    assert len(report.replaced) == N and shard.is_file() and not shard.is_symlink()
+    assert verify(packed.path).problems == []
