@@ -355,3 +355,14 @@ def test_ingesting_the_sources_again_replaces_a_mask_shard_that_is_no_regular_fi
         report = TopologyStore.open(packed.path, mode="r+").append(list(zip(records(N), networks)))
     assert len(report.replaced) == N and shard.is_file() and not shard.is_symlink()
     assert verify(packed.path).problems == []
+
+
+def test_a_link_planted_at_a_temporary_name_is_never_followed(tmp_path):
+    target = tmp_path / "victim"
+    target.write_bytes(b"keep me")
+    path = tmp_path / "rows" / "0"
+    path.parent.mkdir()
+    (path.parent / f".0.{tile_files.partial_tag()}.partial").symlink_to(target)
+    tile_files.write_atomic(path, b"record")
+    assert path.read_bytes() == b"record" and target.read_bytes() == b"keep me"
+    assert os.listdir(path.parent) == ["0"]
