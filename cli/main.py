@@ -12,6 +12,7 @@ import sys
 import click
 
 from nnstd_dist import __version__
+from nnstd_dist.cli import _LOADING, EXIT_INTERRUPTED, loading
 from nnstd_dist.errors import NNSTDError
 
 # name -> module in this package that defines a click command called `command`.
@@ -34,7 +35,7 @@ COMMANDS = {
 # or store, one `Error:` line; 130 Ctrl-C. SIGTERM keeps its default action, so the process ends by the signal
 # (143 as a shell reports it) and a write is never unwound from inside zarr; compute alone handles it (143, in
 # order, between tiles: engine/interrupts.py). Every write survives being killed at any point (docs/store.md).
-EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class LazyGroup(click.Group):
@@ -51,12 +52,20 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         try:
-            module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+            with loading():  # numpy, zarr, dask: seconds on a loaded machine
+                module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
         except ModuleNotFoundError as exc:
             if exc.name == f"{__package__}.{COMMANDS[name]}":
                 return None  # command not built yet
             raise
         return module.command
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # Ctrl-C while the arguments are parsed: click would print "Aborted!" and exit 1.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            _interrupted()
 
     def invoke(self, ctx):
         # The library raises NNSTDError for anything the user can fix: one line, exit 2.
@@ -72,8 +81,13 @@ class LazyGroup(click.Group):
             click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:  # click's own handling would print "Aborted!" and exit 1
-            click.echo("\nInterrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            _interrupted()
+
+
+def _interrupted():
+    """Ctrl-C at any moment: one line, exit 130 (SystemExit passes through click untouched)."""
+    sys.stderr.write("\nInterrupted.\n")
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 # A library message names another step as its library call, e.g. `compute('s.zarr', max_layer=2, recompute=True)`:
@@ -130,8 +144,14 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="nnstd-dist")
+    """The program's entry point: a Ctrl-C that escapes click (while a command's modules load, or as it ends) is exit 130 too."""
+    try:
+        cli.main(args=argv, prog_name="nnstd-dist")
+    except KeyboardInterrupt:
+        _interrupted()
 
+
+_LOADING.__exit__(None, None, None)  # loaded: a Ctrl-C is a KeyboardInterrupt again, caught where it lands (see main)
 
 if __name__ == "__main__":
     sys.exit(main())

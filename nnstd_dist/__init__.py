@@ -8,12 +8,10 @@ The API a script or notebook needs::
     plan, stats = nd.compute("topos.zarr")              # every missing distance of a store (Dask)
     m = nd.labelled_matrix(nd.TopologyStore.open("topos.zarr"), layer=0)
 
-The store and Dask load only when first used, so ``nd.nnstd`` stays light.
+Everything loads when first used: the store and Dask never for ``nd.nnstd``, numpy not for the command line's start.
 """
 
 from .errors import NNSTDError
-from .kernel import nnstd
-from .sources.formats import load_set_network
 
 __version__ = "0.1.0"
 __all__ = [
@@ -21,7 +19,10 @@ __all__ = [
     "NNSTDError", "__version__",
 ]
 
-_LAZY = {  # name -> module that defines it, imported on first use
+_LAZY = {  # name -> module that defines it, imported on first use (the command line's entry point imports this package first:
+    # kept light, so that Ctrl-C while numpy and scipy load reaches its handler, not a traceback)
+    "nnstd": "kernel",
+    "load_set_network": "sources.formats",
     "read_network": "sources.discover",
     "compute": "engine.run",
     "labelled_matrix": "views.reduce",

@@ -6,7 +6,12 @@ clean (exit 2, one ``Error:`` line, the store's files unchanged), traceback, sil
 hang (the alarm fired), lost (the store's files changed by a refused command).
 
 A `verify` case (``Case.lists``) expects instead "listed": exit 1, the store unchanged, the damage among the problems printed
-("unlisted" otherwise).
+("unlisted" otherwise). A case that repairs or finishes (``Case.done``: compute over damage it replaces, upgrade through a
+linked store path) expects "done": exit 0 and `verify` finding nothing after it ("silent" otherwise).
+
+Issue 28: every case also checks that no file outside the store's folder changed ("outside-write", which wins over any
+other outcome): the work folder, with the links and user files a case planted, is hashed before and after, links and
+special files by what they are (never followed, never read).
 
 ``python tests/_corpus.py`` prints the outcome table for the nnstd_dist that is importable.
 """
@@ -30,7 +35,8 @@ import scipy.sparse as sp
 
 from _damage import (
     RESULTS, append_file, block, clear_inner, copy_file, cut_record, drop_attrs, edit_attrs, edit_inner_chunks, edit_meta, edit_record, flip_inner,
-    flip_record, flip_shard_index, lock_pid, remove, scheduler_at, swap_files, swap_masks, then, unpack_row, wide_pt_pair,
+    flip_record, flip_shard_index, forge_values, link_folder, lock_pid, plant, remove, scheduler_at, swap_files, swap_masks, then, unpack_row,
+    wide_pt_pair, write_file,
 )
 
 SHAPES = [(8, 6), (6, 3)]
@@ -46,10 +52,12 @@ class Case:
     cls: int  # the class of issue #11's list it belongs to
     build: Callable[[Path, Path], list[str]]  # (work folder, store) -> argv
     lists: str = ""  # a `verify` case: it must exit 1, the store unchanged, printing a problem line holding this text
+    done: bool = False  # a case that must succeed (exit 0), leaving a store verify finds whole
+    root: str = "store.zarr"  # the store the case's command works on, relative to the work folder
 
     @property
     def expected(self) -> str:
-        return "listed" if self.lists else "clean"
+        return "done" if self.done else "listed" if self.lists else "clean"
 
 
 def write_set(folder: Path, layers, seed: int = 0) -> Path:
@@ -71,13 +79,26 @@ def good_set(folder: Path, seed: int = 7) -> Path:
     return write_set(folder, population(seed))
 
 
-def tree_hashes(path: Path) -> dict[str, str]:
-    """sha256 of every file below ``path`` (relative path -> digest)."""
+def tree_hashes(path: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every regular file below ``path`` (relative path -> digest); a link as its target's name, a FIFO, socket or
+    device as its kind (never followed, opened or read: a case plants them); top-level entries named in ``skip`` left out."""
+    import stat
+
     out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
+    for root, dirs, files in os.walk(path):
+        if Path(root) == Path(path):
+            dirs[:] = [d for d in dirs if d not in skip]
+            files = [f for f in files if f not in skip]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             p = Path(root) / name
-            out[p.relative_to(path).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+            mode = os.lstat(p).st_mode
+            key = p.relative_to(path).as_posix()
+            if stat.S_ISLNK(mode):
+                out[key] = f"link -> {os.readlink(p)}"
+            elif stat.S_ISREG(mode):
+                out[key] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                out[key] = f"special {stat.S_IFMT(mode)}"
     return out
 
 
@@ -352,6 +373,30 @@ def _nothing(store: Path) -> None:
     pass
 
 
+def _cut_at_boundary(relative: str):
+    """The file ``relative`` cut after its first record: whole records, one missing (a copy that stopped there)."""
+    def damage(store: Path) -> None:
+        from _damage import records
+
+        path = store / relative
+        path.write_bytes(path.read_bytes()[: records(path)[0]["end"]])
+    return damage
+
+
+def _format2(work: Path, damage=None, link: bool = False) -> list[str]:
+    """`upgrade` of a format-2 store of three networks, work/old.zarr, damaged by ``damage``; with ``link``, given as a link to it."""
+    from _format2 import write_format2
+    from nnstd_dist.records import NetworkRecord
+
+    networks = [[sp.csr_matrix(m) for m in population(k)] for k in range(3)]
+    write_format2(work / "old.zarr", networks, [NetworkRecord(f"r{k}/epoch_000", run=f"r{k}", epoch=0) for k in range(3)])
+    if damage:
+        damage(work / "old.zarr")
+    if link:
+        (work / "link.zarr").symlink_to(work / "old.zarr")
+    return ["upgrade", "--store", str(work / ("link.zarr" if link else "old.zarr"))]
+
+
 EXPORT = ("export", "--store", "STORE", "-o", "WORK/d.npz")
 INFO = ("info", "--store", "STORE")
 RECOMPUTE = ("compute", "--store", "STORE", "--recompute", "--n-workers", "1")
@@ -465,6 +510,59 @@ STORE_CASES = [
     Case("compute --memory-limit 1KB", 11, _on_store(_nothing, *COMPUTE[:3], "--recompute", "--memory-limit", "1KB")),
     # 5: export onto what it did not create
     Case("export -o another store", 5, _on_store(_nothing, "export", "--store", "STORE", "-o", "WORK/other.zarr")),
+    # issue 28, item 1: links inside the store lead outside it; compute replaces them, never touching their targets
+    Case("tiles folder a link to a user's folder holding 1.0, compute", 28, _on_store(link_folder(f"{RESULTS}/tiles"), *COMPUTE), done=True),
+    Case("rows folder a link to a user's folder holding 1, compute", 28, _on_store(link_folder(f"{RESULTS}/rows"), *COMPUTE), done=True),
+    Case("rows folder a link to a user's folder, export", 28, _on_store(link_folder(f"{RESULTS}/rows"), *EXPORT)),
+    Case("rows folder a link to a user's folder, verify", 28, _on_store(link_folder(f"{RESULTS}/rows"), *VERIFY), lists="symbolic link"),
+    Case("row file a link to a user's file, compute", 28, _on_store(plant(ROW1, "user"), *COMPUTE), done=True),
+    Case("row file a link to a user's file, info", 28, _on_store(plant(ROW1, "user"), *INFO)),
+    Case("format-2 store behind a link, upgrade", 28, lambda w, s: _format2(w, link=True), done=True, root="old.zarr"),
+    # items 2 and 3: nothing blocks
+    Case("FIFO as a row file, verify", 28, _on_store(plant(ROW1, "fifo"), *VERIFY), lists="FIFO"),
+    Case("FIFO as a row file, info", 28, _on_store(plant(ROW1, "fifo"), *INFO)),
+    Case("FIFO as a row file, export", 28, _on_store(plant(ROW1, "fifo"), *EXPORT)),
+    Case("FIFO as a row file, compute", 28, _on_store(plant(ROW1, "fifo"), *COMPUTE), done=True),
+    Case("FIFO as a tile file, export", 28, _on_store(then(unpack_row(1), plant(T11, "fifo")), *EXPORT)),
+    Case("/dev/zero linked as a row file, verify", 28, _on_store(plant(ROW1, "dev zero"), *VERIFY), lists="symbolic link"),
+    Case("/dev/zero linked as a row file, export", 28, _on_store(plant(ROW1, "dev zero"), *EXPORT)),
+    Case("dangling link as a row file, verify", 28, _on_store(plant(ROW1, "dangling"), *VERIFY), lists="symbolic link"),
+    Case("folder as a row file, compute", 28, _on_store(plant(ROW1, "folder"), *COMPUTE), done=True),
+    Case("folder as a row file, verify", 28, _on_store(plant(ROW1, "folder"), *VERIFY), lists="folder"),
+    Case("FIFO as the lock, append", 28, _on_store(lambda st: os.mkfifo(st / "nnstd-dist.lock"), *APPEND)),
+    Case("mask shard linked to /dev/zero, verify", 28, _on_store(plant("mask_l0/c/0/0/0", "dev zero"), *VERIFY), lists="network 0"),
+    Case("mask shard linked to /dev/zero, compute --recompute", 28, _on_store(plant("mask_l0/c/0/0/0", "dev zero"), *RECOMPUTE)),
+    # item 3: numbers checked before they are served, whatever the checksums say
+    Case("record's distances +5 (checksums right), export", 28, _on_store(forge_values(ROW1, 0, lambda v: v + 5), *EXPORT)),
+    Case("record's distances +5 (checksums right), info", 28, _on_store(forge_values(ROW1, 0, lambda v: v + 5), *INFO)),
+    Case("record's distances negated (checksums right), export", 28, _on_store(forge_values(ROW1, 0, lambda v: -v - 0.1), *EXPORT)),
+    Case("record's distances all NaN (checksums right), verify", 28, _on_store(forge_values(ROW1, 0, lambda v: v * np.nan), *VERIFY),
+         lists="tile (1, 0)"),
+    Case("record's distances all NaN (checksums right), compute", 28, _on_store(forge_values(ROW1, 0, lambda v: v * np.nan), *COMPUTE), done=True),
+    Case("record's distances +5 (checksums right), compute", 28, _on_store(forge_values(ROW1, 0, lambda v: v + 5), *COMPUTE), done=True),
+    # item 4: one strict header schema
+    Case("header rows as floats (checksums right), export", 28, _on_store(edit_record(ROW1, 0, rows=[2.0, 3.0]), *EXPORT)),
+    Case("header rows NaN (checksums right), export", 28, _on_store(edit_record(ROW1, 0, text=b'{"a": 1, "b": 0, "rows": [NaN, 3]}'), *EXPORT)),
+    Case("header without a (checksums right), info", 28, _on_store(edit_record(ROW1, 0, text=b'{"b": 0, "rows": [2, 3], "cols": [0, 2]}'), *INFO)),
+    Case("header a 2,000-deep array (checksums right), export", 28, _on_store(edit_record(ROW1, 0, text=b"[" * 2000 + b"]" * 2000), *EXPORT)),
+    Case("header a 2,000-deep array (checksums right), verify", 28, _on_store(edit_record(ROW1, 0, text=b"[" * 2000 + b"]" * 2000), *VERIFY),
+         lists="tile (1, "),
+    Case("a file named \u00b2 among the row files, info", 28, _on_store(write_file(f"{RESULTS}/rows/\u00b2"), *INFO), done=True),
+    Case("a file named \u00b2 among the tile files, compute", 28, _on_store(write_file(f"{RESULTS}/tiles/\u00b2.0"), *COMPUTE), done=True),
+    # item 5: upgrade of a damaged format-2 store
+    Case("format-2 store with a garbage zarr.json, upgrade", 28, lambda w, s: _format2(w, lambda p: (p / "zarr.json").write_bytes(b"\0{")),
+         root="old.zarr"),
+    Case("format-2 store with n_networks beyond its arrays, upgrade", 28, lambda w, s: _format2(w, edit_attrs(n_networks=9)), root="old.zarr"),
+    Case("format-2 store whose shapes is a string, upgrade", 28, lambda w, s: _format2(w, edit_attrs(shapes="8x6")), root="old.zarr"),
+    Case("format-2 store with tile 0, upgrade", 28, lambda w, s: _format2(w, edit_attrs(tile=0)), root="old.zarr"),
+    # item 6: options
+    Case("compute --memory-limit inf", 28, _on_store(_nothing, *COMPUTE[:3], "--memory-limit", "inf")),
+    Case("compute --scheduler inproc://x", 28, _on_store(_nothing, *COMPUTE[:3], "--scheduler", "inproc://x")),
+    # item 8: a row file is written whole
+    Case("row file empty, verify", 28, _on_store(write_file(ROW1, b""), *VERIFY), lists="lacks tile (1, 0)"),
+    Case("row file cut at a record's boundary, verify", 28, _on_store(_cut_at_boundary(ROW1), *VERIFY), lists="lacks tile (1, 1)"),
+    Case("row file cut at a record's boundary, compute", 28, _on_store(_cut_at_boundary(ROW1), *COMPUTE), done=True),
+    Case("row file empty, export", 28, _on_store(write_file(ROW1, b""), *EXPORT)),
 ]
 
 
@@ -485,7 +583,10 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
     if case in STORE_CASES and (template.parent / FOREIGN).exists():  # records to copy from (no case ingests its work folder)
         shutil.copytree(template.parent / FOREIGN, work / FOREIGN)
     argv = case.build(work, store)
-    before = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
+    case_root = work / case.root
+    before = {**tree_hashes(case_root), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
+    mine = (case.root, "other.zarr", *(Path(argv[i + 1]).name for i, a in enumerate(argv[:-1]) if a == "-o"))  # the command's own output
+    outside = tree_hashes(work, skip=mine)
 
     def alarm(signum, frame):
         raise _Hang()
@@ -505,13 +606,25 @@ def run_case(case: Case, work: Path, template: Path) -> tuple[str, str]:
             os.chmod(os.path.join(root, d), 0o755)
     if isinstance(result.exception, _Hang):
         return "hang", ""
+    now = tree_hashes(work, skip=mine)
+    changed = sorted(k for k in outside.keys() | now.keys() if outside.get(k) != now.get(k))
+    if changed:
+        return "outside-write", f"changed outside the store: {', '.join(changed)[:160]}"
     err = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         return "traceback", f"{type(result.exception).__name__}: {result.exception}"[:200]
     if result.exit_code == 0:
+        if case.done:
+            from nnstd_dist.store.verify import verify
+
+            problems = verify(case_root).problems
+            return ("done", result.output.strip().splitlines()[-1:][0] if result.output.strip() else "") if not problems else (
+                "silent", f"exit 0 but verify finds: {problems[0]}"[:200])
         return "silent", result.output[:200]
-    after = {**tree_hashes(store), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
-    if after != before or (work / NEW_STORE).exists() or any(p.name.startswith((".store.zarr", ".new.zarr")) for p in work.iterdir()):
+    after = {**tree_hashes(case_root), **{f"other/{k}": v for k, v in tree_hashes(work / "other.zarr").items()}}
+    if after != before:
+        return "lost", f"changed: {', '.join(sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k)))[:150]}"
+    if (work / NEW_STORE).exists() or any(p.name.startswith((".store.zarr", ".new.zarr")) for p in work.iterdir()):
         return "lost", err[:200]
     if case.lists:  # verify: exit 1, and the damage named among the problems it prints
         found = [line for line in result.stdout.splitlines() if case.lists in line]
@@ -567,7 +680,7 @@ def main() -> None:
             counts[outcome] += 1
             counts["as expected"] += outcome == case.expected
             print(f"{outcome:9} [{case.cls:2}] {case.name}: {text.strip()[:150]}")
-    kinds = ("clean", "listed", "traceback", "silent", "hang", "lost", "unlisted", "as expected")
+    kinds = ("clean", "listed", "done", "traceback", "silent", "hang", "lost", "outside-write", "unlisted", "as expected")
     print(f"{len(CASES) + len(STORE_CASES)} cases: " + ", ".join(f"{k} {counts[k]}" for k in kinds))
 
 

@@ -9,6 +9,7 @@ not through the library, so that a damage is made to the bytes whatever the libr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -278,3 +279,66 @@ def wide_pt_pair(work: Path, store: Path) -> list[str]:
         torch.manual_seed(seed)
         torch.save({"fc.weight": (torch.rand(2000, 2) < 0.5).float()}, work / f"wide{seed}.pt")
     return ["pair", str(work / "wide0.pt"), str(work / "wide1.pt")]
+
+
+# ---- issue 28: links, special files, forged numbers, format-2 stores for `upgrade` -----------------------------------
+
+
+USER = "user"  # beside the store in a case's work folder: a user's folder a link in the store points to
+
+
+def user_folder(store: Path) -> Path:
+    """The user's folder beside the store, holding files named like a tile record (1.0) and a row file (1)."""
+    folder = store.parent / USER
+    folder.mkdir(exist_ok=True)
+    (folder / "1.0").write_bytes(b"a user's file named like a tile record")
+    (folder / "1").write_bytes(b"a user's file named like a row file")
+    return folder
+
+
+def link_folder(relative: str):
+    """The store's folder ``relative`` (its files moved to the user's folder first) replaced by a link to the user's folder."""
+    def damage(store: Path) -> None:
+        folder = user_folder(store)
+        for p in (store / relative).iterdir():
+            p.rename(folder / f"moved-{p.name}")
+        (store / relative).rmdir()
+        (store / relative).symlink_to(folder)
+    return damage
+
+
+def plant(relative: str, kind: str):
+    """The file ``relative`` replaced by a FIFO, a link (to the user's file "1", to /dev/zero, to nothing), or a folder."""
+    def damage(store: Path) -> None:
+        path = store / relative
+        path.unlink()
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "dev zero":
+            path.symlink_to("/dev/zero")
+        elif kind == "dangling":
+            path.symlink_to(store.parent / "nothing-here")
+        else:
+            path.symlink_to(user_folder(store) / "1")
+    return damage
+
+
+def forge_values(relative: str, index: int, transform):
+    """Record ``index`` of ``relative`` with its payload's float64 values replaced by ``transform(values)``, both checksums right."""
+    import numpy as np
+
+    def damage(store: Path) -> None:
+        path = store / relative
+        raw, r = path.read_bytes(), records(path)[index]
+        values = np.frombuffer(raw[r["payload_at"] : r["end"] - 4], dtype="<f8")
+        new = encode(raw[r["header_at"] : r["payload_at"] - 4], np.ascontiguousarray(transform(values), dtype="<f8").tobytes())
+        path.write_bytes(raw[: r["start"]] + new + raw[r["end"] :])
+    return damage
+
+
+def write_file(relative: str, content: bytes = b"x"):
+    def damage(store: Path) -> None:
+        (store / relative).write_bytes(content)
+    return damage

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ __all__ = ["ClusterSpec", "connect", "active_client", "threads", "dashboard"]
 # One BLAS/OpenMP thread per task thread: worker processes share the cores, they must not oversubscribe.
 PROBE_SECONDS = 10.0  # a scheduler sends its handshake at once; this bounds a server that says nothing
 MIN_WORKER_MEMORY = 256 * 2**20
+REMOTE_PROTOCOLS = ("tcp", "tls", "ws", "wss")  # what a client in another process can reach a scheduler by
 log = logging.getLogger(__name__)
 _ONE_THREAD = {name: 1 for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
 
@@ -160,16 +162,16 @@ def _check_scheduler_file(path: str) -> str:
 
 
 def _check_address_form(address: str) -> None:
-    """PROTOCOL://HOST:PORT or HOST:PORT of a protocol distributed speaks; distributed raises ValueError deep inside otherwise."""
+    """PROTOCOL://HOST:PORT or HOST:PORT of a protocol another process can reach; distributed raises ValueError deep inside otherwise.
+
+    inproc:// names a scheduler inside the process that made it: from here, a wait and a traceback."""
     from distributed.comm.addressing import parse_address, parse_host_port
-    from distributed.comm.registry import backends
 
     try:
         protocol, location = parse_address(address)
-        if protocol not in backends:
-            raise ValueError(f"unknown protocol {protocol!r} (Dask speaks {', '.join(sorted(backends))})")
-        if protocol in ("tcp", "tls"):
-            parse_host_port(location)
+        if protocol not in REMOTE_PROTOCOLS:
+            raise ValueError(f"protocol {protocol!r} is not one a client elsewhere reaches ({', '.join(p + '://' for p in REMOTE_PROTOCOLS)})")
+        parse_host_port(location)  # every remote protocol is HOST:PORT
     except ValueError as exc:
         raise ClusterError(f"`scheduler` {address!r} is not a Dask scheduler address such as tcp://host:8786: {exc}") from None
 
@@ -208,9 +210,11 @@ def _check_memory_limit(limit, threads: int) -> None:
     """A worker memory limit distributed can read, and enough for a worker to run a task: below it a worker pauses forever."""
     from distributed.worker_memory import parse_memory_limit
 
+    if isinstance(limit, float) and not math.isfinite(limit):
+        raise ClusterError(f"`memory_limit` {limit!r} is not a finite amount of memory such as 2GB or 512MiB (or auto)")
     try:
         nbytes = parse_memory_limit(limit, threads, _cores(), logger=log)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # "inf": int(inf) overflows inside distributed
         raise ClusterError(f"`memory_limit` {limit!r} is not an amount of memory such as 2GB or 512MiB (or auto)") from None
     if nbytes is not None and nbytes <= 0:
         raise ClusterError(f"`memory_limit` {limit!r} is not a positive amount of memory")

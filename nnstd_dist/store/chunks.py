@@ -7,9 +7,12 @@ decompression. Part of the store (it knows zarr's chunk layout ``<array>/c/<i>/<
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import google_crc32c
+
+from . import files
 
 __all__ = ["chunk_path", "chunk_problem", "shard_index", "shard_problems"]
 
@@ -19,12 +22,15 @@ def chunk_path(store: Path, array: str, coords) -> Path:
     return Path(store, array, "c", *(str(int(c)) for c in coords))
 
 
-def chunk_problem(path: Path) -> str | None:
-    """None if the chunk file is whole, else what is wrong with it: missing, unreadable, truncated, checksum mismatch."""
+def chunk_problem(path: Path, root: Path | None = None) -> str | None:
+    """None if the chunk file is whole, else what is wrong with it: missing, unreadable, truncated, checksum mismatch,
+    or no regular file (a link, a FIFO: never followed or read; with ``root``, a linked folder on the way too)."""
     try:
-        raw = path.read_bytes()
+        raw = files.read_regular(path, root)
     except FileNotFoundError:
         return "missing"
+    except files.Trespass as exc:
+        return exc.what
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if len(raw) < 4:
@@ -37,7 +43,7 @@ def chunk_problem(path: Path) -> str | None:
 _EMPTY = 2**64 - 1  # zarr's sharding index marks an inner chunk that was never written with this offset and length
 
 
-def shard_index(path: Path, n_inner: int) -> list[tuple[int, int] | None] | str:
+def shard_index(path: Path, n_inner: int, root: Path | None = None) -> list[tuple[int, int] | None] | str:
     """The (offset, length) of each inner chunk of a zarr shard file (None: never written), or what is wrong with the file.
 
     zarr's sharding codec puts the index last: n_inner pairs of little-endian uint64, then their crc32c.
@@ -45,7 +51,7 @@ def shard_index(path: Path, n_inner: int) -> list[tuple[int, int] | None] | str:
     """
     size = 16 * n_inner + 4
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(files.open_regular(path, root), "rb") as f:
             f.seek(0, 2)
             if f.tell() < size:
                 return "truncated"
@@ -53,6 +59,8 @@ def shard_index(path: Path, n_inner: int) -> list[tuple[int, int] | None] | str:
             raw = f.read(size)
     except FileNotFoundError:
         return "missing"
+    except files.Trespass as exc:
+        return exc.what
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
@@ -61,16 +69,16 @@ def shard_index(path: Path, n_inner: int) -> list[tuple[int, int] | None] | str:
     return [None if p == (_EMPTY, _EMPTY) else p for p in pairs]
 
 
-def shard_problems(path: Path, n_inner: int, wanted, read: bool = True) -> dict[int, str]:
+def shard_problems(path: Path, n_inner: int, wanted, read: bool = True, root: Path | None = None) -> dict[int, str]:
     """Problems of the inner chunks ``wanted`` (indices within the shard): missing, or, with ``read``, their crc32c wrong."""
-    index = shard_index(path, n_inner)
+    index = shard_index(path, n_inner, root)
     if isinstance(index, str):
         return {i: index for i in wanted}
     out = {i: "missing" for i in wanted if index[i] is None}
     if not read:
         return out
     try:
-        raw = path.read_bytes()
+        raw = files.read_regular(path, root)
     except OSError as exc:
         return {i: f"unreadable ({exc.strerror or exc})" for i in wanted}
     for i in wanted:

@@ -10,6 +10,7 @@ leaves them so, and the next append cuts them back. Part of the store: it reads 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import zarr
 
 from ..kernel import SOLVERS
 from ..records import METADATA_COLUMNS
+from . import files
+from .format import FORMAT, FORMAT_VERSION
+from .zarr_io import zarr_store
 
 __all__ = ["problems", "problems_at"]
 
@@ -52,9 +56,7 @@ def problems(group, path) -> list[str]:
 def problems_at(path) -> list[str]:
     """``problems`` of the nnstd-dist store at ``path``; [] if it is no readable nnstd-dist group at all (open says why)."""
     try:
-        group = zarr.open_group(str(path), mode="r")
-        from .topology_store import FORMAT, FORMAT_VERSION
-
+        group = zarr.open_group(zarr_store(files.resolved(path), "r"), mode="r")
         ours = group.attrs.get("format") == FORMAT and group.attrs.get("format_version") == FORMAT_VERSION  # else open's message says why
     except Exception:  # zarr raises several types for a broken group
         return []
@@ -129,7 +131,7 @@ def _results(attrs: dict, n_layers: int, path) -> list[str]:
         return [f"attribute tile is {tile!r}, not a positive tile size"]
     if not _count(results, 1):
         return [f"attribute results is {results!r}, not the number of a set of results (attribute tile says distances were computed)"]
-    if not (Path(path) / "distances" / f"g{results}" / "tiles").is_dir():
+    if not _folder_present(Path(path), Path(path) / "distances" / f"g{results}" / "tiles"):
         out.append(f"folder distances/g{results}/tiles is missing (attribute tile says distances were computed)")
     solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
     if solver not in SOLVERS:
@@ -139,6 +141,15 @@ def _results(attrs: dict, n_layers: int, path) -> list[str]:
     if max_layer is not None and not (_count(max_layer) and max_layer < n_layers):
         out.append(f"attribute max_layer is {max_layer!r}, not a layer of 0..{n_layers - 1}")
     return out
+
+
+def _folder_present(root: Path, folder: Path) -> bool:
+    """Whether ``folder`` is there; a link or non-folder on its way is the results' damage, which compute repairs (tile_rows.py)."""
+    try:
+        files.check_folders(root, folder)
+    except files.Trespass:
+        return True
+    return os.path.lexists(folder)
 
 
 def _absent(arrays: dict, name: str) -> str:

@@ -6,7 +6,8 @@ empty or half-written lock, and a full disk leaves no lock behind. A lock whose 
 (same host) is stale; taking it over is serialised by an ``flock`` on ``nnstd-dist.lock.guard`` and
 re-checks the holder under it, so two runs never both take the same stale lock. Another host's
 lock, or a damaged one, is only taken with ``force``; the way out every message names is to remove
-the lock file. Plain files, no zarr.
+the lock file. A link, FIFO or folder at the lock's name is a damaged lock, never followed or waited
+on, and the guard is opened without following a link. Plain files, no zarr.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
 
-from . import faults
+from . import faults, files
 from ..errors import LockError, StoreError
 
 __all__ = ["LOCK_FILE", "GUARD_FILE", "hold", "holder", "process_alive"]
 
 LOCK_FILE = "nnstd-dist.lock"
 GUARD_FILE = "nnstd-dist.lock.guard"
+_LOCK_MAX = 1 << 16  # a lock is ~200 bytes of JSON; more is damage, never read whole
 
 
 @contextlib.contextmanager
@@ -56,9 +59,11 @@ def hold(directory: str | Path, command: str, force: bool = False):
 def holder(path: str | Path) -> dict:
     """The lock's content; {} if there is none; ``{"damaged": why}`` if it cannot be read as a lock."""
     try:
-        text = Path(path).read_bytes()
+        text = files.read_regular(Path(path), limit=_LOCK_MAX)  # a FIFO or link there is damage, never waited on or followed
     except FileNotFoundError:
         return {}
+    except files.Trespass as exc:
+        return {"damaged": exc.what}
     except OSError as exc:
         return {"damaged": f"unreadable: {exc.strerror or exc}"}
     if not text.strip():
@@ -97,9 +102,13 @@ def _create(path: Path, me: dict) -> bool:
 def _take_over(directory: Path, path: Path, seen: dict) -> None:
     """Remove the lock ``seen`` if it is still the one there: under the guard, so only one run removes it."""
     try:
-        guard = os.open(directory / GUARD_FILE, os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError as exc:
-        raise StoreError(f"{directory}: cannot create {GUARD_FILE} ({exc.strerror or exc})") from None
+        guard = os.open(directory / GUARD_FILE, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(guard).st_mode):
+            os.close(guard)
+            raise files.Trespass(directory / GUARD_FILE, "not a regular file")
+    except OSError as exc:  # a link (ELOOP) or a FIFO there: never followed, never waited on
+        raise StoreError(f"{directory}: cannot use {GUARD_FILE} ({exc.strerror or exc}); if no nnstd-dist run is using the store, "
+                         f"remove {directory / GUARD_FILE} and run again") from None
     try:
         fcntl.flock(guard, fcntl.LOCK_EX)
         if holder(path) == seen:

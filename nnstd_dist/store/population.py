@@ -190,7 +190,7 @@ class Population:
         wanted = [(name, c) for name in (*METADATA_COLUMNS, "replaced_at") for c in self._column_chunks(name)]
         wanted += [("connections", (c, 0)) for c, in self._column_chunks("connections")]
         for name, coords in wanted:
-            problem = chunk_problem(chunk_path(self.path, name, coords))
+            problem = chunk_problem(chunk_path(self.path, name, coords), self.path)
             if problem:
                 out.append((name, coords, problem))
         return out
@@ -200,7 +200,7 @@ class Population:
         for name in PER_NETWORK:
             for coords in self._column_chunks(name):
                 coords = (coords[0], 0) if name == "connections" else coords
-                problem = chunk_problem(chunk_path(self.path, name, coords))
+                problem = chunk_problem(chunk_path(self.path, name, coords), self.path)
                 if problem:
                     raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; {damage_hint(self.path)}")
 
@@ -212,7 +212,7 @@ class Population:
             by_shard.setdefault(int(i) // s, []).append(int(i) % s)
         out = {}
         for shard, inner in sorted(by_shard.items()):
-            found = shard_problems(chunk_path(self.path, f"mask_l{layer}", (shard, 0, 0)), s, inner, read)
+            found = shard_problems(chunk_path(self.path, f"mask_l{layer}", (shard, 0, 0)), s, inner, read, self.path)
             out.update({shard * s + i: problem for i, problem in sorted(found.items())})
         return out
 

@@ -21,17 +21,18 @@ every replace, so a task of an older run writes nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
 
 from ..errors import StoreError
 from ..tiles import extent, n_tiles, tile_of
-from .tile_files import encode, mismatch
+from .tile_files import encode, mismatch, partial_tag, payload_problem
 from .tile_rows import TileDir
 from .zarr_io import damage_hint, reading, writes
 from .distances import VouchedMatrix
-from . import faults
+from . import faults, files
 
 __all__ = ["Results"]
 
@@ -72,12 +73,12 @@ class Results:
 
     @property
     def tiles_dir(self) -> TileDir:
-        return TileDir(self.path / "distances" / f"g{int(self._group.attrs['results'])}")
+        return TileDir(self.path / "distances" / f"g{int(self._group.attrs['results'])}", self.path)
 
     def generation_on_disk(self) -> int:
         """The generation as stored now (zarr caches the attributes read at open)."""
         with reading(self.path, "the store's zarr.json"):
-            return int(json.loads((self.path / "zarr.json").read_bytes())["attributes"].get("generation", 0))
+            return int(json.loads(files.read_regular(self.path / "zarr.json", self.path))["attributes"].get("generation", 0))
 
     def require_results(self) -> None:
         """Refuse a store whose distances were never computed."""
@@ -106,6 +107,8 @@ class Results:
         attrs["generation"] = self.generation + 1
         attrs["results"] = attrs["generation"]
         self._group.attrs.put(attrs)
+        faults.before_write()
+        files.clear(self.path / "distances", partial_tag(), folder=True)  # a link there would have us write and delete in its target
         if "distances" not in self._group:  # a group node: zarr and xarray then know the folder and skip it quietly
             self._group.create_group("distances", attributes={"nnstd-dist": "tile records, not zarr arrays: see docs/store.md"})
         self.tiles_dir.create()
@@ -113,9 +116,12 @@ class Results:
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
         )  # the commit point
         for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
-            if old.name != self.tiles_dir.root.name:
+            if old.name not in (self.tiles_dir.root.name, "zarr.json"):
                 faults.before_write()
-                shutil.rmtree(old, ignore_errors=True)
+                if old.is_symlink() or not old.is_dir():
+                    old.unlink(missing_ok=True)  # the name only: a link's target is not ours
+                else:
+                    shutil.rmtree(old, ignore_errors=True)  # rmtree never follows links inside
 
     # ---- which tiles are done -----------------------------------------------------------------
 
@@ -129,11 +135,16 @@ class Results:
         digests, hashes, replaced_at = self.column("digest"), {}, self.replaced_at()
         vouched, damage = {}, list(found.damage)
         k = n_tiles(n, tile)
+        if found.folder:
+            damage += [(a, None, found.folder) for a in range(k) if tile_rows is None or a in tile_rows]
+        computed = layers if self.max_layer is None else self.max_layer + 1
         for (a, b), place in found.records.items():
             header = place[0].header
             if a < k and b <= a and _stale(header, replaced_at):
                 continue  # written before a replace of one of its networks: computed again
             why = mismatch(header, a, b, tile, n, results, layers, digests, hashes)
+            if not why and place[0].block is not None:
+                why = payload_problem(place[0].block, computed)
             if why:
                 damage.append((a, b, why))
             else:
@@ -144,14 +155,15 @@ class Results:
             out += [(a, x, why) for x in columns if (a, x, why) not in out]
         return vouched, sorted(out)
 
-    def tile_markers(self, damaged: list | None = None, checked: bool = True) -> np.ndarray:
+    def tile_markers(self, damaged: list | None = None, checked: bool = True, blocks: bool = False) -> np.ndarray:
         """(n_tiles, n_tiles) int64: the population size at which each tile was completed, 0 if never (tiles.py).
 
-        Read from the records' headers alone (their payloads are checked by damaged_tiles and on read).
+        Read from the records' headers alone (their payloads are checked by damaged_tiles and on read), or with ``blocks``
+        from whole records, their checksums and numbers checked too (what a count shown to a user must rest on).
         A record that does not vouch for its place is a StoreError, or, given a ``damaged`` list, is appended to
         it as (a, b, why) and read as 0; ``checked`` False reads such records as 0 silently.
         """
-        vouched, damage = self._vouched(blocks=False)
+        vouched, damage = self._vouched(blocks=blocks)
         if damage and damaged is not None:
             damaged += damage
         elif damage and checked:
@@ -178,6 +190,7 @@ class Results:
     def reopen_damaged_tiles(self) -> list[tuple[int, int, str]]:
         """Remove every damaged record (see ``damaged_tiles``), so that the next run recomputes its tile; returns them."""
         damaged = self.damaged_tiles()
+        self.tiles_dir.repair_folders()
         for a in sorted({a for a, _, _ in damaged}):
             self.drop_tiles(a, {b for x, b, _ in damaged if x == a})
         return damaged
@@ -188,14 +201,22 @@ class Results:
 
     @writes
     def drop_tiles(self, a: int, columns: set) -> None:
-        """Forget tiles (a, b) for b in ``columns``: they are computed again (a row file keeps only its other readable records)."""
+        """Forget tiles (a, b) for b in ``columns`` (None: the whole row): they are computed again.
+
+        A row file is written whole only: its other readable records become tile files again, then it is removed
+        (a crash in between leaves both, equal). A link or non-folder where a results folder belongs is replaced first."""
         tiles = self.tiles_dir
+        tiles.repair_folders()
+        columns = set(range(a + 1)) if None in columns else columns
         for b in columns:
             tiles.remove_tile(a, b)
-        if tiles.row_path(a).exists():
+        if tiles.has_row(a):
             vouched, _ = self._vouched(blocks=True, tile_rows={a})
-            kept = [tiles.raw(p) for (_, b), p in sorted(vouched.items()) if b not in columns and p[2] is not None]
-            tiles.write_row(a, [r for r in kept if r is not None])
+            for (_, b), place in sorted(vouched.items()):
+                raw = tiles.raw(place) if b not in columns and place[2] is not None else None
+                if raw is not None:
+                    tiles.write_tile(a, b, raw)
+            tiles.remove_row(a)
 
     def check_continuable(self, tile: int | None, solver: str, tie_rule: int | None, max_layer: int | None) -> None:
         """Raise StoreError unless a run with these settings may finish the stored results (else it needs `recompute`)."""
@@ -273,7 +294,7 @@ class Results:
     def pack_row(self, a: int) -> bool:
         """Tile row a as one file, once every tile in it is complete at the current population; False if it is not."""
         tiles, n = self.tiles_dir, self.n_networks
-        loose = [(a, b) for b in range(a + 1) if tiles.tile_path(a, b).exists()]  # no listing of the run's folder
+        loose = [(a, b) for b in range(a + 1) if os.path.lexists(tiles.tile_path(a, b))]  # no listing of the run's folder
         if not loose:
             return False
         vouched, damage = self._vouched(blocks=True, tile_rows={a}, loose=loose)

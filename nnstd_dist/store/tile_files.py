@@ -16,14 +16,21 @@ copied from another store, would pass it. So the header names the tile (a, b), t
 belongs to, and ``networks`` = sha256 over the digests of its row and column networks; a reader
 accepts a record for (a, b) only when all of these match the store as it is now (``mismatch`` says why not). A
 record is written whole to a temporary name and renamed into place; a row file is the records of one
-tile row, one after another. Part of the store; no zarr.
+tile row, one after another.
+
+Everything read is hostile until checked: a file is opened without following links and only if it is
+regular (files.py), a header is parsed by one strict schema (``parse_header``: known keys, integer
+types and ranges, nesting depth) before any field is used, and a payload holds distances in [0, 1]
+(``payload_problem``) whatever its checksums say. Part of the store; no zarr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -33,13 +40,24 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
-from . import faults
+from . import faults, files
 from ..tiles import extent, n_tiles
 
-__all__ = ["MAGIC", "Record", "frame", "encode", "read_records", "networks_hash", "mismatch", "write_atomic"]
+__all__ = [
+    "MAGIC", "Record", "frame", "encode", "read_records", "parse_header", "payload_problem", "networks_hash", "mismatch", "write_atomic",
+]
 
 MAGIC = b"NNSTDT3\0"
-_HEADER_MAX = 1 << 20  # a header is ~200 bytes, more with an "uncertified" list; a larger length field is damage, never an allocation
+# A header is ~200 bytes, or up to a list of every pair of its tile ("uncertified"); a larger length is damage, never an allocation.
+_HEADER_MAX = 1 << 20
+_COUNTS = {"a": 0, "b": 0, "done_at": 1, "layers": 1, "results": 1, "generation": 0}  # integer keys and their least values
+_SPANS = ("rows", "cols")
+_KEYS = {*_COUNTS, *_SPANS, "networks"}
+_OPTIONAL = {"uncertified"}
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_INT_MAX = 2**53  # no count of a store comes near it; JSON readers elsewhere lose integers past it
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 def _crc(data: bytes) -> bytes:
@@ -120,15 +138,17 @@ def mismatch(header: dict, a: int, b: int, tile: int, n: int, results: int, laye
     return None
 
 
-def read_records(path: Path, blocks: bool) -> list[Record]:
+def read_records(path: Path, blocks: bool, root: Path | None = None) -> list[Record]:
     """Every record in the file at ``path``, in order; with ``blocks``, their payloads read and checked too.
 
     A damaged record is returned with its ``problem``; the file's rest after damage that breaks the
     framing (a wrong magic or length) cannot be parsed and is one damaged record. A missing file: [].
+    Anything but a regular file (a link, a FIFO, a folder) is one damaged record, never opened for reading;
+    with ``root`` (the store's), a linked folder between it and the file is one too.
     """
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        with os.fdopen(files.open_regular(path, root), "rb") as f:
+            size = os.fstat(f.fileno()).st_size  # read within it: a file growing meanwhile is never followed
             out = []
             while f.tell() < size:
                 record = _next_record(f, size, blocks)
@@ -138,6 +158,8 @@ def read_records(path: Path, blocks: bool) -> list[Record]:
             return out
     except FileNotFoundError:
         return []
+    except files.Trespass as exc:
+        return [Record(None, problem=f"is {exc.what}")]
     except OSError as exc:
         return [Record(None, problem=f"unreadable ({exc.strerror or exc})")]
 
@@ -156,13 +178,13 @@ def _next_record(f, size: int, blocks: bool) -> Record:
     if _crc(text) != crc:
         return Record(None, problem="checksum mismatch (header)")
     try:
-        header = json.loads(text)
-        shape = (int(header["layers"]), header["rows"][1] - header["rows"][0], header["cols"][1] - header["cols"][0])
-    except (ValueError, KeyError, TypeError, IndexError):
-        return Record(None, problem="damaged (header)")
-    nbytes = 8 * int(np.prod(shape))
+        header = parse_header(text)
+    except ValueError as exc:
+        return Record(None, problem=f"damaged (header: {exc})")
+    shape = (header["layers"], header["rows"][1] - header["rows"][0], header["cols"][1] - header["cols"][0])
+    nbytes = 8 * shape[0] * shape[1] * shape[2]
     end = start + 12 + length + 4 + nbytes + 4
-    if min(shape) < 0 or end > size:
+    if end > size:
         return Record(None, problem="truncated")
     if not blocks:
         f.seek(end)
@@ -173,6 +195,62 @@ def _next_record(f, size: int, blocks: bool) -> Record:
     return Record(header, np.frombuffer(payload, dtype="<f8").reshape(shape), nbytes=end - start)
 
 
+def parse_header(text: bytes) -> dict:
+    """A record's header, checked against the one schema before any field is used; ValueError saying what is wrong.
+
+    Checked before parsing: the nesting depth (a header is an object of lists of integers, so deeper
+    JSON is damage, never a RecursionError); after: known keys, integers (no float, bool, NaN) in range,
+    ``rows``/``cols`` increasing pairs, ``networks`` a sha256, ``uncertified`` increasing pair indices of the tile.
+    """
+    bare = np.frombuffer(_STRINGS.sub(b'""', text), dtype=np.uint8)
+    depth = np.cumsum(np.isin(bare, (0x5B, 0x7B)).astype(np.int64) - np.isin(bare, (0x5D, 0x7D)))
+    if len(depth) and depth.max() > 2:
+        raise ValueError("nested too deep")
+    try:
+        header = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError; an int of 5,000 digits too
+        raise ValueError(f"not JSON ({str(exc)[:60]})") from None
+    if not isinstance(header, dict):
+        raise ValueError("not an object")
+    if not _KEYS <= header.keys() or not header.keys() <= _KEYS | _OPTIONAL:
+        missing, unknown = sorted(_KEYS - header.keys()), sorted(header.keys() - _KEYS - _OPTIONAL)
+        raise ValueError(f"keys missing {missing[:4]} or unknown {[k[:20] for k in unknown[:4]]}")
+    for key, least in _COUNTS.items():
+        if not _is_int(header[key], least):
+            raise ValueError(f"{key} is not an integer >= {least}")
+    for key in _SPANS:
+        span = header[key]
+        if not (isinstance(span, list) and len(span) == 2 and all(_is_int(x, 0) for x in span) and span[0] <= span[1]):
+            raise ValueError(f"{key} is not a pair of integers [start, stop]")
+    if not (isinstance(header["networks"], str) and _HEX64.fullmatch(header["networks"])):
+        raise ValueError("networks is not a sha256")
+    if "uncertified" in header:
+        pairs, size = header["uncertified"], (header["rows"][1] - header["rows"][0]) * (header["cols"][1] - header["cols"][0])
+        if not (isinstance(pairs, list) and all(_is_int(p, 0) and p < size for p in pairs) and all(p < q for p, q in zip(pairs, pairs[1:]))):
+            raise ValueError(f"uncertified is not an increasing list of pair indices below {size}")
+    return header
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is no number of a header")
+
+
+def _is_int(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value < _INT_MAX
+
+
+def payload_problem(block: np.ndarray, computed: int) -> str | None:
+    """None if ``block`` (layers, rows, cols) holds distances in [0, 1] in its first ``computed`` layers and, past them
+    (not computed, --max-layer), NaN or distances; else what is wrong. A record's checksums vouch for bytes, not for numbers."""
+    done, rest = block[:computed], block[computed:]
+    if np.isnan(done).any():
+        return "distances marked computed are missing (NaN)"
+    with np.errstate(invalid="ignore"):
+        if (done < 0).any() or (done > 1).any() or (rest < 0).any() or (rest > 1).any():
+            return "distances outside [0, 1]"
+    return None
+
+
 def partial_tag() -> str:
     """Who writes a temporary file: host, process and thread (a worker process runs tasks on several threads)."""
     return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
@@ -181,11 +259,19 @@ def partial_tag() -> str:
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` as the file ``path``, whole or not at all: written to a temporary name, then renamed over it."""
     faults.before_write()
-    tmp = path.with_name(f".{path.name}.{partial_tag()}.partial")
+    tag = partial_tag()
+    tmp = path.with_name(f".{path.name}.{tag}.partial")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            fd = os.open(tmp, _WRITE, 0o644)
+        except FileExistsError:  # left by a killed writer whose ids we now reuse (or planted): the name only, never followed
+            os.unlink(tmp)
+            fd = os.open(tmp, _WRITE, 0o644)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
+        files.clear(path, tag)  # a folder where the file belongs would refuse the rename; a link or FIFO is replaced by it anyway
         os.rename(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise

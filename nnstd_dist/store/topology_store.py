@@ -34,19 +34,20 @@ import zarr
 
 from . import faults
 
-from . import consistency, lock
+from . import consistency, files, lock
+from .format import FORMAT, FORMAT_VERSION
 from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
+from .chunks import chunk_path
 from .lock import process_alive
+from .tile_files import partial_tag
 from .zarr_io import damage_hint, writes, zarr_store
 from .population import PER_NETWORK, STRING_COLUMNS, Population
 from .results import Results
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
 
-FORMAT = "nnstd-dist"
-FORMAT_VERSION = 3  # 2: crc32c on every chunk, results committed by `tile`; 3: mask shards, tile records bound to place and networks
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
 
 
@@ -60,8 +61,8 @@ class TopologyStore(Population, Results):
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> "TopologyStore":
-        """Open an existing store; ``mode`` "r" or "r+"."""
-        path = Path(path)
+        """Open an existing store; ``mode`` "r" or "r+". A linked store path is resolved once, here: it stands for its target."""
+        path = files.resolved(path)
         if path.is_file():
             raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
         if not path.exists() and any(path.parent.glob(f".{path.name}.format2-*")):
@@ -141,6 +142,7 @@ class TopologyStore(Population, Results):
                 self._write_networks(old_n + start, [m for _, m in batch], [r for r, _ in batch])
             self._group["replaced_at"][old_n:new_n] = 0  # rows a killed append may have left are cut, not trusted
             report.added = [r.name for r, _ in new]
+        self._clear_odd_shards([index for index, _, _ in replaced])
         for index, record, masks in replaced:
             self._write_networks(index, [masks], [record])
             report.replaced.append(record.name)
@@ -190,6 +192,17 @@ class TopologyStore(Population, Results):
         if not -1 <= record.epoch < 2**63:
             raise StoreError(f"{record.source or record.name}: epoch {record.epoch} does not fit the store (0 .. 2^63-1, or -1 for none)")
         return record
+
+    def _clear_odd_shards(self, indices) -> None:
+        """A link, FIFO or folder where a mask shard of these networks belongs, removed (never followed) so the rewrite can land.
+
+        zarr reads a shard before it writes one of its networks; its other networks' masks were unreadable already
+        and read as missing until their sources are ingested again."""
+        for k in range(self.n_layers):
+            per_shard = self._group[f"mask_l{k}"].shards[0]
+            for shard in sorted({int(i) // per_shard for i in indices}):
+                faults.before_write()
+                files.clear(chunk_path(self.path, f"mask_l{k}", (shard, 0, 0)), partial_tag())
 
     def _resize_population(self, n: int) -> None:
         for k, (n_in, n_out) in enumerate(self.shapes):

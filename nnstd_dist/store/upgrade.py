@@ -4,7 +4,10 @@ The new store is built beside the old one from the old one's arrays (every chunk
 crc32c), under the old store's lock, then swapped in by two renames: the old store to
 ``.NAME.format2-PID``, the new one to NAME; the old one is then removed. Killed before the swap, the
 old store is untouched (the staging folder is removed by the next upgrade); killed between the
-renames, NAME is missing and ``upgrade`` run again puts the old store back and starts over. Distances
+renames, NAME is missing and ``upgrade`` run again puts the old store back and starts over; stopped after
+them (SIGTERM while the old copy is removed), the next ``upgrade`` removes that copy. A linked store path
+is resolved first: the target is upgraded, the link stays. A damaged format-2 store (unreadable
+metadata, attributes that contradict its arrays) is one StoreError, the store left as it was. Distances
 of tiles marked done are carried over as tile records (bound to the networks' digests); results of the
 superseded ``sparse`` solver are dropped (compute them again with ``fast``).
 """
@@ -20,15 +23,21 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from . import faults, lock
+from . import faults, files, lock
 from ..errors import NotAStoreError, StoreError
 from ..records import METADATA_COLUMNS
 from ..tiles import extent, n_tiles, vouched_upto
-from .zarr_io import reading
+from .format import FORMAT, FORMAT_VERSION
+from .zarr_io import reading, zarr_store
 
 __all__ = ["upgrade", "UpgradeReport"]
 
 _BATCH = 64  # networks copied per write
+_LEFT = "the store is left as it was"
+
+
+def _count(value, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 @dataclass
@@ -44,22 +53,30 @@ class UpgradeReport:
 
 def upgrade(path, on_progress=None) -> UpgradeReport:
     """Rewrite the format-2 store at ``path`` as format 3, in place; a store of format 3 is left as it is."""
-    from .topology_store import FORMAT, FORMAT_VERSION, TopologyStore
+    from .topology_store import TopologyStore
 
-    path = Path(path)
+    path = files.resolved(path)
     _put_back_interrupted(path)
     if not (path / "zarr.json").is_file():
         raise NotAStoreError(f"{path}: no nnstd-dist store here")
-    old = zarr.open_group(str(path), mode="r")
-    version = old.attrs.get("format_version")
-    if old.attrs.get("format") != FORMAT:
+    try:
+        old = zarr.open_group(zarr_store(path, "r"), mode="r")
+        attrs = old.attrs.asdict()
+    except Exception as exc:  # zarr raises several types for a broken group
+        raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:120]}); {_LEFT}") from None
+    version = attrs.get("format_version")
+    if attrs.get("format") != FORMAT:
         raise NotAStoreError(f"{path}: a zarr group, but not an nnstd-dist store")
     report = UpgradeReport(str(path))
     if version == FORMAT_VERSION:
+        _remove_dead_backups(path)
         report.already = True
         return report
     if version != 2:
         raise StoreError(f"{path}: store format version {version}: only version 2 upgrades; re-ingest its sources into a new store")
+    problem = _format2_problem(old, attrs)
+    if problem:
+        raise StoreError(f"{path}: a damaged format-2 store: {problem}; {_LEFT}")
     with lock.hold(path, "upgrade"):
         report.files_before = _count_files(path)
         staging = path.parent / f".{path.name}.upgrading-{socket.gethostname()}-{os.getpid()}"
@@ -67,8 +84,11 @@ def upgrade(path, on_progress=None) -> UpgradeReport:
         _remove_dead_staging(path)
         try:
             new = TopologyStore.create(staging, [tuple(s) for s in old.attrs["shapes"]])
-            _copy_population(old, new, path, on_progress)
-            _copy_results(old, new, path, report)
+            try:
+                _copy_population(old, new, path, on_progress)
+                _copy_results(old, new, path, report)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # metadata that passed the checks above yet does not read
+                raise StoreError(f"{path}: a damaged format-2 store ({type(exc).__name__}: {str(exc)[:120]}); {_LEFT}") from None
             report.networks = new.n_networks
             faults.before_write()
             os.rename(path, backup)
@@ -125,6 +145,50 @@ def _copy_results(old, new, path: Path, report: UpgradeReport) -> None:
             new.write_tile(a, b, block, done_at)
             report.tiles += 1
     new.pack_rows()
+
+
+def _format2_problem(old, attrs: dict) -> str | None:
+    """What contradicts the format-2 layout the upgrade reads (attributes against arrays), or None."""
+    shapes, n, tile = attrs.get("shapes"), attrs.get("n_networks"), attrs.get("tile")
+    if not (isinstance(shapes, list) and shapes and all(isinstance(x, list) and len(x) == 2 and all(_count(v, 1) for v in x) for x in shapes)):
+        return f"attribute shapes is {str(shapes)[:60]}, not a list of [n_in, n_out] pairs"
+    if not _count(n):
+        return f"attribute n_networks is {str(n)[:40]}, not a count"
+    wanted = {f"mask_l{k}": (n_in, n_out) for k, (n_in, n_out) in enumerate(shapes)}
+    wanted.update({name: () for name in METADATA_COLUMNS})
+    wanted["connections"] = (len(shapes),)
+    if tile is not None:
+        if not _count(tile, 1):
+            return f"attribute tile is {str(tile)[:40]}, not a positive tile size"
+        wanted["tiles_done"] = None
+        wanted["distance"] = None
+    for name, rest in wanted.items():
+        try:
+            array = old[name]
+            shape = tuple(array.shape)
+        except Exception:  # zarr raises several types for a missing or broken array
+            return f"array {name} is missing or unreadable"
+        if name == "tiles_done":
+            k = n_tiles(n, tile)
+            if len(shape) != 2 or min(shape) < k:
+                return f"array tiles_done holds {shape}, not the {k} x {k} tiles of {n} networks"
+        elif name == "distance":
+            if len(shape) != 3 or shape[0] != len(shapes) or min(shape[1:]) < n:
+                return f"array distance holds {shape}, not {len(shapes)} x {n} x {n}"
+        elif not shape or shape[0] < n or shape[1:] != rest:
+            return f"array {name} holds {shape}, attribute n_networks is {n}"
+    return None
+
+
+def _remove_dead_backups(path: Path) -> None:
+    """Copies of the old store left by an upgrade stopped after its swap (the store at ``path`` is format 3): removed."""
+    from .lock import process_alive
+
+    for backup in path.parent.glob(f".{path.name}.format2-*"):
+        pid = backup.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and pid.isascii() and not process_alive(int(pid)) and not backup.is_symlink():
+            faults.before_write()
+            shutil.rmtree(backup, ignore_errors=True)
 
 
 def _put_back_interrupted(path: Path) -> None:

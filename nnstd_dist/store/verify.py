@@ -115,6 +115,10 @@ def _check_masks(store, names, skip: set, report: VerifyReport, on_progress) -> 
 def _check_results(store, names, report: VerifyReport) -> None:
     """Tile records: whole (checksums), in their place and measuring the store's networks; their pairs finite, in [0, 1],
     a diagonal tile symmetric with a zero diagonal."""
+    folder = store.tiles_dir.folder_problem()
+    if folder:  # nothing in it is read: one line, not one per tile
+        report.problems.append(f"results: {folder} (compute replaces it by an empty folder, not touching its target)")
+        return
     damaged = store.damaged_tiles()
     for a, b, why in damaged:
         report.problems.append(f"tile ({a}, {b}): {why}")

@@ -16,7 +16,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from zarr.storage import LocalStore
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
 from .chunks import chunk_path
 
@@ -28,29 +28,56 @@ CODECS = (ZstdCodec(level=0), Crc32cCodec())
 zarr.config.set({"array.write_empty_chunks": True})
 
 
-class _FaultInjectingStore(LocalStore):
-    """A LocalStore that calls faults.before_write before every change: crash tests kill a command at each write."""
+class _ClosedStore(LocalStore):
+    """A LocalStore that never reads, writes or deletes through a link inside the store, nor reads anything but a regular file.
+
+    zarr's LocalStore follows links and opens whatever is at a key: a mask shard linked to /dev/zero
+    would stream forever, a FIFO block, a linked ``mask_l0/c`` folder take writes elsewhere. Every key
+    is checked first (files.py): a Trespass is an OSError, which the store reports as damage. It also
+    calls faults.before_write before every change: crash tests kill a command at each write.
+    """
+
+    def _check(self, key: str, read: bool) -> None:
+        path = self.root / key
+        if read:
+            files.regular_or_missing(path, self.root)
+        else:
+            files.check_folders(self.root, path.parent)
+
+    async def get(self, key, prototype=None, byte_range=None):
+        self._check(key, read=True)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self._check(key, read=True)
+        return await super().get_partial_values(prototype, key_ranges)
 
     async def set(self, key, value):
         faults.before_write()
+        self._check(key, read=False)
         await super().set(key, value)
 
     async def set_if_not_exists(self, key, value):
         faults.before_write()
+        self._check(key, read=False)
         await super().set_if_not_exists(key, value)
 
     async def delete(self, key):
         faults.before_write()
+        self._check(key, read=False)
         await super().delete(key)
 
     async def delete_dir(self, prefix):
         faults.before_write()
+        self._check(prefix, read=False)
         await super().delete_dir(prefix)
 
 
 def zarr_store(path: Path, mode: str):
-    """What zarr.open_group is given for ``path``: the path itself, or a fault-injecting store under a crash test."""
-    return _FaultInjectingStore(path, read_only=mode == "r") if faults.active() else str(path)
+    """What zarr.open_group is given for ``path``: a store that stays inside it (see _ClosedStore)."""
+    return _ClosedStore(path, read_only=mode == "r")
 
 
 def writes(method):
@@ -63,11 +90,14 @@ def writes(method):
         except OSError as exc:
             _settle()
             raise StoreError(f"{self.path}: cannot write ({exc.strerror or exc}); the store keeps its last complete state, run the command again once fixed") from None
+        except KeyboardInterrupt:  # Ctrl-C: the chunks in flight end first (each write is atomic), no "Task was destroyed" at exit
+            _settle()
+            raise
     return wrapper
 
 
 def _settle(seconds: float = 30.0) -> None:
-    """Let the chunk writes zarr still has in flight end (each fails or completes) after one of them failed.
+    """Let the chunk writes zarr still has in flight end (each fails or completes) after one of them failed, or Ctrl-C.
 
     zarr writes a call's chunks as concurrent tasks on its I/O thread's event loop; when one fails
     (a full disk), the call raises and leaves the others pending, and at exit Python prints "Task was
@@ -99,6 +129,9 @@ def reading(store_path: Path, what: str):
         yield
     except StoreError:
         raise
+    except KeyboardInterrupt:
+        _settle()
+        raise
     except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
         reason = "checksum mismatch" if "checksum" in str(exc).lower() else f"{type(exc).__name__}: {str(exc)[:120]}"
         raise StoreError(f"{store_path}: {what} is damaged ({reason}); {damage_hint(store_path)}") from None
@@ -112,7 +145,11 @@ def damage_hint(store_path: Path) -> str:
 def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
     """Every listed chunk of array ``name`` exists: zarr would read a missing one as its fill value."""
     for c in coords:
-        if not chunk_path(store_path, name, c).is_file():
+        try:
+            present = files.regular_or_missing(chunk_path(store_path, name, c), store_path)
+        except files.Trespass as exc:
+            raise StoreError(f"{store_path}: {name} {what(c) if what else 'chunk'} is {exc.what}; {damage_hint(store_path)}") from None
+        if not present:
             where = what(c) if what else f"chunk {'/'.join(map(str, c))}"
             raise StoreError(f"{store_path}: {name} {where} is missing; {damage_hint(store_path)}")
 

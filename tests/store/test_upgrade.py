@@ -118,3 +118,64 @@ def test_killed_at_every_write_leaves_the_old_store_or_the_new_and_the_rerun_fin
         assert verify(path).ok and sorted(p.name for p in path.parent.iterdir()) == ["s.zarr"], f"k={k}"
         k += 1
     assert k > 10 and outcomes == {2, "between the renames"}
+
+
+# ---- issue 28: a linked store path, damaged format-2 stores, leftovers after a stop -------------------------
+
+
+def _tree(path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def test_upgrade_through_a_linked_store_path_upgrades_its_target_and_keeps_the_link(tmp_path, networks, full):
+    target = tmp_path / "data" / "s.zarr"
+    target.parent.mkdir()
+    write_format2(target, networks, records(N), TILE, full)
+    (tmp_path / "link.zarr").symlink_to(target)
+    result = CliRunner().invoke(cli, ["upgrade", "--store", str(tmp_path / "link.zarr")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link.zarr").is_symlink() and os.readlink(tmp_path / "link.zarr") == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "link.zarr"] and sorted(os.listdir(target.parent)) == ["s.zarr"]
+    np.testing.assert_array_equal(TopologyStore.open(tmp_path / "link.zarr").read_distance(), full)
+
+
+def _garbage_group(path):
+    (path / "zarr.json").write_bytes(b"\x00garbage{")
+
+
+def _edit(**changes):
+    def damage(path):
+        import json
+
+        meta = json.loads((path / "zarr.json").read_text())
+        meta["attributes"].update(changes)
+        (path / "zarr.json").write_text(json.dumps(meta))
+    return damage
+
+
+@pytest.mark.parametrize("damage, says", [
+    (_garbage_group, "not a readable zarr group"),
+    (_edit(n_networks=N + 5), "n_networks"),
+    (_edit(shapes="784x784"), "attribute shapes"),
+    (_edit(tile=0), "attribute tile"),
+    (_edit(n_networks=-1), "n_networks"),
+], ids=["garbage zarr.json", "n_networks beyond the arrays", "shapes a string", "tile 0", "n_networks negative"])
+def test_upgrade_of_a_damaged_format_2_store_is_one_error_and_leaves_it_as_it_was(tmp_path, networks, full, damage, says):
+    path = tmp_path / "s.zarr"
+    write_format2(path, networks, records(N), TILE, full)
+    damage(path)
+    before = _tree(path)
+    result = CliRunner().invoke(cli, ["upgrade", "--store", str(path)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and says in lines[0] and "left as it was" in lines[0], result.output
+    assert _tree(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_a_copy_of_the_old_store_left_after_the_swap_is_removed_by_the_next_upgrade(tmp_path, networks, full):
+    path = tmp_path / "s.zarr"
+    write_format2(path, networks, records(N), TILE, full)
+    upgrade(path)
+    leftover = tmp_path / ".s.zarr.format2-999999999"  # a pid no process has: an upgrade stopped while removing it
+    write_format2(leftover, networks, records(N), TILE, full)
+    assert upgrade(path).already
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
