@@ -1,0 +1,80 @@
+"""One layer of the fast rule: phase 1, the objectives, individualisation until only twins are tied, then the leftovers.
+
+See the package docstring for the rule and why it is label-free; ``choose_layer`` is its step-by-step form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import graph
+from .leftovers import first_untwinned_run, sorted_leftovers
+from .part import Cell, only_twins, pick_cell, without
+from .phase_one import phase_one
+from .scc import flexible_part
+from .ties import EMPTY, LIMIT, narrow
+
+__all__ = ["choose_layer"]
+
+
+def _check_width(n: int) -> None:
+    if 4 * n * int(graph.EXIT) >= LIMIT:
+        raise OverflowError(f"a layer of {n:,} neurons is too wide for the fast solver's integer costs (at most {LIMIT // 2**44:,})")
+
+
+def choose_layer(state, k: int, rowmap: np.ndarray, algorithm: str = "auto") -> tuple[np.ndarray, float]:
+    """(order, distance) of layer k: B's neuron order[i] is matched to A's neuron i; ``rowmap[r]``: B's row at A's row r.
+    ``state`` (pair.PairState) holds both networks, their current colours and the certificate; choices update it."""
+    a, b = state.a.layers[k], state.b.layers[k]
+    n = a.n_out
+    _check_width(n)
+    e_ptr, indptr, indices, cost, c = graph.build(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, a.degree, b.degree)
+    row_match, u, v = phase_one(indptr, indices, cost, 2 * n, algorithm)
+    result = row_match.copy()
+    part = flexible_part(indptr, indices, cost, u, v, row_match, 2 * n)
+    while part[0].size:
+        colour_a, colour_b = state.colours_a[k], state.colours_b[k]
+        part = narrow(*part, indptr, indices, a.key1, colour_a, b.key1, colour_b, result)
+        if part[0].size == 0 or only_twins(part, state.a.twins[k], state.b.twins[k], n):
+            break
+        cell = pick_cell(part, colour_a, colour_b, n)
+        state.individualise(k, cell)
+        result[cell.i] = cell.j
+        part = without(part, cell.i, cell.j)
+    order = _pair_leftovers(state, k, result, a.key1, b.key1)
+    return order, math.fsum(_paid(indptr, indices, e_ptr, c, result, order, a.key1, b.key1).tolist()) / n
+
+
+def _pair_leftovers(state, k: int, result: np.ndarray, key1_a: np.ndarray, key1_b: np.ndarray) -> np.ndarray:
+    n = key1_a.size
+    order = np.where(result < n, result, -1)
+    taken = np.zeros(n, bool)
+    taken[order[order >= 0]] = True
+    free_a, free_b = np.flatnonzero(order < 0), np.flatnonzero(~taken)
+    while free_a.size:
+        colour_a, colour_b = state.colours_a[k], state.colours_b[k]
+        in_a, in_b = sorted_leftovers(free_a, key1_a, colour_a), sorted_leftovers(free_b, key1_b, colour_b)
+        at_a, runs_a = first_untwinned_run(in_a, key1_a, colour_a, state.a.twins[k])
+        at_b, runs_b = first_untwinned_run(in_b, key1_b, colour_b, state.b.twins[k])
+        p = min(at_a, at_b)
+        if p == free_a.size:
+            order[in_a] = in_b
+            break
+        i, j = int(in_a[p]), int(in_b[p])
+        state.individualise(k, Cell(i, j, in_a[runs_a == runs_a[p]], in_b[runs_b == runs_b[p]], False))
+        order[i] = j
+        free_a, free_b = free_a[free_a != i], free_b[free_b != j]
+    return order
+
+
+def _paid(indptr, indices, e_ptr, c, result, order, key1_a, key1_b) -> np.ndarray:
+    """Each pair's C: the edge's float64 C for a pair that shares inputs, else 0 (both without inputs) or 1."""
+    n = key1_a.size
+    paid = np.where((key1_a < EMPTY) & (key1_b[order] < EMPTY), 0.0, 1.0)
+    matched = np.flatnonzero(result < n)
+    if matched.size:
+        edge = graph.matched_edge(indptr, indices, result)[matched]
+        paid[matched] = c[e_ptr[matched] + edge - indptr[matched]]
+    return paid
