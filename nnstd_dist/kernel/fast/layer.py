@@ -11,7 +11,7 @@ import numpy as np
 
 from . import graph
 from .leftovers import first_untwinned_run, sorted_leftovers
-from .part import Cell, only_twins, pick_cell, without
+from .part import Cell, pick_cell, untwinned_rows, without
 from .phase_one import phase_one
 from .scc import flexible_part
 from .ties import EMPTY, LIMIT, narrow
@@ -37,9 +37,12 @@ def choose_layer(state, k: int, rowmap: np.ndarray, algorithm: str = "auto") -> 
     while part[0].size:
         colour_a, colour_b = state.colours_a[k], state.colours_b[k]
         part = narrow(*part, indptr, indices, a.key1, colour_a, b.key1, colour_b, result)
-        if part[0].size == 0 or only_twins(part, state.a.twins[k], state.b.twins[k], n):
+        if part[0].size == 0:
             break
-        cell = pick_cell(part, colour_a, colour_b, n)
+        open_rows = untwinned_rows(part, state.a.twins[k], state.b.twins[k], n)
+        if not open_rows.any():
+            break  # only twins are tied: any choice gives the same values
+        cell = pick_cell(part, open_rows, colour_a, colour_b, n)
         state.individualise(k, cell)
         result[cell.i] = cell.j
         part = without(part, cell.i, cell.j)

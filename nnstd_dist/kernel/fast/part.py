@@ -13,31 +13,52 @@ from scipy.sparse.csgraph import connected_components
 
 from .hashing import pair_hash
 
-__all__ = ["Cell", "only_twins", "pick_cell", "without"]
+__all__ = ["Cell", "untwinned_rows", "pick_cell", "without"]
 
 
 def _edge_rows(ptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
 
 
-def _one_class_per_component(labels: np.ndarray, classes: np.ndarray, n_components: int) -> bool:
-    reference = np.zeros(n_components, np.int64)
+def _one_class_per_piece(labels: np.ndarray, classes: np.ndarray, n_pieces: int) -> np.ndarray:
+    """Per piece: whether all the given members (labels: their pieces) are of one class."""
+    reference = np.zeros(n_pieces, np.int64)
     reference[labels] = classes  # any member's class; all must equal it
-    return bool((classes == reference[labels]).all())
+    mixed = np.zeros(n_pieces, bool)
+    mixed[labels[classes != reference[labels]]] = True
+    return ~mixed
 
 
-def only_twins(part, twins_a: np.ndarray, twins_b: np.ndarray, n: int) -> bool:
-    """Whether every connected piece of the part has all its rows mutual twins in A and all its real columns mutual
-    twins in B: then every matching of the set pairs the same twin classes (each pair's C depends on the classes
-    only, and within a piece C < 1 on every real pair while an exit costs 1, so even the number of pairs is fixed),
-    so all give the same values, bit for bit, and states that differ by twin swaps (twins.py). Symmetric in A, B."""
+def _any_per_piece(labels: np.ndarray, flags: np.ndarray, n_pieces: int) -> np.ndarray:
+    out = np.zeros(n_pieces, bool)
+    out[labels[flags]] = True
+    return out
+
+
+def untwinned_rows(part, twins_a: np.ndarray, twins_b: np.ndarray, n: int) -> np.ndarray:
+    """Which of the part's rows lie in a connected piece where the choice is not only among twins.
+
+    A piece's choice is only among twins when (0) its rows are mutual twins in A and its real columns mutual twins in
+    B, or when the piece is perfect -- no exit, as many rows as real columns, so every matching pairs all of them --
+    and (1) its real columns are mutual twins in B, or (2) its rows are mutual twins in A. Then every matching of the
+    set pairs the same (row class, column class) pairs, each row with the same column class in (1), each column with the
+    same row class in (2): a pair's C depends only on twin classes, so every matching gives the same C, bit for bit,
+    and states that differ by twin swaps (twins.py). In (0), C < 1 on every real pair while an exit costs 1, so even
+    the number of pairs is fixed. The conditions are closed under exchanging A and B."""
     rows, cols, ptr, idx, _, _ = part
+    real = cols < n
+    if (twins_a[rows] == twins_a[rows[0]]).all() and (twins_b[cols[real]] == twins_b[cols[np.argmax(real)]]).all():
+        return np.zeros(rows.size, bool)  # one class on each side: (0) holds in every piece
     n_rows = rows.size
     adjacency = sp.csr_matrix((np.ones(idx.size), (_edge_rows(ptr), idx + n_rows)), shape=(n_rows + cols.size,) * 2)
-    n_components, labels = connected_components(adjacency, directed=False)
-    real = cols < n
-    return (_one_class_per_component(labels[:n_rows], twins_a[rows], n_components)
-            and _one_class_per_component(labels[n_rows:][real], twins_b[cols[real]], n_components))
+    n_pieces, labels = connected_components(adjacency, directed=False)
+    row_piece, col_piece = labels[:n_rows], labels[n_rows:]
+    rows_twins = _one_class_per_piece(row_piece, twins_a[rows], n_pieces)
+    cols_twins = _one_class_per_piece(col_piece[real], twins_b[cols[real]], n_pieces)
+    perfect = ~_any_per_piece(col_piece, ~real, n_pieces) & (np.bincount(row_piece, minlength=n_pieces)
+                                                            == np.bincount(col_piece[real], minlength=n_pieces))
+    twin_only = (rows_twins & cols_twins) | (perfect & (rows_twins | cols_twins))
+    return ~twin_only[row_piece]
 
 
 class Cell:
@@ -48,13 +69,13 @@ class Cell:
         self.i, self.j, self.cell_a, self.cell_b, self.ambiguous = i, j, cell_a, cell_b, ambiguous
 
 
-def pick_cell(part, colour_a: np.ndarray, colour_b: np.ndarray, n: int) -> Cell:
-    """The colour pair (c_A, c_B) of the part's real usable edges with the least (pair_hash, min, max) -- symmetric and
+def pick_cell(part, open_rows: np.ndarray, colour_a: np.ndarray, colour_b: np.ndarray, n: int) -> Cell:
+    """The colour pair (c_A, c_B) of the real usable edges of the part's ``open_rows`` (a mask) with the least (pair_hash, min, max) -- symmetric and
     label-free; A's cell: the part's rows of colour c_A with a usable edge to colour c_B, B's likewise; i = the least
     index of A's cell, j = the least index among i's usable partners in B's cell."""
     rows, cols, ptr, idx, _, _ = part
     edge_rows, edge_cols = rows[_edge_rows(ptr)], cols[idx]
-    real = edge_cols < n
+    real = (edge_cols < n) & open_rows[_edge_rows(ptr)]
     ri, cj = edge_rows[real], edge_cols[real]
     xa, xb = colour_a[ri], colour_b[cj]
     key_hash, low, high = pair_hash(xa, xb), np.minimum(xa, xb), np.maximum(xa, xb)
