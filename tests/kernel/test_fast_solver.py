@@ -3,6 +3,8 @@ every algorithm bit for bit, every layer optimal, layer 0 equal to exact, and a 
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -235,17 +237,19 @@ def test_every_layer_is_optimal_and_layer0_is_exact(rng, sizes, density):
     assert got[0] == pytest.approx(nnstd(a, b)[0], abs=TOLERANCE)
 
 
-def test_the_compiled_tie_break_names_the_sources_it_calls():
-    # numba's cache of ties.py does not notice edits of the modules its functions call; their digest, written
-    # in ties.py, makes every such edit an edit of ties.py as well
-    import hashlib
+def test_the_compiled_modules_name_the_sources_they_call():
+    # numba's cache of a module does not notice edits of the modules its functions call; their digest, written in the
+    # caller, makes every such edit an edit of the caller as well
+    import importlib.util
     from pathlib import Path
 
-    from nnstd_dist.kernel.fast import ties
-
-    folder = Path(ties.__file__).parent
-    digest = hashlib.sha256(b"".join((folder / f"{name}.py").read_bytes() for name in ("graph", "jv", "scc")))
-    assert ties.DEPENDS_ON == digest.hexdigest()[:16], "update DEPENDS_ON in fast/ties.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "fast_depends_on.py"
+    spec = importlib.util.spec_from_file_location("fast_depends_on", script)
+    depends = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(depends)
+    for caller, callees in depends.DEPENDS_ON.items():
+        module = importlib.import_module(f"nnstd_dist.kernel.fast.{caller}")
+        assert module.DEPENDS_ON == depends.digest(callees), "run scripts/fast_depends_on.py"
 
 
 def test_max_layer_and_bad_algorithm(rng, synthetic_network):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "EXIT", "mix", "pair_hash", "intersect", "layer_graph", "build", "tie_costs", "matched_edge", "rows_of"]
+__all__ = ["SCALE", "EXIT", "mix", "pair_hash", "intersect", "layer_graph", "build", "tie_costs", "matched_edge", "rows_of", "pair_costs"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
@@ -145,3 +145,21 @@ def build(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_a, deg_b):
     e_ptr, e_col, e_count = intersect(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_b.size)
     indptr, indices, cost, c = layer_graph(e_ptr, e_col, e_count, deg_a, deg_b)
     return e_ptr, indptr, indices, cost, c
+
+
+@nb.njit(cache=True)
+def pair_costs(indptr, indices, e_ptr, c, result, order, key1_a, key1_b, empty):
+    """Each pair's C: the edge's float64 C where A's neuron i took B's order[i] in the graph (result[i] < n), else 0 when
+    both neurons have no inputs (key1 < ``empty``) and 1 otherwise (leftovers never share an input)."""
+    n = order.size
+    paid = np.empty(n, np.float64)
+    for i in range(n):
+        j = result[i]
+        if j < n:
+            for e in range(indptr[i], indptr[i + 1]):
+                if indices[e] == j:
+                    paid[i] = c[e_ptr[i] + e - indptr[i]]
+                    break
+        else:
+            paid[i] = 0.0 if key1_a[i] < empty and key1_b[order[i]] < empty else 1.0
+    return paid

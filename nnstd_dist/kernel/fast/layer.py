@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import graph
-from .leftovers import first_untwinned_run, sorted_leftovers
+from .leftovers import leftover_runs
 from .part import Cell, pick_cell, untwinned_rows, without
 from .phase_one import phase_one
 from .scc import flexible_part
@@ -47,7 +47,8 @@ def choose_layer(state, k: int, rowmap: np.ndarray, algorithm: str = "auto") -> 
         result[cell.i] = cell.j
         part = without(part, cell.i, cell.j)
     order = _pair_leftovers(state, k, result, a.key1, b.key1)
-    return order, math.fsum(_paid(indptr, indices, e_ptr, c, result, order, a.key1, b.key1).tolist()) / n
+    paid = graph.pair_costs(indptr, indices, e_ptr, c, result, order, a.key1, b.key1, EMPTY)
+    return order, math.fsum(paid.tolist()) / n
 
 
 def _pair_leftovers(state, k: int, result: np.ndarray, key1_a: np.ndarray, key1_b: np.ndarray) -> np.ndarray:
@@ -57,27 +58,13 @@ def _pair_leftovers(state, k: int, result: np.ndarray, key1_a: np.ndarray, key1_
     taken[order[order >= 0]] = True
     free_a, free_b = np.flatnonzero(order < 0), np.flatnonzero(~taken)
     while free_a.size:
-        colour_a, colour_b = state.colours_a[k], state.colours_b[k]
-        in_a, in_b = sorted_leftovers(free_a, key1_a, colour_a), sorted_leftovers(free_b, key1_b, colour_b)
-        at_a, runs_a = first_untwinned_run(in_a, key1_a, colour_a, state.a.twins[k])
-        at_b, runs_b = first_untwinned_run(in_b, key1_b, colour_b, state.b.twins[k])
-        p = min(at_a, at_b)
+        in_a, in_b, p, cell_a, cell_b = leftover_runs(free_a, free_b, key1_a, state.colours_a[k], state.a.twins[k],
+                                                      key1_b, state.colours_b[k], state.b.twins[k])
         if p == free_a.size:
             order[in_a] = in_b
             break
         i, j = int(in_a[p]), int(in_b[p])
-        state.individualise(k, Cell(i, j, in_a[runs_a == runs_a[p]], in_b[runs_b == runs_b[p]], False))
+        state.individualise(k, Cell(i, j, cell_a, cell_b, False))
         order[i] = j
         free_a, free_b = free_a[free_a != i], free_b[free_b != j]
     return order
-
-
-def _paid(indptr, indices, e_ptr, c, result, order, key1_a, key1_b) -> np.ndarray:
-    """Each pair's C: the edge's float64 C for a pair that shares inputs, else 0 (both without inputs) or 1."""
-    n = key1_a.size
-    paid = np.where((key1_a < EMPTY) & (key1_b[order] < EMPTY), 0.0, 1.0)
-    matched = np.flatnonzero(result < n)
-    if matched.size:
-        edge = graph.matched_edge(indptr, indices, result)[matched]
-        paid[matched] = c[e_ptr[matched] + edge - indptr[matched]]
-    return paid

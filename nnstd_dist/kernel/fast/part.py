@@ -7,9 +7,8 @@ positions in the layer graph) and the columns every matching of the set covers.
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from .hashing import pair_hash
 
@@ -20,18 +19,50 @@ def _edge_rows(ptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
 
 
-def _one_class_per_piece(labels: np.ndarray, classes: np.ndarray, n_pieces: int) -> np.ndarray:
-    """Per piece: whether all the given members (labels: their pieces) are of one class."""
-    reference = np.zeros(n_pieces, np.int64)
-    reference[labels] = classes  # any member's class; all must equal it
-    mixed = np.zeros(n_pieces, bool)
-    mixed[labels[classes != reference[labels]]] = True
-    return ~mixed
+@nb.njit(cache=True)
+def _root(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
 
 
-def _any_per_piece(labels: np.ndarray, flags: np.ndarray, n_pieces: int) -> np.ndarray:
-    out = np.zeros(n_pieces, bool)
-    out[labels[flags]] = True
+@nb.njit(cache=True)
+def _open_rows(ptr, idx, row_class, col_class, real):
+    """The rule below per piece (union-find over rows 0..R-1 and columns R..), then per row: its piece is not twin-only."""
+    n_rows, n_cols = ptr.size - 1, real.size
+    parent = np.arange(n_rows + n_cols)
+    for r in range(n_rows):
+        for e in range(ptr[r], ptr[r + 1]):
+            x, y = _root(parent, r), _root(parent, n_rows + idx[e])
+            if x != y:
+                parent[max(x, y)] = min(x, y)
+    first_row_class = np.full(n_rows + n_cols, -1, np.int64)
+    first_col_class = np.full(n_rows + n_cols, -1, np.int64)
+    rows_one, cols_one = np.ones(n_rows + n_cols, np.bool_), np.ones(n_rows + n_cols, np.bool_)
+    exits, balance = np.zeros(n_rows + n_cols, np.bool_), np.zeros(n_rows + n_cols, np.int64)
+    for r in range(n_rows):
+        p = _root(parent, r)
+        balance[p] += 1
+        if first_row_class[p] < 0:
+            first_row_class[p] = row_class[r]
+        elif first_row_class[p] != row_class[r]:
+            rows_one[p] = False
+    for c in range(n_cols):
+        p = _root(parent, n_rows + c)
+        if not real[c]:
+            exits[p] = True
+            continue
+        balance[p] -= 1
+        if first_col_class[p] < 0:
+            first_col_class[p] = col_class[c]
+        elif first_col_class[p] != col_class[c]:
+            cols_one[p] = False
+    out = np.empty(n_rows, np.bool_)
+    for r in range(n_rows):
+        p = _root(parent, r)
+        perfect = not exits[p] and balance[p] == 0
+        out[r] = not ((rows_one[p] and cols_one[p]) or (perfect and (rows_one[p] or cols_one[p])))
     return out
 
 
@@ -47,18 +78,7 @@ def untwinned_rows(part, twins_a: np.ndarray, twins_b: np.ndarray, n: int) -> np
     the number of pairs is fixed. The conditions are closed under exchanging A and B."""
     rows, cols, ptr, idx, _, _ = part
     real = cols < n
-    if (twins_a[rows] == twins_a[rows[0]]).all() and (twins_b[cols[real]] == twins_b[cols[np.argmax(real)]]).all():
-        return np.zeros(rows.size, bool)  # one class on each side: (0) holds in every piece
-    n_rows = rows.size
-    adjacency = sp.csr_matrix((np.ones(idx.size), (_edge_rows(ptr), idx + n_rows)), shape=(n_rows + cols.size,) * 2)
-    n_pieces, labels = connected_components(adjacency, directed=False)
-    row_piece, col_piece = labels[:n_rows], labels[n_rows:]
-    rows_twins = _one_class_per_piece(row_piece, twins_a[rows], n_pieces)
-    cols_twins = _one_class_per_piece(col_piece[real], twins_b[cols[real]], n_pieces)
-    perfect = ~_any_per_piece(col_piece, ~real, n_pieces) & (np.bincount(row_piece, minlength=n_pieces)
-                                                            == np.bincount(col_piece[real], minlength=n_pieces))
-    twin_only = (rows_twins & cols_twins) | (perfect & (rows_twins | cols_twins))
-    return ~twin_only[row_piece]
+    return _open_rows(ptr, idx, twins_a[rows], twins_b[np.where(real, cols, 0)], real)
 
 
 class Cell:

@@ -28,8 +28,8 @@ __all__ = ["LIMIT", "EMPTY", "narrow", "key_order"]
 
 # numba caches this module's compiled code keyed on this file alone, not on the modules it calls: the digest of
 # their sources (sha256 of graph.py, jv.py, scc.py in that order, 16 hex digits) is written here so that editing
-# them edits this file too, and the stale cache is dropped (tests/kernel/test_fast_solver.py checks it).
-DEPENDS_ON = "688472915b49307b"
+# them edits this file too, and the stale cache is dropped (scripts/fast_depends_on.py writes it, a test checks it).
+DEPENDS_ON = "4fec5608852e3f0b"
 LIMIT = 2**62  # 4 x rows x the largest |cost| stays below this: the solver's duals and path sums fit int64
 HASH_RANGE = 2**40  # range of the hashes that break the ties the ranks leave
 EMPTY = 2**32  # key1 below this: a neuron without inputs
