@@ -272,3 +272,19 @@ def test_rule_version_is_recorded():
 def test_exact_mode_makes_no_claim():
     values, certified = nnstd_certified(prepare(CHERRIES_A), prepare(CHERRIES_B))
     assert certified is None and values.tolist() == nnstd(CHERRIES_A, CHERRIES_B).tolist()
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.9], ids=lambda d: f"density{d}")
+def test_dense_and_sparse_counts_give_the_same_bits(monkeypatch, density):
+    # a layer's graph comes from a BLAS product when that is cheaper (item 7): values must not depend on the choice
+    from nnstd_dist.kernel.fast import layer
+
+    rng = np.random.default_rng(int(density * 100))
+    sizes = [20, 16, 16, 12, 4]
+    for _ in range(5):
+        a, b = ([rng.random(shape) < density for shape in zip(sizes[:-1], sizes[1:])] for _ in range(2))
+        results = set()
+        for dense in (False, True):
+            monkeypatch.setattr(layer, "dense_is_cheaper", lambda *args, dense=dense: dense)
+            results.add(fast(a, b)[0].tobytes() + fast(a, relabel_hidden(a, rng))[0].tobytes())
+        assert len(results) == 1

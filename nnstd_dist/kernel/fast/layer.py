@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import graph
+from .dense_counts import build_dense, dense_is_cheaper
 from .leftovers import leftover_runs
 from .part import Cell, pick_cell, untwinned_rows, without
 from .phase_one import phase_one
@@ -30,7 +31,11 @@ def choose_layer(state, k: int, rowmap: np.ndarray, algorithm: str = "auto") -> 
     a, b = state.a.layers[k], state.b.layers[k]
     n = a.n_out
     _check_width(n)
-    e_ptr, indptr, indices, cost, c = graph.build(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, a.degree, b.degree)
+    a_mask, b_mask = state.a.masks[k], state.b.masks[k]
+    if dense_is_cheaper(a_mask.shape[0], n, n, a_mask.nnz, b_mask.nnz):  # the same graph either way, only faster
+        e_ptr, indptr, indices, cost, c = build_dense(a_mask, b_mask, rowmap, a.degree, b.degree)
+    else:
+        e_ptr, indptr, indices, cost, c = graph.build(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, a.degree, b.degree)
     row_match, u, v = phase_one(indptr, indices, cost, 2 * n, algorithm)
     result = row_match.copy()
     part = flexible_part(indptr, indices, cost, u, v, row_match, 2 * n)
