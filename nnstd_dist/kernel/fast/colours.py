@@ -105,13 +105,15 @@ def refine_jointly(wirings, colourings, min_rounds: int = 1) -> tuple[list[list[
     """Refine every colouring with its wiring, all the same number of rounds, until no partition splits any more
     (and at least ``min_rounds``); returns the colourings and the rounds run."""
     colourings = [list(c) for c in colourings]
-    counts = [_count(c) for c in colourings]
+    counts = [_count(c) for c in colourings] if min_rounds <= 1 else None
     rounds = 0
     while True:
         colourings = [_round(w, c) for w, c in zip(wirings, colourings)]
         rounds += 1
+        if rounds < min_rounds - 1:
+            continue  # no stop before min_rounds: colours need not be counted yet
         fresh = [_count(c) for c in colourings]
-        grew = any(new > old for new, old in zip(fresh, counts))
+        grew = counts is None or any(new > old for new, old in zip(fresh, counts))
         counts = fresh
         if rounds >= min_rounds and not grew:
             return colourings, rounds

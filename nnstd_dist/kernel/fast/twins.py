@@ -41,8 +41,9 @@ def twin_classes(masks, blocks=()) -> tuple[np.ndarray, ...]:
         with np.errstate(over="ignore"):
             hash_in = group_sums(mix(csc.indices.astype(np.uint64) + SALT["twin-in"]), csc.indptr)
             hash_out = group_sums(mix(out_keys.astype(np.uint64) + SALT["twin-out"]), nxt.indptr[::b])
-        signature = np.stack([hash_in, hash_out, np.diff(csc.indptr).astype(np.uint64), np.diff(nxt.indptr[::b]).astype(np.uint64)], 1)
-        _, ids = np.unique(signature, axis=0, return_inverse=True)
+        with np.errstate(over="ignore"):
+            signature = mix(mix(hash_in + np.diff(csc.indptr).astype(np.uint64)) + hash_out)
+        _, ids = np.unique(signature, return_inverse=True)
         ids = ids.reshape(-1).astype(np.int64)
         out.append(_checked(ids, csc, nxt.indptr, out_keys, b))
     out.append(np.arange(masks[-1].shape[1], dtype=np.int64))
