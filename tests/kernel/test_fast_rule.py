@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from _oracle import mask_costs
-from _populations import relabel_hidden
+from _populations import permute_channels, prepare_cnn, random_cnn, relabel_hidden
 from nnstd_dist.kernel import FAST_ALGORITHMS, TIE_RULES, nnstd, nnstd_certified, prepare
 from nnstd_dist.kernel.fast import RULE_VERSION
 from nnstd_dist.kernel.fast.pair import fast_orders, oriented
-from nnstd_dist.sources.param_layers import weights_to_layers
 
 
 def fast(a, b, blocks=None, **kwargs):
@@ -166,27 +165,6 @@ def test_families_copies_relabelling_symmetry(case):
     assert len({fast(a, b, algorithm=algorithm)[0].tobytes() for algorithm in FAST_ALGORITHMS}) == 1
 
 
-def random_cnn(rng, channels, kernels, spatial, classes, density):
-    weights = [rng.random((channels[k + 1], channels[k], *kernels[k])) < density for k in range(len(kernels))]
-    return weights + [rng.random((classes, channels[-1] * spatial)) < density]
-
-
-def permute_channels(weights, rng):
-    """Every conv's output channels relabelled, with the next layer's input channels (blocks of rows) alike."""
-    weights = [np.array(w) for w in weights]
-    for k in range(len(weights) - 1):
-        perm = rng.permutation(weights[k].shape[0])
-        weights[k] = weights[k][perm]
-        nxt = weights[k + 1]
-        weights[k + 1] = nxt[:, perm] if nxt.ndim > 2 else nxt.reshape(nxt.shape[0], len(perm), -1)[:, perm].reshape(nxt.shape[0], -1)
-    return weights
-
-
-def cnn(weights):
-    masks, specs = weights_to_layers([(f"l{k}.weight", w.astype(float)) for k, w in enumerate(weights)])
-    return prepare(masks, [s.block for s in specs])
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 2), st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.3, 0.6]))
 def test_convolutional_copies_relabelling_symmetry(n_conv, dims, seed, density):
@@ -194,17 +172,18 @@ def test_convolutional_copies_relabelling_symmetry(n_conv, dims, seed, density):
     channels = [int(c) for c in rng.integers(1, 6, n_conv + 1)]
     kernels = [tuple(int(s) for s in rng.integers(1, 4, dims)) for _ in range(n_conv)]
     a, b = (random_cnn(rng, channels, kernels, 2, 3, density) for _ in range(2))
-    pa, pb = cnn(a), cnn(b)
+    pa, pb = prepare_cnn(a), prepare_cnn(b)
     values, certified = nnstd_certified(pa, pb, solver="fast")
     back, certified_back = nnstd_certified(pb, pa, solver="fast")
     assert values.tobytes() == back.tobytes() and certified == certified_back
-    copy, copy_certified = nnstd_certified(pa, cnn(permute_channels(a, rng)), solver="fast")
+    copy, copy_certified = nnstd_certified(pa, prepare_cnn(permute_channels(a, rng)), solver="fast")
     if copy_certified:
         assert copy.tolist() == [0.0] * len(a)
-    moved, moved_certified = nnstd_certified(cnn(permute_channels(a, rng)), cnn(permute_channels(b, rng)), solver="fast")
+    moved, moved_certified = nnstd_certified(prepare_cnn(permute_channels(a, rng)), prepare_cnn(permute_channels(b, rng)), solver="fast")
     assert moved_certified == certified
     if certified:
         assert moved.tobytes() == values.tobytes()
+    assert nnstd_certified(pa, pb, solver="fast", algorithm="lapjvsp")[0].tobytes() == values.tobytes()
 
 
 def test_most_random_pairs_are_certified():
