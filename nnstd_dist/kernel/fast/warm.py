@@ -15,8 +15,12 @@ def warm_up() -> None:
 
     from .version import FAST_ALGORITHMS
 
-    layers = [np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]]), np.array([[1, 0], [0, 1], [1, 1]])]
-    other = [np.array([[1, 0, 1], [0, 1, 0], [0, 1, 1]]), np.array([[1, 1], [0, 1], [1, 0]])]
-    a, b = prepare([sp.csr_matrix(m) for m in layers]), prepare([sp.csr_matrix(m) for m in other])
-    for algorithm in FAST_ALGORITHMS:
-        nnstd_prepared(a, b, solver="fast", algorithm=algorithm)
+    # cherries (issue 27): ties, leftovers, an individualisation; twins: a piece of twins; ones: the dense count
+    cherries = ([[[1, 1, 0, 0], [0, 0, 1, 1]], [[1, 0], [0, 1], [1, 0], [0, 1]], [[1], [1]]],
+                [[[1, 1, 1, 1], [0, 0, 0, 0]], [[1, 0], [1, 0], [0, 1], [0, 1]], [[1], [1]]])
+    twins = ([[[1, 1, 0], [1, 1, 0], [0, 0, 1]], [[1, 0], [1, 0], [1, 1]]], [[[1, 0, 1], [1, 0, 1], [0, 1, 1]], [[1, 1], [0, 1], [1, 1]]])
+    ones = ([np.ones((4, 4)), np.ones((4, 2))], [np.ones((4, 4)), np.eye(4, 2)])
+    for pair in (cherries, twins, ones):
+        a, b = (prepare([sp.csr_matrix(np.array(m)) for m in layers]) for layers in pair)
+        for algorithm in FAST_ALGORITHMS:
+            nnstd_prepared(a, b, solver="fast", algorithm=algorithm)
