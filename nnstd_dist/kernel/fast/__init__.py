@@ -9,7 +9,7 @@ depend on how hidden neurons are numbered. Here the choice is a function of the 
 0. **Orientation.** The pair is computed as (X, Y) = (A, B) or (B, A), ordered by a label-free invariant of each
    network (a digest of its sorted stable colours per layer, colours.py), then by a digest of the labelled masks.
    The same per-layer values are returned either way, so NNSTD(B, A) == NNSTD(A, B) bit for bit, on every input.
-1. **The optimum, in exact integers** (graph.py, phase_one.py). K(i, j) = rint(C(i, j) * 2^42) on the pairs that
+1. **The optimum, in exact integers** (graph.py or dense_counts.py, phase_one.py). K(i, j) = rint(C(i, j) * 2^42) on the pairs that
    share inputs (C < 1 exactly there; distinct ratios of counts below 2^20 stay distinct and ordered); a neuron of
    X left unmatched pays K = 2^42 (C = 1 with its eventual partner, or 0 empty with empty: step 4). Any algorithm
    of ``FAST_ALGORITHMS`` gives an optimal assignment with integer duals; by complementary slackness the optimal
@@ -56,8 +56,8 @@ Not guaranteed, in either solver: deeper layers are not metrics (they break the 
 Magnitudes: every sum the compiled code forms stays below 2^62 (objective costs are scaled to the size of the
 part), so layers of up to 2^18 neurons are exact in int64.
 
-Modules: version (no numba), hashing, colours, twins, network (per network), graph, jv, scc, phase_one, ties, part,
-leftovers, certify, layer, pair, warm. Importing this package loads no numba: the names below load on first use.
+Modules: version (no numba), hashing, colours, twins, network (per network), graph and dense_counts (the layer graph),
+jv, phase_one, scc, ties, part, leftovers, certify, layer, pair (orientation, state, the layers in turn), warm. Importing this package loads no numba: the names below load on first use.
 """
 
 from __future__ import annotations
