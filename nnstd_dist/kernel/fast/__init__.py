@@ -44,8 +44,10 @@ choice passed. Why certified => NNSTD(A, P.B) = NNSTD(A, B) and NNSTD(A, P.A) = 
 neurons: the state after a step (networks, colours, matchings so far) is built label-free from the state before,
 except at choices; a choice inside an orbit of the state's automorphisms gives, for any other member, the image
 of the same state under an automorphism, which the rest of the computation (label-free again) carries along to
-the same values. So two relabelled inputs follow isomorphic trajectories as long as every choice is certified;
-a relabelled copy then pairs every neuron with its image (equal colours throughout) at C = 0. The flag itself is
+the same values. So two relabelled inputs follow isomorphic trajectories as long as every choice is certified.
+Copies: on (A, A) the matching chosen stays an automorphism of A -- i's image is in Y's cell and usable, and the
+partner picked lies in its orbit when certified (the identity itself when the labels are equal, since then both
+cells are the same set) -- so every C is 0; with the invariance, a certified relabelled copy is at 0 too. The flag itself is
 label-free: the first uncertified choice occurs at the same point of isomorphic trajectories, and its test's
 outcome (an orbit whose refinement leaves only twin classes, cell size <= certify.MAX_CELL) does not depend on
 numbering. Uncertified pairs remain symmetric (step 0) and optimal in every layer, but relabelling may move
