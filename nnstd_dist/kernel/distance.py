@@ -40,7 +40,7 @@ __all__ = ["SOLVERS", "TIE_RULES", "FAST_ALGORITHMS", "Topology", "as_mask", "pr
 
 # "exact": the dense cost matrix and scipy's linear_sum_assignment, the paper's computation bit for bit.
 # "fast": the same optimum per layer from the sparse graph of pairs that share inputs, and a canonical,
-# label-free choice among the optimal matchings (the fast package), so that relabelling neurons changes nothing.
+# label-free choice among the optimal matchings (the fast package): symmetric, and blind to relabelling on certified pairs.
 # ("sparse", an earlier solver that kept tied neurons at their index, is superseded by fast: its stored
 # results stay readable and exportable, not computable.)
 SOLVERS = ("exact", "fast")
@@ -209,7 +209,8 @@ def nnstd(layers_a, layers_b, blocks=None, solver: str = "exact", max_layer: int
 
     ``solver="fast"`` finds each layer's optimal assignment from the neuron pairs that share inputs and
     picks a canonical one among the optimal assignments (the fast package): layer 0 equal to exact within 1e-12,
-    deeper layers independent of how hidden neurons are numbered (exact's are not); ``algorithm`` is one
+    symmetric bit for bit, deeper layers independent of how hidden neurons are numbered whenever the pair is
+    certified (``nnstd_certified`` says; exact's are not); ``algorithm`` is one
     of ``FAST_ALGORITHMS`` (all give the same bits) or "auto". ``max_layer=K`` computes layers 0..K only.
     """
     return nnstd_prepared(prepare(layers_a, blocks), prepare(layers_b, blocks), solver=solver, max_layer=max_layer, algorithm=algorithm)

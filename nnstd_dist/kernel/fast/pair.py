@@ -29,7 +29,8 @@ class PairState:
         """Pair A's ``cell.i`` with B's ``cell.j`` of layer k: one fresh shared colour, both refined again.
 
         Certified when both cells are orbits (tested only while the pair is still certified: the first uncertified
-        choice decides). Cells of one neuron each were alone in their colour already, so refining would split nothing."""
+        choice decides). When both neurons were alone in their colour within their layer, the partitions do not change
+        and refinement is skipped (a label-free shortcut: only the shared colour's value is new)."""
         if self.certified:
             self.certified = (not cell.ambiguous and is_orbit(self.a, self.colours_a, k, cell.cell_a)
                               and is_orbit(self.b, self.colours_b, k, cell.cell_b))
@@ -37,9 +38,13 @@ class PairState:
             fresh = mix(np.uint64(self.sequence) + SALT["fresh"])
         self.sequence += 1
         colours_a, colours_b = individualise(self.colours_a, k, cell.i, fresh), individualise(self.colours_b, k, cell.j, fresh)
-        if cell.cell_a.size > 1 or cell.cell_b.size > 1:
+        if _shares_colour(self.colours_a[k], cell.i) or _shares_colour(self.colours_b[k], cell.j):
             (colours_a, colours_b), _ = refine_jointly([self.a.wiring, self.b.wiring], [colours_a, colours_b])
         self.colours_a, self.colours_b = colours_a, colours_b
+
+
+def _shares_colour(colours: np.ndarray, neuron: int) -> bool:
+    return np.count_nonzero(colours == colours[neuron]) > 1
 
 
 def oriented(a: FastNetwork, b: FastNetwork) -> bool:
