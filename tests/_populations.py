@@ -12,6 +12,7 @@ from nnstd_dist.kernel.distance import nnstd_prepared, prepare
 from nnstd_dist.engine.plan import make_plan
 from nnstd_dist.tiles import extent, n_tiles
 from nnstd_dist.records import NetworkRecord
+from nnstd_dist.sources.param_layers import weights_to_layers
 
 SHAPES = [(60, 60), (60, 5)]
 
@@ -70,6 +71,29 @@ def relabel_hidden(layers, rng):
         perm = rng.permutation(layers[k].shape[1])
         layers[k], layers[k + 1] = layers[k][:, perm], layers[k + 1][perm]
     return layers
+
+
+def random_cnn(rng, channels, kernels, spatial, classes, density):
+    """Random conv weights (out, in, *kernel) of the given channels, then a linear layer over ``spatial`` positions per channel."""
+    weights = [rng.random((channels[k + 1], channels[k], *kernels[k])) < density for k in range(len(kernels))]
+    return weights + [rng.random((classes, channels[-1] * spatial)) < density]
+
+
+def permute_channels(weights, rng):
+    """Every conv's output channels relabelled, with the next layer's input channels (blocks of rows) alike."""
+    weights = [np.array(w) for w in weights]
+    for k in range(len(weights) - 1):
+        perm = rng.permutation(weights[k].shape[0])
+        weights[k] = weights[k][perm]
+        nxt = weights[k + 1]
+        weights[k + 1] = nxt[:, perm] if nxt.ndim > 2 else nxt.reshape(nxt.shape[0], len(perm), -1)[:, perm].reshape(nxt.shape[0], -1)
+    return weights
+
+
+def prepare_cnn(weights):
+    """Conv and linear weights (PyTorch's out x in layout, 0/1) as a prepared network, convolutions moving blocks of rows."""
+    masks, specs = weights_to_layers([(f"l{k}.weight", w.astype(float)) for k, w in enumerate(weights)])
+    return prepare(masks, [s.block for s in specs])
 
 
 def records(n: int, digits: int = 3) -> list[NetworkRecord]:

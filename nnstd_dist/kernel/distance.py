@@ -33,14 +33,14 @@ from scipy.optimize import linear_sum_assignment
 
 from ..budget import check_dense_solver
 from ..errors import InputError, ShapeMismatchError
-from .fast_version import FAST_ALGORITHMS, RULE_VERSION
+from .fast.version import FAST_ALGORITHMS, RULE_VERSION
 from .masks import chain_break, has_nonfinite
 
-__all__ = ["SOLVERS", "TIE_RULES", "FAST_ALGORITHMS", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared"]
+__all__ = ["SOLVERS", "TIE_RULES", "FAST_ALGORITHMS", "Topology", "as_mask", "prepare", "cost_matrix", "nnstd", "nnstd_prepared", "nnstd_certified"]
 
 # "exact": the dense cost matrix and scipy's linear_sum_assignment, the paper's computation bit for bit.
 # "fast": the same optimum per layer from the sparse graph of pairs that share inputs, and a canonical,
-# label-free choice among the optimal matchings (fast.py), so that relabelling neurons changes nothing.
+# label-free choice among the optimal matchings (the fast package): symmetric, and blind to relabelling on certified pairs.
 # ("sparse", an earlier solver that kept tied neurons at their index, is superseded by fast: its stored
 # results stay readable and exportable, not computable.)
 SOLVERS = ("exact", "fast")
@@ -91,10 +91,10 @@ class Topology:
 
     @cached_property
     def fast(self):
-        """The fast solver's per-layer arrays and neuron colours (fast.fast_layers), built once per network."""
-        from .fast import fast_layers  # numba loads on the fast solver's first use only
+        """The fast solver's per-network arrays, stable colours and twins (fast.network.fast_network), built once per network."""
+        from .fast.network import fast_network  # numba loads on the fast solver's first use only
 
-        return fast_layers(self.masks, self.transposed, self.degrees, self.blocks)
+        return fast_network(self.masks, self.transposed, self.degrees, self.blocks)
 
 
 def prepare(layers, blocks=None) -> Topology:
@@ -154,6 +154,14 @@ def _fully_connected(mask: sp.csr_matrix) -> bool:
 
 def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: int | None = None, algorithm: str = "auto") -> np.ndarray:
     """NNSTD(A, B) for networks already passed through `prepare`: one float64 per layer (0..max_layer if given)."""
+    return nnstd_certified(a, b, solver, max_layer, algorithm)[0]
+
+
+def nnstd_certified(a: Topology, b: Topology, solver: str = "exact", max_layer: int | None = None,
+                    algorithm: str = "auto") -> tuple[np.ndarray, bool | None]:
+    """(NNSTD(A, B) per layer, certified) for prepared networks: certified is the fast rule's flag (every choice it made was
+    among provably interchangeable neurons, so relabelling either network changes nothing), None for exact mode, which
+    makes no such claim."""
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     if algorithm != "auto" and (solver != "fast" or algorithm not in FAST_ALGORITHMS):
@@ -165,11 +173,15 @@ def nnstd_prepared(a: Topology, b: Topology, solver: str = "exact", max_layer: i
             raise ShapeMismatchError(f"layer {k}: shapes {sa} and {sb} differ")
     n_layers = len(a.masks) if max_layer is None else _check_max_layer(max_layer, len(a.masks)) + 1
     if solver == "fast":
-        from .fast import nnstd_fast
+        from .fast.pair import nnstd_fast
 
         return nnstd_fast(a.fast, b.fast, a.blocks, n_layers, algorithm)
-    if solver == "exact":  # refused before a dense cost matrix is allocated
-        check_dense_solver(max(n_out for _, n_out in a.shapes[:n_layers]))
+    return _nnstd_exact(a, b, n_layers), None
+
+
+def _nnstd_exact(a: Topology, b: Topology, n_layers: int) -> np.ndarray:
+    """The paper's computation: dense cost matrices and scipy's linear_sum_assignment, layer after layer."""
+    check_dense_solver(max(n_out for _, n_out in a.shapes[:n_layers]))  # refused before a dense cost matrix is allocated
     out = np.zeros(n_layers)
     order = None  # B's neuron order that matches A's, carried from layer to layer
     for k in range(n_layers):
@@ -202,8 +214,9 @@ def nnstd(layers_a, layers_b, blocks=None, solver: str = "exact", max_layer: int
     """Per-layer NNSTD of network A to network B (lists of ``n_in x n_out`` masks, no bias rows; ``blocks``: see prepare).
 
     ``solver="fast"`` finds each layer's optimal assignment from the neuron pairs that share inputs and
-    picks a canonical one among the optimal assignments (fast.py): layer 0 equal to exact within 1e-12,
-    deeper layers independent of how hidden neurons are numbered (exact's are not); ``algorithm`` is one
+    picks a canonical one among the optimal assignments (the fast package): layer 0 equal to exact within 1e-12,
+    symmetric bit for bit, deeper layers independent of how hidden neurons are numbered whenever the pair is
+    certified (``nnstd_certified`` says; exact's are not); ``algorithm`` is one
     of ``FAST_ALGORITHMS`` (all give the same bits) or "auto". ``max_layer=K`` computes layers 0..K only.
     """
     return nnstd_prepared(prepare(layers_a, blocks), prepare(layers_b, blocks), solver=solver, max_layer=max_layer, algorithm=algorithm)

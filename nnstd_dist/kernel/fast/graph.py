@@ -5,11 +5,11 @@ through ``rowmap``: row r of the ordered B is B's row ``rowmap[r]``):
 
 - ``intersect``: I[i, j] = |N_A(i) & N_B(j)| for every pair that shares an input, from A^T (CSR) and B
   (CSR), in O(sum over A's connections of B's out-degree of that row);
-- ``layer_graph``: the n x 2n graph of ``fast.py``'s docstring -- rows: A's neurons; columns: B's
+- ``layer_graph``: the n x 2n graph of the package docstring -- rows: A's neurons; columns: B's
   neurons, then one private exit per A neuron -- with int64 costs K(i, j) = rint(C(i, j) * 2^42) on the
   pairs that share inputs and K = 2^42 on each exit (left unmatched: C = 1 with its eventual partner);
   C is the same float64 division of two integer counts as exact mode's;
-- ``tie_costs`` / ``index_costs``: the secondary and tertiary costs of a tight subgraph's edges.
+- ``tie_costs``: the objectives' costs of a part's edges (ties.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["SCALE", "EXIT", "mix", "pair_hash", "intersect", "layer_graph", "build", "tie_costs", "index_costs", "matched_edge", "rows_of"]
+__all__ = ["SCALE", "EXIT", "mix", "pair_hash", "intersect", "layer_graph", "build", "tie_costs", "matched_edge", "rows_of", "pair_costs"]
 
 SCALE = np.float64(2.0**42)  # integer cost of C = 1: distinct ratios of counts below 2^20 stay distinct and ordered
 EXIT = np.int64(2**42)  # a neuron of A left unmatched: it will be paired with a neuron of B that shares no input, C = 1
@@ -128,19 +128,6 @@ def tie_costs(indptr, indices, edges, rank_a, rank_b, colour_a, colour_b, unit, 
 
 
 @nb.njit(cache=True)
-def index_costs(indptr, indices, edges, hash_range):
-    """Tertiary cost of each given edge: a hash of the two neurons' indices on a pair of real neurons, 0 on an exit."""
-    n = indptr.size - 1
-    rows = rows_of(indptr, edges)
-    out = np.zeros(edges.size, np.int64)
-    for t in range(edges.size):
-        i, j = rows[t], indices[edges[t]]
-        if j < n:
-            out[t] = np.int64(pair_hash(np.uint64(i), np.uint64(j)) % np.uint64(hash_range))
-    return out
-
-
-@nb.njit(cache=True)
 def matched_edge(indptr, indices, row_match):
     """Position of each row's matched edge."""
     n = indptr.size - 1
@@ -158,3 +145,21 @@ def build(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_a, deg_b):
     e_ptr, e_col, e_count = intersect(at_ptr, at_idx, b_ptr, b_idx, rowmap, deg_b.size)
     indptr, indices, cost, c = layer_graph(e_ptr, e_col, e_count, deg_a, deg_b)
     return e_ptr, indptr, indices, cost, c
+
+
+@nb.njit(cache=True)
+def pair_costs(indptr, indices, e_ptr, c, result, order, key1_a, key1_b, empty):
+    """Each pair's C: the edge's float64 C where A's neuron i took B's order[i] in the graph (result[i] < n), else 0 when
+    both neurons have no inputs (key1 < ``empty``) and 1 otherwise (leftovers never share an input)."""
+    n = order.size
+    paid = np.empty(n, np.float64)
+    for i in range(n):
+        j = result[i]
+        if j < n:
+            for e in range(indptr[i], indptr[i + 1]):
+                if indices[e] == j:
+                    paid[i] = c[e_ptr[i] + e - indptr[i]]
+                    break
+        else:
+            paid[i] = 0.0 if key1_a[i] < empty and key1_b[order[i]] < empty else 1.0
+    return paid
