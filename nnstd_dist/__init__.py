@@ -11,8 +11,10 @@ The API a script or notebook needs::
 The store and Dask load only when first used, so ``nd.nnstd`` stays light.
 """
 
+import functools
+
 from .errors import NNSTDError
-from .kernel import nnstd
+from .kernel import nnstd as _nnstd
 from .sources.formats import load_set_network
 
 __version__ = "0.1.0"
@@ -20,6 +22,16 @@ __all__ = [
     "nnstd", "read_network", "load_set_network", "compute", "labelled_matrix", "TopologyStore", "NetworkRecord",
     "NNSTDError", "__version__",
 ]
+
+
+@functools.wraps(_nnstd)
+def nnstd(*args, **kwargs):
+    if kwargs.get("solver") == "fast":  # the first fast call on a machine compiles for 20-30 s: say so first
+        from .warmup import compile_fast_solver
+
+        compile_fast_solver()
+    return _nnstd(*args, **kwargs)
+
 
 _LAZY = {  # name -> module that defines it, imported on first use
     "read_network": "sources.discover",
