@@ -26,7 +26,7 @@ def command_line(ctx) -> str:
 
     from click.core import ParameterSource
 
-    words = [ctx.command_path.split()[0], ctx.info_name]
+    words = ["nnstd-dist", ctx.info_name]
     for param in ctx.command.params:
         if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
             continue

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..sources.naming import HINT
 from ..errors import InputError
 from ..labels import short_labels
 from .embedding import linkage_of, mds, trajectory
@@ -142,6 +143,8 @@ def embedding(matrix: LabelledMatrix, color_by: str = "epoch") -> Figure:
     runs = np.asarray(matrix.metadata.get("run", np.array([""] * matrix.size))).astype(str)
     epochs = np.asarray(matrix.metadata.get("epoch", np.full(matrix.size, -1)))
     run_names = sorted(set(runs.tolist()))
+    if color_by == "run" and run_names in ([], [""]):
+        raise InputError(f"colour by run: none of the {matrix.size} networks has a run; {HINT}")
     run_colours = dict(zip(run_names, _run_colours(len(run_names))))
     _draw_runs(ax, coords, runs, epochs, run_colours if color_by == "run" else None)
     if color_by == "run":

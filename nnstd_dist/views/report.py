@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import report_figures as figures
+from ..sources.naming import HINT
 from ..errors import InputError
 from ..labels import natural_key
 from .embedding import trajectory
@@ -164,7 +165,7 @@ def _notes(store: "TopologyStore", n_layers: int, k: int, max_networks: int, mis
         notes.append(f"{missing} of the shown pairs are not computed yet (grey).")
     notes.append("Colours and hover values are rounded to 1/65534 (shown to 4 decimals); export the store for exact values.")
     if not n_runs:
-        notes.append("Evolution: no network has an epoch and a run (ingest takes them from epoch_NNN folders), so there is no evolution plot.")
+        notes.append(f"Evolution: no network has an epoch and a run, so there is no evolution plot; {html.escape(HINT)}.")
     elif n_runs > figures.MAX_RUN_LINES:
         notes.append(f"Evolution: {n_runs} runs, more than {figures.MAX_RUN_LINES}: only their mean is drawn.")
     notes.append(f"Embedding: metric MDS of layer 0, Kruskal stress-1 {stress:.3f}.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import scipy.sparse as sp
 
 from nnstd_dist.engine.plan import make_plan
+from nnstd_dist.tiles import pairs_in_done_tiles
 from _processes import stop_processes
 from _populations import done_tiles, make_store, pair_distances
 from nnstd_dist.store.lock import LOCK_FILE
@@ -67,9 +69,13 @@ def _interrupt(path: Path, sig: int, whole_group: bool, *extra: str) -> subproce
 def _check_stopped_cleanly(result, path: Path, code: int, word: str) -> None:
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1] == f"{word}: finished tiles are kept in {path}; run the same command again to resume."
-    # before it: only the progress bar's own lines
-    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|(\d\d:\d\d:\d\d )?\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
+    store = TopologyStore.open(path)
+    kept, n = pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile), store.n_networks
+    resume = shlex.join(["nnstd-dist", *result.args[1:]])  # the command as typed
+    assert lines[-1] == f"{word}: {kept} of {n * (n - 1) // 2} pairs are kept in {path}; to resume: {resume}"
+    # before it: only the first line and the progress bar's own lines
+    assert re.match(r"^Starting: \d+ pairs of \d+ networks", lines[0]), result.stderr
+    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|(\d\d:\d\d:\d\d )?\[[#.]+\] )", line) for line in lines[1:-1]), result.stderr
     assert not any(noise in result.stderr for noise in NOISE), result.stderr
     assert not (path / LOCK_FILE).exists()
 
