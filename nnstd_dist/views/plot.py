@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ..sources.naming import HINT
 from ..errors import InputError
@@ -117,6 +118,7 @@ def evolution(matrices: list[LabelledMatrix], to_final: bool = False) -> Figure:
         for path, colour, name in zip(paths, colours, names):
             ax.plot(path.epochs, getattr(path, attr), marker="o", ms=3, color=colour, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(f"NNSTD to the run's {which} network")
         ax.set_ylim(bottom=0.0)
         ax.grid(alpha=0.3)

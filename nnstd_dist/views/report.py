@@ -173,7 +173,7 @@ def _notes(store: "TopologyStore", n_layers: int, k: int, max_networks: int, mis
 
 
 def _run_curves(store: "TopologyStore", n_layers: int) -> list[tuple]:
-    """Per run with epochs: (run, epochs, (L, k) NNSTD of each epoch's network to the run's final one, accuracies).
+    """Per run with epochs: (run, epochs, (L, k) NNSTD of each epoch's network to the run's first one, accuracies).
 
     Every network of the run is read, not only the sampled ones; each layer's matrix goes through
     ``embedding.trajectory``, which orders the run by epoch.
@@ -186,8 +186,8 @@ def _run_curves(store: "TopologyStore", n_layers: int) -> list[tuple]:
         names = [str(name) for name in store.column("network")[members]]
         metadata = {key: store.column(key)[members] for key in ("run", "epoch", "accuracy")}
         paths = [trajectory(LabelledMatrix(layer, names, metadata)) for layer in read_layers(store, range(n_layers), members)]
-        to_final = np.stack([path.to_final for path in paths])
-        curves.append((run, paths[0].epochs.astype(np.int64), to_final, paths[0].accuracy))
+        to_first = np.stack([path.to_first for path in paths])  # as `plot --kind evolution`: the drift from where the run started
+        curves.append((run, paths[0].epochs.astype(np.int64), to_first, paths[0].accuracy))
     return curves
 
 
