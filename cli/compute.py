@@ -164,10 +164,14 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     except (KeyboardInterrupt, Terminated) as stop:
         # Everything below a finished tile is on disk and marked done; the lock is released by now.
         from nnstd_dist.engine.run import pairs_kept
+        from nnstd_dist.errors import NNSTDError
 
         what = "Terminated" if isinstance(stop, Terminated) else "Interrupted"
-        kept, total = pairs_kept(store)
-        click.echo(f"\n{what}: {kept} of {total} pairs are kept in {store}; to resume: {command}", err=True)
+        try:
+            kept = "{} of {} pairs are kept".format(*pairs_kept(store))
+        except (NNSTDError, KeyboardInterrupt):  # stopped before the store was read, or a second Ctrl-C while counting
+            kept = "finished tiles are kept"
+        click.echo(f"\n{what}: {kept} in {store}; to resume: {command}", err=True)
         sys.exit(143 if isinstance(stop, Terminated) else 130)  # 128 + the signal's number, as a shell reports it
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -14,8 +14,8 @@ from .text import count
     "  nnstd-dist ingest runs/ --store cnns.zarr --exclude-param '*downsample*'\n"
     "  nnstd-dist ingest ckpt/*.pt --store cnns.zarr --key ema_state_dict\n"
     "  nnstd-dist ingest runs/ --store topos.zarr --exclude 'optimizer_*.npz' --exclude scratch\n"
-    "  nnstd-dist ingest runs/ --store tickets.zarr --layout '{run}/round{epoch}.pt'     # runs/seed0/round3.pt: run seed0, epoch 3\n"
-    "  nnstd-dist ingest runs/ --store tickets.zarr --metadata runs/metadata.csv          # name,run,epoch,accuracy",
+    "  nnstd-dist ingest tickets/ --store tickets.zarr --layout '{run}/round{epoch}.pt'  # tickets/seed0/round3.pt: run seed0, epoch 3\n"
+    "  nnstd-dist ingest tickets/ --store tickets.zarr --metadata tickets.csv             # name,run,epoch,accuracy",
 )
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
 @store_option

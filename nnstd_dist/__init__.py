@@ -26,7 +26,7 @@ __all__ = [
 
 @functools.wraps(_nnstd)
 def nnstd(*args, **kwargs):
-    if kwargs.get("solver") == "fast":  # the first fast call on a machine compiles for 20-30 s: say so first
+    if kwargs.get("solver", args[3] if len(args) > 3 else None) == "fast":  # a first fast call compiles for 20-30 s: say so first
         from .warmup import compile_fast_solver
 
         compile_fast_solver()
