@@ -168,7 +168,8 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
 
         what = "Terminated" if isinstance(stop, Terminated) else "Interrupted"
         try:
-            kept = "{} of {} pairs are kept".format(*pairs_kept(store))
+            # an external cluster is not ours to stop: a tile it was running may still finish and be kept
+            kept = ("at least " if cluster.external else "") + "{} of {} pairs are kept".format(*pairs_kept(store))
         except (NNSTDError, KeyboardInterrupt):  # stopped before the store was read, or a second Ctrl-C while counting
             kept = "finished tiles are kept"
         click.echo(f"\n{what}: {kept} in {store}; to resume: {command}", err=True)
