@@ -343,6 +343,7 @@ def compute(
     if client is None and cluster is None:
         client = active_client()
     cluster = cluster or ClusterSpec()
+    where = "the Dask client's {} worker threads" if client is not None else f"the {cluster.describe()}"
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(deferred_stop())  # first in, last out: Ctrl-C is taken at a check, never inside Dask
@@ -356,7 +357,7 @@ def compute(
             # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
             check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
-        where = f"the Dask client's {slots} worker threads" if client is not None else f"the {cluster.describe()}"
+        where = where.format(slots)
         say = _Say(on_progress if not dry_run else None, start, slots)
         say(change)
         words = _solver_words(solver, max_layer)
