@@ -128,7 +128,7 @@ def test_the_first_line_says_what_starts_before_the_kernel_is_timed(store_path, 
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        f"Starting: {PAIRS} pairs of {N} networks with the exact solver, every layer, on the Dask client's 2 worker threads; "
+        f"Starting: {PAIRS} pairs of {N} networks with the exact solver, every layer, on the scheduler {dask_client.scheduler.address}; "
         "timing a few pairs to choose the tile"
     )
     assert order == ["timed"] and lines[1].startswith(f"{PAIRS} pairs in 1 tile on 2 worker threads")
