@@ -378,8 +378,8 @@ def compute(
         if not say.said:
             what = "Resuming the interrupted recompute" if plan.resumed else ("Resuming" if resuming else "Starting")
             say(f"{what}: {plan.n_pairs} of {plan.total_pairs} pairs left, tile {plan.tile}, {words}, on {where}")
-        if solver == "fast":
-            compile_fast_solver(quiet)
+        if solver == "fast" and not cluster.external:
+            compile_fast_solver(quiet)  # local workers then load numba's cache; remote ones compile in their first task
         if client is None:
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
