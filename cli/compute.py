@@ -19,6 +19,7 @@ EPILOG = """Examples:
   nnstd-dist compute --store topos.zarr
   nnstd-dist compute --store topos.zarr --solver fast --max-layer 0     # Figure 4 (layer 0), fast
   nnstd-dist compute --store topos.zarr --dry-run
+  nnstd-dist compute --store topos.zarr --recompute --solver exact --max-layer all   # start over with other settings
   nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
   nnstd-dist compute --store /shared/topos.zarr --scheduler-file sched.json
