@@ -207,7 +207,7 @@ class TqdmBar:
     """An ``on_progress`` for scripts and notebooks: a tqdm bar of pairs on disk (tqdm.auto: a widget in a notebook), notes above it."""
 
     def __init__(self, **tqdm_options):
-        self.options, self.bar = {"unit": " pairs", "smoothing": 0, "dynamic_ncols": True, **tqdm_options}, None
+        self.options, self.bar = {"unit": " pairs", "smoothing": 0, **tqdm_options}, None
 
     def __call__(self, p: Progress) -> None:
         from tqdm.auto import tqdm
