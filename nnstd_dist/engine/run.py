@@ -358,7 +358,7 @@ def compute(
             check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
         where = where.format(slots)
-        say = _Say(on_progress if not dry_run else None, start, slots)
+        say = _Say(on_progress if not dry_run else None, start, slots, total_pairs(store.n_networks))
         say(change)
         words = _solver_words(solver, max_layer)
 
@@ -396,13 +396,14 @@ def compute(
 class _Say:
     """Lines for the person watching (``Progress.note``) through the progress callback, before the run's own progress."""
 
-    def __init__(self, on_progress: Callable[[Progress], None] | None, start: float, workers: int):
-        self.on_progress, self.start, self.workers, self.said = on_progress, start, workers, False
+    def __init__(self, on_progress: Callable[[Progress], None] | None, start: float, workers: int, pairs: int):
+        self.on_progress, self.start, self.workers, self.pairs, self.said = on_progress, start, workers, pairs, False
 
     def __call__(self, line: str | None) -> None:
         if line and self.on_progress is not None:
             self.said = self.said or line.startswith("Starting")
-            self.on_progress(Progress(0, 0, 0, 0, time.perf_counter() - self.start, self.workers, note=line))
+            # counts a callback may divide by: every pair of the store (the plan may not be made yet), none done
+            self.on_progress(Progress(0, self.pairs, 0, 1, time.perf_counter() - self.start, self.workers, note=line))
 
 
 def _plan_and_repair(store: TopologyStore, dry_run: bool, settings: dict) -> tuple[Plan, list, bool]:
