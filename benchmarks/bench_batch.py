@@ -63,12 +63,12 @@ def eta_run(path: Path, solver: str, label: str) -> None:
     with connect(ClusterSpec(n_workers=2)) as client:
         start = time.perf_counter()
         plan, stats = compute(path, client=client, solver=solver, recompute=True,
-                              on_progress=lambda p: seen.append((time.perf_counter() - start, p.pairs_done, p.pairs_total, p.eta, p.rate)))
+                              on_progress=lambda p: p.note or seen.append((time.perf_counter() - start, p.pairs_done, p.pairs_total, p.eta, p.rate, p.pairs_running)))
         wall = time.perf_counter() - start
-    at, done, total, eta, rate = next(s for s in seen if s[1] >= 0.1 * s[2])
+    at, done, total, eta, rate, _ = next(s for s in seen if s[1] >= 0.1 * s[2])
     truth = wall - at
     by_rate = (total - done) / rate
-    first = next((s[0] for s in seen if s[1] > 0), None)
+    first = next((s[0] for s in seen if s[1] + s[5] > 0), None)  # pairs on disk or in running tiles
     print(f"{label}: {total} pairs, tile {plan.tile}, {stats.wall_seconds:.1f} s ({stats.pairs_per_second:.1f} pairs/s, {solver}); "
           f"first pairs shown after {first:.1f} s")
     print(f"    at {100 * done / total:.1f} % ({at:.1f} s): ETA {eta:.0f} s, truth {truth:.0f} s: error {100 * (eta - truth) / truth:+.1f} % "

@@ -11,7 +11,7 @@ import click
 from nnstd_dist.engine.hpc import KINDS
 
 from .options import quiet_option, solver_option, store_option
-from .text import TILE_RULE, clock, count, describe_plan, run_summary
+from .text import TILE_RULE, clock, command_line, count, describe_plan, run_summary
 
 EPILOG = """Examples:
 
@@ -19,6 +19,7 @@ EPILOG = """Examples:
   nnstd-dist compute --store topos.zarr
   nnstd-dist compute --store topos.zarr --solver fast --max-layer 0     # Figure 4 (layer 0), fast
   nnstd-dist compute --store topos.zarr --dry-run
+  nnstd-dist compute --store topos.zarr --recompute --solver exact --max-layer all   # start over with other settings
   nnstd-dist compute --store topos.zarr --n-workers 8 --tile 32
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
   nnstd-dist compute --store /shared/topos.zarr --scheduler-file sched.json
@@ -27,8 +28,9 @@ EPILOG = """Examples:
 
 
 class ProgressBar:
-    """Pairs done / total, pairs/s and the time left on stderr: one line redrawn on a terminal; otherwise (a log file)
-    a line, with the clock time, at the first pairs done, at every 10 %, at least every LOG_SECONDS and at the end."""
+    """Pairs on disk / total (and those running tiles hold), pairs/s and the time left on stderr: one line redrawn on a
+    terminal; otherwise (a log file) a line, with the clock time, at the first pairs, at every 10 %, at least every
+    LOG_SECONDS and at the end. Notes (what the run starts) are lines of their own, first."""
 
     WIDTH = 28
     LOG_SECONDS = 60.0
@@ -43,6 +45,9 @@ class ProgressBar:
         self.last_line = time.monotonic()
 
     def __call__(self, p) -> None:
+        if p.note:  # what the run starts, a change of solver: before any count
+            self._line(p.note)
+            return
         if not self.announced:
             self.announced = True
             where = f"; dashboard {p.dashboard}" if p.dashboard else ""
@@ -54,13 +59,14 @@ class ProgressBar:
         if self.tty:
             if finished or now - self.last_draw > 0.1:
                 self.last_draw = now
-                self.stream.write("\r" + self._text(p) + ("\n" if finished else ""))
+                self.stream.write("\r" + self._text(p) + ("\n" if finished else "\x1b[K"))
                 self.stream.flush()
             return
         decile = 10 * p.pairs_done // max(1, p.pairs_total)
-        first = p.pairs_done > 0 and not self.shown_pairs
+        started = p.pairs_done + p.pairs_running > 0
+        first = started and not self.shown_pairs
         if first or decile > self.shown_decile or finished or now - self.last_line >= self.LOG_SECONDS:
-            self.shown_decile, self.shown_pairs, self.last_line = max(decile, self.shown_decile), self.shown_pairs or p.pairs_done > 0, now
+            self.shown_decile, self.shown_pairs, self.last_line = max(decile, self.shown_decile), self.shown_pairs or started, now
             self._line(f"{time.strftime('%H:%M:%S')} {self._text(p)}")
 
     def _line(self, text: str) -> None:
@@ -70,7 +76,21 @@ class ProgressBar:
         fraction = p.pairs_done / p.pairs_total if p.pairs_total else 1.0
         filled = round(fraction * self.WIDTH)
         eta = "--" if p.eta is None else clock(p.eta)
-        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.pairs_done}/{p.pairs_total} pairs  {p.rate:.1f} pairs/s  ETA {eta}"
+        running = f" (+{p.pairs_running} running)" if p.pairs_running else ""  # the bar itself counts only pairs on disk
+        return f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.pairs_done}/{p.pairs_total} pairs{running}  {p.rate:.1f} pairs/s  ETA {eta}"
+
+
+class LayerLimit(click.ParamType):
+    """--max-layer: a layer number >= 0, or `all`."""
+
+    name = "K|all"
+
+    def convert(self, value, param, ctx):
+        if value == "all" or isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        self.fail(f"{value!r} is not a layer number (0, 1, ...) or 'all'", param, ctx)
 
 
 class Terminated(BaseException):
@@ -101,12 +121,14 @@ def _raise_terminated(signum, frame):
 @click.option("--jobs", default=None, metavar="MIN:MAX", help="With --cluster: scale between MIN and MAX batch jobs [default: 1:1].")
 @solver_option
 @click.option(
-    "--max-layer", type=click.IntRange(min=0), default=None, metavar="K",
-    help="Compute layers 0..K only (the paper's Figure 4 is layer 0) [default: all]. Recorded in the store; plot/export "
+    "--max-layer", type=LayerLimit(), default=None, metavar="K|all",
+    help="Compute layers 0..K only (the paper's Figure 4 is layer 0) [default: the store's once it has distances, "
+    "else all]. Recorded in the store; plot/export "
     "of a later layer is an error. A larger K later means --recompute: layer k needs the matchings of layers 0..k-1, "
     "which are not stored, so adding layers costs as much as starting over.",
 )
-@click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh (needed to change --tile, --solver or raise --max-layer).")
+@click.option("--recompute", is_flag=True, help="Forget all computed distances and start afresh (needed to change --tile, --solver or "
+              "raise --max-layer). Interrupted, the same command resumes it; only after a finished run does it start over.")
 @click.option("--force", is_flag=True, help="Take over the store's lock even if another run seems to hold it (a dead run on another host).")
 @click.option("--dry-run", is_flag=True, help="Print what would be computed and exit; changes nothing.")
 @quiet_option
@@ -133,21 +155,34 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     given = [f"--{k.replace('_', '-')}" for k, v in local.items() if v is not None]
     if cluster.external and given:
         raise click.UsageError(f"{', '.join(given)} configure the local cluster; they do not apply to the {cluster.describe()}")
+    command = command_line(click.get_current_context())
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         plan, stats = compute(
             store, tile=tile, recompute=recompute, force=force, cluster=cluster, dry_run=dry_run, solver=solver, max_layer=max_layer,
-            on_progress=None if quiet else ProgressBar(), command=f"nnstd-dist compute --store {store}",
+            on_progress=None if quiet else ProgressBar(), quiet=quiet, command=command,
         )
     except (KeyboardInterrupt, Terminated) as stop:
         # Everything below a finished tile is on disk and marked done; the lock is released by now.
+        from nnstd_dist.engine.run import pairs_kept
+        from nnstd_dist.errors import NNSTDError
+
         what = "Terminated" if isinstance(stop, Terminated) else "Interrupted"
-        click.echo(f"\n{what}: finished tiles are kept in {store}; run the same command again to resume.", err=True)
+        try:
+            # an external cluster is not ours to stop: a tile it was running may still finish and be kept
+            kept = ("at least " if cluster.external else "") + "{} of {} pairs are kept".format(*pairs_kept(store))
+        except (NNSTDError, KeyboardInterrupt):  # stopped before the store was read, or a second Ctrl-C while counting
+            kept = "finished tiles are kept"
+        click.echo(f"\n{what}: {kept} in {store}; to resume: {command}", err=True)
         sys.exit(143 if isinstance(stop, Terminated) else 130)  # 128 + the signal's number, as a shell reports it
     finally:
         signal.signal(signal.SIGTERM, previous)
     if dry_run:
-        layers = "all" if max_layer is None else f"0..{max_layer}"
-        click.echo(f"store:           {store}\n{describe_plan(plan)}\nsolver:          {solver}, layers {layers}\nwould run on:    {cluster.describe()}")
+        layers = "all" if plan.max_layer is None else f"0..{plan.max_layer}"
+        resumed = "; resumes the interrupted recompute" if plan.resumed else ""
+        click.echo(
+            f"store:           {store}\n{describe_plan(plan)}\nsolver:          {plan.solver}, layers {layers}{resumed}\n"
+            f"would run on:    {cluster.describe()}"
+        )
     elif not quiet:
         click.echo(run_summary(stats))

@@ -35,7 +35,8 @@ def command(store, output, layer, select, quiet):
     a row per network: network, layer, run, epoch, accuracy, then one column per network;
     .nc and .zarr hold a (layer, network_a, network_b) array with run_a, epoch_a, accuracy_a
     (and _b) as coordinates and need xarray. Entry (i, j) with i > j is NNSTD(network i,
-    network j) in store order, mirrored. Pairs not computed yet are NaN, with a warning.
+    network j) in store order, mirrored. Pairs not computed yet are NaN, with a warning; a store
+    that compute never ran on is an error (exit 2: run `nnstd-dist compute` first), not a file of NaN.
     """
     from nnstd_dist.views.export import export
     from nnstd_dist.views.reduce import parse_selection

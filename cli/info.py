@@ -8,6 +8,8 @@ import click
 
 from nnstd_dist.budget import byte_size
 
+from nnstd_dist.sources.naming import HINT
+
 from .options import json_option, store_option
 
 _RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists the first and last few
@@ -17,7 +19,7 @@ _RUNS_SHOWN = 6  # a population can have thousands of runs: the text view lists 
 @store_option
 @json_option
 def command(store, as_json):
-    """Describe a store: networks, layers, mean density per layer, runs, epochs, pairs computed, size.
+    """Describe a store: networks, layers, mean density per layer, runs, epochs, accuracies, pairs computed, size.
 
     Each layer is shown as its mask's n_in x n_out, then the parameter it was read from and that
     parameter's shape as stored (a conv weight (out, in, kh, kw) is an (in*kh*kw) x out mask whose
@@ -59,6 +61,10 @@ def _lines(s: dict):
     epochs = ", ".join(map(str, s["epochs"])) or "none"
     untagged = f"; {s['networks_without_epoch']} network(s) without an epoch" if s["networks_without_epoch"] else ""
     yield "epochs", epochs + untagged
+    if "networks_with_accuracy" in s:
+        yield "accuracies", f"{s['networks_with_accuracy']} of {s['networks']} networks"
+    if s["networks"] and (not runs or s["networks_without_epoch"]):
+        yield "", f"({HINT})"  # where runs and epochs come from, and how to give them
     layers = "" if s.get("max_layer") is None else f", layers 0..{s['max_layer']}"
     tile = f" (tile {s['tile']} x {s['tile']}, {s.get('solver')} solver{layers})" if s["tile"] else " (compute not run yet)"
     yield "pairs", f"{s['pairs_computed']} of {s['pairs_total']} computed{tile}"

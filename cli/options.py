@@ -79,10 +79,10 @@ select_option = click.option(
 solver_option = click.option(
     "--solver",
     type=click.Choice(["exact", "fast"]),
-    default="exact",
-    show_default=True,
+    default=None,
     help="exact: the paper's dense assignment, bit for bit. fast: the same optimum per layer from the neuron pairs "
     "that share inputs, about 10x faster on the paper's networks, and a canonical choice among tied matchings, so that "
     "renumbering hidden neurons changes no distance; layer 0 equals exact within 1e-12, deeper layers differ "
-    "(see the README).",
+    "(see the README). Its first run on a machine compiles it (numba, 20-30 s, said in one line). "
+    "[default: exact; compute: the store's solver once it has distances]",
 )

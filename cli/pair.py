@@ -38,6 +38,11 @@ def command(network_a, network_b, as_json, orientation, keep_last_row, key, incl
     """
     from nnstd_dist.kernel.distance import nnstd_certified
 
+    solver = solver or "exact"
+    if solver == "fast":
+        from nnstd_dist.warmup import compile_fast_solver
+
+        compile_fast_solver()  # the first run on a machine: one line on stderr before 20-30 s of compiling
     params = param_filter(key, include_params, exclude_params)
     (record_a, topology_a), (record_b, topology_b) = (_read(given, orientation, keep_last_row, params) for given in (network_a, network_b))
     values, certified = nnstd_certified(topology_a, topology_b, solver=solver)

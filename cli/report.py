@@ -26,9 +26,10 @@ def command(store, output, max_networks):
     """Write one HTML file that opens offline (bokeh, resources inline) and can be mailed.
 
     It holds the distance heatmap with a layer menu and a menu of networks (all, one epoch or one
-    run), hover naming both networks with run, epoch, accuracy and distance; the evolution of
-    each run (NNSTD of every epoch to the run's final network, mean over runs, test accuracy
-    beside); and the metric MDS embedding with hover.
+    run), the networks' names on its axes (up to 60; hover names them always, with run, epoch,
+    accuracy and distance); the evolution of each run (NNSTD of every epoch to the run's first
+    network, as `plot --kind evolution`, mean over runs, test accuracy beside); and the metric MDS
+    embedding with hover. Runs and epochs come from ingest (epoch_NNN folders, --layout, --metadata).
     """
     from nnstd_dist.views.report import write_report
     from nnstd_dist.store.topology_store import TopologyStore

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import click
+
 from nnstd_dist.engine.plan import MAX_TILE, MAX_TILE_SECONDS, MIN_TILE, READ_SHARE, TILE_SECONDS, TILE_STEP, TILES_PER_WORKER
 
 from nnstd_dist.tiles import total_pairs
@@ -16,6 +18,28 @@ TILE_RULE = (
     f"the smallest multiple of {TILE_STEP} in {MIN_TILE}..{MAX_TILE} with {BOUND_WORDS['work']} and {BOUND_WORDS['read']}, "
     f"{BOUND_WORDS['cap']}, {BOUND_WORDS['workers']}"
 )
+
+
+def command_line(ctx) -> str:
+    """The command as typed (options given on the command line, in the command's order), e.g. to repeat it."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    words = ["nnstd-dist", ctx.info_name]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if not isinstance(param, click.Option):
+            words.append(str(value))
+        elif param.is_flag and not param.secondary_opts:
+            words += [param.opts[-1]] if value else []
+        elif param.is_flag:
+            words.append(param.opts[-1] if value else param.secondary_opts[-1])
+        else:
+            words += [w for v in (value if param.multiple else [value]) for w in (max(param.opts, key=len), str(v))]
+    return shlex.join(words)
 
 
 def count(n: int, noun: str) -> str:

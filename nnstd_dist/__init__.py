@@ -21,7 +21,7 @@ __all__ = [
 
 _LAZY = {  # name -> module that defines it, imported on first use (the command line's entry point imports this package first:
     # kept light, so that Ctrl-C while numpy and scipy load reaches its handler, not a traceback)
-    "nnstd": "kernel",
+    "nnstd": "warmup",  # the kernel's nnstd, saying first when a fast call has to compile
     "load_set_network": "sources.formats",
     "read_network": "sources.discover",
     "compute": "engine.run",

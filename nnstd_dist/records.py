@@ -31,11 +31,12 @@ class NetworkRecord:
 
 @dataclass
 class AppendReport:
-    """What an append did: names added, replaced, and left alone because identical."""
+    """What an append did: names added, replaced, left alone because identical, and relabelled (same connections, other run, epoch or accuracy)."""
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
 
 
 def mask_digest(masks) -> str:

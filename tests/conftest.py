@@ -9,6 +9,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from nnstd_dist.engine.hpc import import_dask_jobqueue
+
+# dask_jobqueue sets, when first imported, a SIGINT handler that calls sys.exit(): Ctrl-C would then fail the running
+# test and pytest would go on with the next. Imported once here with Ctrl-C left alone, so that no test module's
+# import of it (test_hpc, test_slurm) sets that handler again and Ctrl-C stops pytest.
+try:
+    import_dask_jobqueue()
+except ImportError:  # the hpc extra is not installed: nothing sets the handler
+    pass
+
 # The paper's data: its SET topologies (a topo/ folder of e5_s0_w0 ... e5_s0_w9) and, in CI only, the distances
 # its script computed on them (reference/epoch000.json). Looked for in a folder holding topo/ (or topo/ itself):
 # NNSTD_DIST_PAPER_DATA if set, then ../shared (CI), then ../paper (where the README's recipe clones the paper).

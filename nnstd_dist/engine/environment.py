@@ -105,7 +105,7 @@ def compare(client_report: Mapping, worker_reports: Mapping[str, object], need_w
     versions, stores, failures = [], [], []
     for address, report in sorted(worker_reports.items()):
         if isinstance(report, BaseException):
-            failures.append((address, f"cannot run the check ({type(report).__name__}: {report}); is nnstd-dist installed there?"))
+            failures.append((address, f"cannot run the check ({type(report).__name__}: {report}); {check_hint(report, client_report.get('nnstd-dist'))}"))
             continue
         diffs = [
             f"{name} {report.get(name, 'unknown')} (client {client_report.get(name)})"
@@ -124,6 +124,17 @@ def compare(client_report: Mapping, worker_reports: Mapping[str, object], need_w
     return problems
 
 
+def check_hint(exc: BaseException, version: str | None) -> str:
+    """What a failed check of a worker most likely means: it timed out (busy or unreachable), nnstd-dist is missing there, or another version is."""
+    text = f"{type(exc).__name__}: {exc}"  # a worker's exception may come back wrapped, its type only in the text
+    if isinstance(exc, TimeoutError) or "timed out" in text.lower():
+        return ("it did not answer in time: the worker is busy, overloaded or unreachable, not necessarily misinstalled; "
+                "try again, or allow more time (Dask's distributed.comm.timeouts.connect)")
+    if ("ModuleNotFoundError" in text or "ImportError" in text) and "nnstd_dist" in text:
+        return f"nnstd-dist is not installed there: install nnstd-dist {version} in the workers' environment"
+    return f"is nnstd-dist {version}, the client's version, installed there? (another version may not run this client's check)"
+
+
 def check_cluster(run_on_workers: Callable, store_path: str | os.PathLike | None = None, need_write: bool = False) -> dict:
     """Refuse a cluster whose workers differ from this client or cannot open ``store_path``; return their reports.
 
@@ -139,7 +150,7 @@ def check_cluster(run_on_workers: Callable, store_path: str | os.PathLike | None
         worker_reports = run_on_workers(environment_report, path)
     except Exception as exc:  # e.g. a worker without nnstd_dist cannot unpickle environment_report
         raise ClusterError(
-            f"could not check the workers' environment ({type(exc).__name__}: {exc}); is nnstd-dist {client_report['nnstd-dist']} installed on every worker?"
+            f"could not check the workers' environment ({type(exc).__name__}: {exc}); {check_hint(exc, client_report['nnstd-dist'])}"
         ) from None
     problems = compare(client_report, worker_reports, need_write)
     if problems:

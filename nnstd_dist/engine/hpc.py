@@ -49,17 +49,26 @@ def _jobqueue(kind: str):
     """The dask_jobqueue cluster class for ``kind``; imported here so the base install never needs it."""
     if kind not in KINDS:
         raise ClusterError(f"`job_queue` {kind!r}: expected one of {', '.join(KINDS)}")
-    ctrl_c = signal.getsignal(signal.SIGINT)
     try:
-        module = importlib.import_module("dask_jobqueue")
+        module = import_dask_jobqueue()
     except ImportError:
         raise ClusterError(f"`job_queue` {kind} needs dask-jobqueue: pip install dask-jobqueue, or pip install -e '.[hpc]' in the nnstd-dist checkout") from None
+    return getattr(module, KINDS[kind])
+
+
+def import_dask_jobqueue():
+    """``import dask_jobqueue`` with Ctrl-C left alone (raises ImportError if it is not installed).
+
+    Importing it (its runner module) sets a SIGINT handler that calls sys.exit(): Ctrl-C would end a run as a
+    success, exit code 0 and no word of the stop, and in pytest it fails the running test and the run goes
+    on. The handler in place before is put back; the module is then cached, so no later import sets it again.
+    """
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    try:
+        return importlib.import_module("dask_jobqueue")
     finally:
-        # Importing dask_jobqueue sets a SIGINT handler that calls sys.exit(): Ctrl-C would end a run
-        # as a success, exit code 0 and no word of the stop. The handler in place before is put back.
         if ctrl_c is not None and signal.getsignal(signal.SIGINT) != ctrl_c:
             signal.signal(signal.SIGINT, ctrl_c)
-    return getattr(module, KINDS[kind])
 
 
 def _config_defaults(kind: str) -> dict[str, object]:

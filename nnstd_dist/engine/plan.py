@@ -108,6 +108,9 @@ class Plan:
     tasks: tuple[TileTask, ...]
     choice: TileChoice | None = None  # how the tile size was chosen, for `compute --dry-run`
     repaired: tuple = ()  # (a, b, why): done tiles found damaged while planning (a record's header), reopened
+    resumed: bool = False  # continues a recompute that was interrupted
+    solver: str | None = None  # the run's solver and last layer (None: every layer), once plan_store has chosen them
+    max_layer: int | None = None
 
     @property
     def n_tiles(self) -> int:
@@ -134,7 +137,7 @@ class Plan:
         )
 
 
-def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None, repaired=()) -> Plan:
+def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | None = None, repaired=(), resumed: bool = False) -> Plan:
     """The tasks left for a population of n given ``tiles_done`` (see store/results.py), largest first."""
     if tile < 1:
         raise ValueError(f"tile size must be >= 1, got {tile}")
@@ -151,4 +154,4 @@ def make_plan(n: int, tile: int, tiles_done: np.ndarray, choice: TileChoice | No
     shuffled = np.random.default_rng(n * 100_003 + tile).permutation(len(remaining))
     order = sorted(range(len(remaining)), key=lambda x: (-remaining[x].n_pairs, shuffled[x]))
     remaining = [remaining[x] for x in order]
-    return Plan(n, tile, tuple(remaining), choice, tuple(repaired))
+    return Plan(n, tile, tuple(remaining), choice, tuple(repaired), resumed)

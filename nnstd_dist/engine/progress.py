@@ -15,7 +15,7 @@ from typing import Callable
 
 from .tasks import TileResult
 
-__all__ = ["Progress", "RunStats", "WorkLeft", "Tracker"]
+__all__ = ["Progress", "RunStats", "WorkLeft", "Tracker", "TqdmBar", "watched_bar"]
 
 HEARTBEAT_SECONDS = 1.0  # progress shown at least this often while no tile finishes
 
@@ -24,7 +24,9 @@ HEARTBEAT_SECONDS = 1.0  # progress shown at least this often while no tile fini
 class Progress:
     """Where a run stands, passed to the progress callback at the start, after every tile and every few seconds between.
 
-    ``pairs_done`` counts the pairs of finished tiles and those running tiles have reported so far.
+    ``pairs_done`` counts the pairs of finished tiles, all on disk; ``pairs_running`` those running tiles have
+    computed so far (lost if the run stops now). A Progress with a ``note`` carries one line to show the person
+    watching, once (what the run starts, a change of solver), before the run's first counts.
     """
 
     pairs_done: int
@@ -35,6 +37,8 @@ class Progress:
     workers: int
     dashboard: str | None = None
     eta_seconds: float | None = None  # from the work remaining (WorkLeft); None: not known yet
+    pairs_running: int = 0
+    note: str | None = None
 
     @property
     def rate(self) -> float:
@@ -194,8 +198,45 @@ class Tracker:
     def _show(self) -> None:
         self.shown = time.perf_counter()
         p = self.progress
-        p.pairs_done = min(p.pairs_total, self.stats.pairs + self.work.running_pairs)
+        p.pairs_done = min(p.pairs_total, self.stats.pairs)  # only pairs on disk: a stop now keeps exactly these
+        p.pairs_running = min(p.pairs_total - p.pairs_done, self.work.running_pairs)
         p.elapsed = self.shown - self.start
         p.eta_seconds = self.work.seconds()
         if self.on_progress:
             self.on_progress(p)
+
+
+class TqdmBar:
+    """An ``on_progress`` for scripts and notebooks: a tqdm bar of pairs on disk (tqdm.auto: a widget in a notebook), notes above it."""
+
+    def __init__(self, **tqdm_options):
+        self.options, self.bar = {"unit": " pairs", "smoothing": 0, **tqdm_options}, None
+
+    def __call__(self, p: Progress) -> None:
+        from tqdm.auto import tqdm
+
+        if p.note:
+            tqdm.write(p.note, file=self.options.get("file"))
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=p.pairs_total, **self.options)
+        self.bar.total = p.pairs_total  # tiles reopened during the run add pairs
+        self.bar.n = p.pairs_done
+        self.bar.set_postfix_str(f"{p.pairs_running} running" if p.pairs_running else "", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """End the bar (the run is over, or stopped)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def watched_bar() -> TqdmBar | None:
+    """A TqdmBar where a person watches the run (stderr a terminal, or a Jupyter kernel), else None: no output in a batch log."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    notebook = shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    watched = notebook or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    return TqdmBar() if watched else None

@@ -13,6 +13,7 @@ times), which is safe because a task writes its tile as one file, renamed into p
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -33,16 +34,17 @@ from ..budget import check_bytes
 from ..errors import ClusterError, InputError, NNSTDError, StoreError
 from ..kernel import SOLVERS, TIE_RULES
 from ..store.topology_store import TopologyStore, locked
-from ..tiles import n_tiles, tile_task
+from ..tiles import n_tiles, pairs_in_done_tiles, tile_task, total_pairs
 from .clusters import ClusterSpec, active_client, connect, dashboard, threads
 from .environment import check_cluster
 from .gate import EnvironmentGate
 from .interrupts import deferred_stop
 from .plan import Plan, TileChoice, choose_tile, make_plan
-from .progress import Progress, RunStats, Tracker
+from .progress import Progress, RunStats, Tracker, watched_bar
+from ..warmup import compile_fast_solver
 from .tasks import TileResult, TileStopped, check_digests, compute_tile, time_kernel
 
-__all__ = ["compute", "plan_store", "run_plan"]
+__all__ = ["compute", "plan_store", "run_plan", "resolve_settings", "pairs_kept"]
 
 log = logging.getLogger(__name__)
 
@@ -231,32 +233,83 @@ def _result(future) -> TileResult:
 
 def plan_store(
     store: TopologyStore, tile: int | None, recompute: bool, slots: int, create: bool = True,
-    solver: str = "exact", max_layer: int | None = None,
+    solver: str = "exact", max_layer: int | None = None, before_timing: Callable[[], None] | None = None,
 ) -> Plan:
-    """The plan for ``store``; creates (or with ``recompute`` recreates) its result arrays if ``create``."""
+    """The plan for ``store``; creates (or with ``recompute`` recreates) its result arrays if ``create``.
+
+    A ``recompute`` that was interrupted (the store's ``recomputing``, with these settings and pairs left) is
+    resumed, not started a third time. ``before_timing()``, if given, is called before the kernel is timed."""
+    plan = _plan(store, tile, recompute, slots, create, solver, max_layer, before_timing)
+    return dataclasses.replace(plan, solver=solver, max_layer=max_layer)
+
+
+def _plan(store, tile, recompute, slots, create, solver, max_layer, before_timing) -> Plan:
     n = store.n_networks
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     if max_layer is not None and not 0 <= max_layer < store.n_layers:
         raise InputError(f"`max_layer` {max_layer} out of range: the store's networks have {store.n_layers} layers (0..{store.n_layers - 1})")
-    if store.has_results and not recompute:
+    if store.has_results and (not recompute or _resumes(store, tile, solver, max_layer)):
         store.check_continuable(tile, solver, TIE_RULES[solver], max_layer)
         damaged: list = []  # records whose header is damaged or does not vouch for its place: their tiles are redone
         markers = store.tile_markers(damaged)  # a dry run plans them as not done, and writes nothing
         for a in sorted({a for a, _, _ in damaged} if create else ()):
             store.drop_tiles(a, {b for x, b, _ in damaged if x == a})
-        return make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=damaged)
+        plan = make_plan(n, store.tile, markers, TileChoice(store.tile, "stored"), repaired=damaged, resumed=recompute)
+        if plan.tasks or not recompute:
+            return plan
+        # A recompute that finished every pair but was killed before it could say so: this one starts over.
     if create:
         store.check_masks()  # damaged inputs stop the run before the results are reset (or the kernel is timed)
         check_digests(store)  # and so do masks that are not their networks' (swapped chunks pass their checksums)
     # The default tile is a few seconds of kernel work: a few pairs are timed here, on the client.
+    if not tile and before_timing is not None:
+        before_timing()
     choice = TileChoice(tile, "given") if tile else choose_tile(n, slots, *time_kernel(store, solver, max_layer))
     tile = choice.tile
     check_bytes(f"`tile` {tile}", f"a tile of {store.n_layers} x {tile} x {tile} distances (written and read whole)", 3 * 8 * store.n_layers * tile * tile)
     if create:
-        store.init_results(tile, solver=solver, max_layer=max_layer, tie_rule=TIE_RULES[solver])
+        store.init_results(tile, solver=solver, max_layer=max_layer, tie_rule=TIE_RULES[solver], recompute=store.has_results)
     k = n_tiles(n, tile)
     return make_plan(n, tile, np.zeros((k, k), dtype=np.int64), choice)
+
+
+def _resumes(store: TopologyStore, tile: int | None, solver: str, max_layer: int | None) -> bool:
+    """Whether a recompute with these settings continues the store's unfinished one instead of starting afresh."""
+    same = (tile in (None, store.tile), solver == store.solver, TIE_RULES[solver] == store.tie_rule, max_layer == store.max_layer)
+    return store.recomputing and all(same)
+
+
+def resolve_settings(store: TopologyStore, solver: str | None, max_layer: int | str | None, recompute: bool) -> tuple[str, int | None, str | None]:
+    """The run's solver and last layer: those given, else the store's when it has distances, else exact and every layer
+    (``max_layer="all"``: every layer); and one line saying what a recompute changes, else None."""
+    every = max_layer == "all"
+    max_layer = None if every else max_layer
+    if max_layer is not None and not isinstance(max_layer, (int, np.integer)):
+        raise InputError(f"`max_layer` must be a layer number or 'all', got {max_layer!r}")
+    if not store.has_results:
+        return solver or "exact", max_layer, None
+    stored = SUCCESSORS.get(store.solver, store.solver)
+    solver = solver or stored
+    max_layer = max_layer if every or max_layer is not None else store.max_layer
+    was, now = _solver_words(store.solver, store.max_layer), _solver_words(solver, max_layer)
+    if recompute and was != now:
+        return solver, max_layer, f"The store's distances were computed with {was}; recomputing every pair with {now}."
+    return solver, max_layer, None
+
+
+SUCCESSORS = {"sparse": "fast"}  # a stored solver that is no more -> the one a run uses unless told
+
+
+def _solver_words(solver: str, max_layer: int | None) -> str:
+    return f"the {solver} solver, " + ("every layer" if max_layer is None else f"layers 0..{max_layer}")
+
+
+def pairs_kept(store_path: str | Path) -> tuple[int, int]:
+    """(pairs computed and on disk, all pairs) of a store: what an interrupted run kept."""
+    store = TopologyStore.open(store_path, mode="r")
+    done = pairs_in_done_tiles(store.tile_markers(checked=False), store.n_networks, store.tile) if store.has_results else 0
+    return done, total_pairs(store.n_networks)
 
 
 def compute(
@@ -269,47 +322,89 @@ def compute(
     client: Client | None = None,
     dry_run: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    quiet: bool = False,
     command: str | None = None,
-    solver: str = "exact",
-    max_layer: int | None = None,
+    solver: str | None = None,
+    max_layer: int | str | None = None,
 ) -> tuple[Plan, RunStats | None]:
     """Compute every missing distance of the store; returns the plan and the run's stats (None if ``dry_run``).
 
     ``client`` (an existing Client) wins over ``cluster``; with neither, the active Client (a notebook's
     ``Client()``) is used if there is one, else a LocalCluster of one single-threaded worker process per
-    core is started once there is work to do. ``solver`` and ``max_layer`` (layers 0..max_layer only) are recorded with the results; a store whose results used
-    another solver, or fewer layers, needs ``recompute`` (a deeper layer needs all earlier matchings).
+    core is started once there is work to do. ``solver`` and ``max_layer`` (layers 0..max_layer only; "all": every
+    layer) are recorded with the results; left out, a store with distances keeps its own, else exact and every layer.
+    Finishing results of another solver, or fewer layers, needs ``recompute`` (a deeper layer needs all earlier
+    matchings); an interrupted ``recompute`` is resumed by the same call. ``on_progress(Progress)`` is called with a
+    ``note`` (the line saying what starts) and then at the start, after every tile and every second; without it a
+    progress bar (tqdm) is shown where a person watches (stderr a terminal, or a notebook), unless ``quiet``.
     """
+    if on_progress is None and not quiet and not dry_run:
+        on_progress = watched_bar()
     if client is None and cluster is None:
         client = active_client()
     cluster = cluster or ClusterSpec()
+    where = "the Dask client's {} worker threads" if client is not None else f"the {cluster.describe()}"
+    start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(deferred_stop())  # first in, last out: Ctrl-C is taken at a check, never inside Dask
+        if on_progress is not None and hasattr(on_progress, "close"):
+            stack.callback(on_progress.close)
         store = _open(stack, store_path, dry_run, command, force)
+        solver, max_layer, change = resolve_settings(store, solver, max_layer, recompute)
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         if client is not None:
             # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
             check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
         slots = threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
-        settings = dict(tile=tile, recompute=recompute, slots=slots, solver=solver, max_layer=max_layer)
+        where = where.format(slots)
+        say = _Say(on_progress if not dry_run else None, start, slots, total_pairs(store.n_networks))
+        say(change)
+        words = _solver_words(solver, max_layer)
+
+        def before_timing() -> None:  # the first line comes before the kernel is timed (and compiled) or the cluster starts
+            say(f"Starting: {store.n_networks * (store.n_networks - 1) // 2} pairs of {store.n_networks} networks with {words}, "
+                f"on {where}; timing a few pairs to choose the tile")
+            if solver == "fast":
+                compile_fast_solver(quiet)  # here, once, so that local workers load numba's cache instead of each compiling
+
+        settings = dict(tile=tile, recompute=recompute, slots=slots, solver=solver, max_layer=max_layer, before_timing=before_timing)
         resuming = store.has_results and not recompute
         plan, repaired, scanned = _plan_and_repair(store, dry_run, settings)
         if dry_run:
             return plan, None
         if not plan.tasks:
             return plan, RunStats(str(store.path), plan.n, plan.tile)
+        if not say.said:
+            what = "Resuming the interrupted recompute" if plan.resumed else ("Resuming" if resuming else "Starting")
+            say(f"{what}: {plan.n_pairs} of {plan.total_pairs} pairs left, tile {plan.tile}, {words}, on {where}")
+        if solver == "fast" and not cluster.external:
+            compile_fast_solver(quiet)  # local workers then load numba's cache; remote ones compile in their first task
         if client is None:
             client = stack.enter_context(connect(cluster))
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
-        scan = functools.partial(_find_damaged, store, plan) if resuming and not scanned else None
+        scan = functools.partial(_find_damaged, store, plan) if (resuming or plan.resumed) and not scanned else None
         stats = run_plan(
             client, store.path, plan, on_progress, scan=scan, reopen=store.drop_tile, generation=store.generation, pack=store.pack_row
         )
         store.pack_rows()  # rows completed by an earlier, killed run, or by the scan's repairs
         stats.solver = store.solver
+        store.finish_recompute()  # every pair is done: a later recompute starts over
         stats.repaired = [f"tile ({a}, {b}): {why}" for a, b, why in repaired] + stats.repaired
         return plan, stats
+
+
+class _Say:
+    """Lines for the person watching (``Progress.note``) through the progress callback, before the run's own progress."""
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None, start: float, workers: int, pairs: int):
+        self.on_progress, self.start, self.workers, self.pairs, self.said = on_progress, start, workers, pairs, False
+
+    def __call__(self, line: str | None) -> None:
+        if line and self.on_progress is not None:
+            self.said = self.said or line.startswith("Starting")
+            # counts a callback may divide by: every pair of the store (the plan may not be made yet), none done
+            self.on_progress(Progress(0, self.pairs, 0, 1, time.perf_counter() - self.start, self.workers, note=line))
 
 
 def _plan_and_repair(store: TopologyStore, dry_run: bool, settings: dict) -> tuple[Plan, list, bool]:

@@ -198,12 +198,6 @@ def _nnstd_exact(a: Topology, b: Topology, n_layers: int) -> np.ndarray:
     return out
 
 
-def nnstd_certified(a: Topology, b: Topology, solver: str = "exact", max_layer: int | None = None, algorithm: str = "auto"):
-    """TEMPORARY (replaced by the fast rule 2 kernel at merge): (values, certified); None for exact."""
-    values = nnstd_prepared(a, b, solver=solver, max_layer=max_layer, algorithm=algorithm)
-    return values, (None if solver == "exact" else True)
-
-
 def _check_max_layer(max_layer: int, n_layers: int) -> int:
     if not 0 <= max_layer < n_layers:
         raise InputError(f"max layer {max_layer} out of range: the networks have {n_layers} layers (0..{n_layers - 1})")

@@ -13,7 +13,7 @@ Discovery rules (the store knows nothing of them; `nnstd-dist ingest --help` rep
   (and reported), as is every file or folder whose name or path relative to SOURCE matches an
   ``exclude`` glob.
 - Networks are returned in natural order of name (``epoch_2`` before ``epoch_10``); names are unique.
-- The deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
+- Unless the user's own naming says otherwise (naming.py: ``--layout``, ``--metadata``), the deepest ``epoch_NNN`` part of a name is the epoch; the parts above it are the run (if there
   are none, the name of the folder above on disk); ``testacc.txt`` in that run folder gives the
   accuracy at epoch e on line e + 1 (NaN if the file or the line is missing): the line's one number,
   or the middle of three (the SET code's metrics file, ``np.savetxt`` of train loss, test accuracy
@@ -47,6 +47,7 @@ from ..kernel.masks import chain_break, describe_shapes, to_mask
 from .param_layers import LayerSpec, ParamFilter, select_weights, weights_to_layers
 from .formats import is_export
 from ..records import NetworkRecord, mask_digest
+from .naming import MAX_EPOCH, Naming
 from .torch_checkpoint import TORCH_SUFFIXES, read_state_dict
 
 __all__ = ["ORIENTATIONS", "Source", "Discovery", "discover", "find_networks", "read_network", "read_networks"]
@@ -55,7 +56,6 @@ ORIENTATIONS = ("auto", "in-out", "out-in")
 ACCURACY_FILE = "testacc.txt"
 _EPOCH_PART = re.compile(r"^epoch_(\d+)$")
 NETWORK_FILE_SUFFIXES = _ARRAY_FILE_SUFFIXES + TORCH_SUFFIXES
-MAX_EPOCH = 2**63 - 1  # the store keeps epochs as int64
 MAX_ACCURACY_BYTES = 64 * 2**20  # one number per line: far more epochs than any run has
 # values on a testacc.txt line -> which is the test accuracy: one accuracy per line, or the SET code's
 # metrics (np.savetxt of train loss, test accuracy, test loss per epoch)
@@ -181,13 +181,16 @@ def _is_set_folder(folder: Path) -> bool:
 
 def read_networks(
     sources: Iterable[Source], orientation: str = "auto", keep_last_row: bool | None = None,
-    params: ParamFilter = ParamFilter(),
+    params: ParamFilter = ParamFilter(), naming: Naming | None = None,
 ) -> list[tuple[NetworkRecord, list[sp.csr_matrix]]]:
-    """Read every source (iterate a progress bar over them if you like); all must have the same layer shapes."""
+    """Read every source (iterate a progress bar over them if you like); all must have the same layer shapes.
+
+    ``naming``: runs, epochs and accuracies the user gave (a layout, a metadata table; see naming.py)."""
     accuracies: dict[Path, list[str] | None] = {}
-    networks, first = [], None
+    networks, first, seen = [], None, []
     for source in sources:
-        record, masks = read_network(source, orientation, keep_last_row, accuracies, params)
+        seen.append(source)
+        record, masks = read_network(source, orientation, keep_last_row, accuracies, params, naming)
         shapes = [m.shape for m in masks]
         if first is None:
             first = (source, shapes)
@@ -196,12 +199,14 @@ def read_networks(
                 f"{source.path}: layer shapes {describe_shapes(shapes)} differ from {describe_shapes(first[1])} of {first[0].path}"
             )
         networks.append((record, masks))
+    if naming is not None:
+        naming.check_all_used([s.name for s in seen], [s.path for s in seen])
     return networks
 
 
 def read_network(
     source: Source | str | Path, orientation: str = "auto", keep_last_row: bool | None = None, accuracies: dict | None = None,
-    params: ParamFilter = ParamFilter(),
+    params: ParamFilter = ParamFilter(), naming: Naming | None = None,
 ) -> tuple[NetworkRecord, list[sp.csr_matrix]]:
     """One source's record (name, run, epoch, accuracy, absolute source path, digest, layers) and CSR bool masks.
 
@@ -235,6 +240,9 @@ def read_network(
         masks = [drop_last_row(m, f"{source.path}: layer {k}") for k, m in enumerate(masks)]
     _check_chain(source, [m.shape for m in masks], [spec.block for spec in layers])
     run, epoch, accuracy = _run_epoch_accuracy(source, {} if accuracies is None else accuracies)
+    if naming is not None and naming.given:
+        suffix = source.path.suffix if source.kind == "file" else ""
+        run, epoch, accuracy = naming.label(source.name, source.path, suffix, (run, epoch, accuracy))
     record = NetworkRecord(source.name, run, epoch, accuracy, str(_absolute(source.path)), mask_digest(masks), tuple(layers))
     return record, masks
 

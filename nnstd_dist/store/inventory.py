@@ -79,6 +79,7 @@ def summarize(store) -> dict:
         "runs": sorted({r for r in store.column("run") if r}),
         "epochs": sorted({int(e) for e in epochs if e >= 0}),
         "networks_without_epoch": int((epochs < 0).sum()),
+        "networks_with_accuracy": int(np.isfinite(store.column("accuracy").astype(float)).sum()),
         "pairs_total": total_pairs(n),
         "pairs_computed": pairs_computed(store),
         "tile": store.tile,

@@ -67,6 +67,17 @@ class Results:
         return self._group.attrs.get("max_layer")
 
     @property
+    def recomputing(self) -> bool:
+        """These results were started by a recompute (they replaced others) and no run has finished them yet."""
+        return bool(self._group.attrs.get("recomputing", False))
+
+    @writes
+    def finish_recompute(self) -> None:
+        """A run finished every pair: a later recompute starts over instead of resuming this one."""
+        if self.recomputing:
+            self._group.attrs["recomputing"] = False
+
+    @property
     def generation(self) -> int:
         """Raised by every replace and every new set of results: a task's result is kept only if it has not changed."""
         return int(self._group.attrs.get("generation", 0))
@@ -94,11 +105,13 @@ class Results:
             )
 
     @writes
-    def init_results(self, tile: int, solver: str = "exact", max_layer: int | None = None, tie_rule: int | None = None) -> None:
+    def init_results(
+        self, tile: int, solver: str = "exact", max_layer: int | None = None, tie_rule: int | None = None, recompute: bool = False,
+    ) -> None:
         """Start an empty set of results with tiles of ``tile``; replaces any existing results.
 
         ``solver``, its ``tie_rule`` and ``max_layer`` are recorded as attributes, so that one matrix never
-        mixes solvers and a layer not computed is known.
+        mixes solvers and a layer not computed is known; ``recompute`` marks them as a recompute (``recomputing``).
         """
         # Atomic by its attributes: `tile` goes first (no reader then sees results) and comes back last,
         # so a crash in between leaves "no distances yet", never old records over new settings. The new
@@ -113,7 +126,8 @@ class Results:
             self._group.create_group("distances", attributes={"nnstd-dist": "tile records, not zarr arrays: see docs/store.md"})
         self.tiles_dir.create()
         self._group.attrs.update(
-            {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer)}
+            {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer),
+             "recomputing": bool(recompute)}
         )  # the commit point
         for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
             if old.name not in (self.tiles_dir.root.name, "zarr.json"):

@@ -114,13 +114,16 @@ class TopologyStore(Population, Results):
         return cls(path, group)
 
     @writes
-    def append(self, networks, replace: bool = False) -> AppendReport:
+    def append(self, networks, replace: bool = False, relabel: bool = False) -> AppendReport:
         """Add networks ``[(NetworkRecord, masks), ...]``; all are validated before anything is written.
 
-        A name already present with the same digest is left alone; with another digest it is an
+        A name already present with the same digest is left alone (with ``relabel``, its run, epoch and accuracy
+        take the new record's, for an ingest again with ``--layout``; its distances stay); with another digest it is an
         error unless ``replace``, which overwrites its masks and forgets its computed distances.
         """
-        report, new, replaced = self._sort_appended(networks, replace)
+        report, new, replaced, relabelled = self._sort_appended(networks, replace)
+        relabelled = relabelled if relabel else []
+        report.relabelled = [r.name for _, r in relabelled]
         # ---- nothing is written above this line ----
         old_n = self.n_networks
         new_n = old_n + len(new)
@@ -143,6 +146,9 @@ class TopologyStore(Population, Results):
             self._group["replaced_at"][old_n:new_n] = 0  # rows a killed append may have left are cut, not trusted
             report.added = [r.name for r, _ in new]
         self._clear_odd_shards([index for index, _, _ in replaced])
+        for index, record in relabelled:  # the same connections, other labels: the distances stay valid
+            for column in LABEL_COLUMNS:
+                self._group[column][index] = getattr(record, column)
         for index, record, masks in replaced:
             self._write_networks(index, [masks], [record])
             report.replaced.append(record.name)
@@ -151,21 +157,25 @@ class TopologyStore(Population, Results):
         return report
 
     def _sort_appended(self, networks, replace: bool):
-        """Check every network to append and sort it: (report with the unchanged ones, new, replaced); writes nothing.
+        """Check every network to append and sort it: (report with the unchanged ones, new, replaced, relabel); writes nothing.
 
         ``new``: [(record, masks)] to add at the end; ``replaced``: [(index, record, masks)] to
-        overwrite, for ``replace`` or because the stored copy of the same network is damaged.
+        overwrite, for ``replace`` or because the stored copy of the same network is damaged; ``relabel``:
+        [(index, record)] stored with the same connections but another run, epoch or accuracy.
         """
         shapes = self.shapes
         existing = {name: i for i, name in enumerate(self.names())}
         digests = self.column("digest")
-        report, new, replaced, seen = AppendReport(), [], [], set()
+        stored = self.records() if existing else []
+        report, new, replaced, seen, relabel = AppendReport(), [], [], set(), []
         for record, masks in networks:
             record = self._checked_record(record, masks, shapes, seen)
             if record.name not in existing:
                 new.append((record, masks))
             elif digests[existing[record.name]] == record.digest and not self._mask_damaged(existing[record.name]):
                 report.unchanged.append(record.name)
+                if _labels(stored[existing[record.name]]) != _labels(record):  # ingested again with --layout/--metadata
+                    relabel.append((existing[record.name], record))
             elif digests[existing[record.name]] == record.digest:  # same network, damaged on disk: rewritten
                 replaced.append((existing[record.name], record, masks))
             elif replace:
@@ -174,7 +184,7 @@ class TopologyStore(Population, Results):
                 raise StoreError(
                     f"{record.source or record.name}: a different network named {record.name!r} is already in the store (use `replace`)"
                 )
-        return report, new, replaced
+        return report, new, replaced, relabel
 
     @staticmethod
     def _checked_record(record: NetworkRecord, masks, shapes, seen: set) -> NetworkRecord:
@@ -226,6 +236,14 @@ class TopologyStore(Population, Results):
             self._group[column][start:stop] = np.array(values, dtype=object if column in STRING_COLUMNS else None)
 
 
+LABEL_COLUMNS = ("run", "epoch", "accuracy")
+
+
+def _labels(record: NetworkRecord) -> tuple:
+    """A record's run, epoch and accuracy, NaN compared as equal to NaN."""
+    return record.run, int(record.epoch), "nan" if np.isnan(record.accuracy) else float(record.accuracy)
+
+
 @contextlib.contextmanager
 def locked(path: str | Path, command: str, force: bool = False):
     """The store at ``path`` for writing, under its run lock (see lock.py), opened again once the lock is held.
@@ -238,8 +256,10 @@ def locked(path: str | Path, command: str, force: bool = False):
         yield TopologyStore.open(path, mode="r+")
 
 
-def add_networks(path: str | Path, networks, replace: bool = False, command: str = "add_networks"):
+def add_networks(path: str | Path, networks, replace: bool = False, command: str = "add_networks", relabel: bool = False):
     """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` under its lock, creating it if missing.
+
+    ``relabel``: networks already stored take the run, epoch and accuracy of their new records (see ``append``).
 
     Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and
     renamed into place once complete: a failed first ingest leaves no store behind, and no reader
@@ -251,7 +271,7 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
         raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
     if path.exists() and not _is_empty_dir(path):
         with locked(path, command) as store:
-            return store.append(networks, replace=replace), False
+            return store.append(networks, replace=replace, relabel=relabel), False
     if not networks:
         raise StoreError(f"{path}: no networks to create the store from")
     try:

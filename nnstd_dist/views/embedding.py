@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sources.naming import HINT
 from ..errors import InputError
 
 __all__ = ["OPTIMAL_ORDER_MAX", "cluster_order", "linkage_of", "mds", "Trajectory", "trajectory"]
@@ -150,8 +151,7 @@ def trajectory(matrix) -> Trajectory:
         unplaced = [name for name, epoch in zip(matrix.names, epochs) if epoch < 0]
         raise InputError(
             f"{len(unplaced)} network{'s' if len(unplaced) != 1 else ''} without an epoch ({', '.join(unplaced[:3])}"
-            f"{', ...' if len(unplaced) > 3 else ''}) cannot be placed on an evolution plot "
-            "(ingest reads epochs from epoch_NNN folders in the network names)"
+            f"{', ...' if len(unplaced) > 3 else ''}) cannot be placed on an evolution plot: {HINT}"
         )
     order = np.argsort(epochs, kind="stable")
     values = matrix.values[np.ix_(order, order)]

@@ -1,7 +1,8 @@
 """The store's distance matrix D[k, i, j] = NNSTD_k(network i, network j) (i > j, mirrored) to .npz, .csv, .nc or .zarr.
 
 Every format is written to a temporary name beside the target and renamed into place, so a failed
-export never leaves a half-written file. Pairs not computed yet are exported as NaN.
+export never leaves a half-written file. Pairs not computed yet are exported as NaN; a store that compute never
+ran on is a StoreError (nothing to export), not a file of NaN.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
+from ..sources.naming import HINT
 from ..errors import InputError
 from ..labels import short_labels
 from .embedding import linkage_of, mds, trajectory
@@ -116,6 +118,7 @@ def evolution(matrices: list[LabelledMatrix], to_final: bool = False) -> Figure:
         for path, colour, name in zip(paths, colours, names):
             ax.plot(path.epochs, getattr(path, attr), marker="o", ms=3, color=colour, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(f"NNSTD to the run's {which} network")
         ax.set_ylim(bottom=0.0)
         ax.grid(alpha=0.3)
@@ -142,6 +145,8 @@ def embedding(matrix: LabelledMatrix, color_by: str = "epoch") -> Figure:
     runs = np.asarray(matrix.metadata.get("run", np.array([""] * matrix.size))).astype(str)
     epochs = np.asarray(matrix.metadata.get("epoch", np.full(matrix.size, -1)))
     run_names = sorted(set(runs.tolist()))
+    if color_by == "run" and run_names in ([], [""]):
+        raise InputError(f"colour by run: none of the {matrix.size} networks has a run; {HINT}")
     run_colours = dict(zip(run_names, _run_colours(len(run_names))))
     _draw_runs(ax, coords, runs, epochs, run_colours if color_by == "run" else None)
     if color_by == "run":

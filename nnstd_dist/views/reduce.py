@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..sources.naming import HINT
 from ..errors import InputError
 from ..labels import natural_key, short_labels
 from ..tiles import pairs_in_done_tiles, total_pairs
@@ -201,11 +202,7 @@ def facet(
     if values is None:
         values = facet_values(store, key, base)
         if not values:
-            where = "an epoch_NNN folder in its name" if key == "epoch" else "the folder above an epoch_NNN folder in its name"
-            raise InputError(
-                f"{store.path}: none of the {len(base)} selected networks has {'an epoch' if key == 'epoch' else 'a run'} "
-                f"(ingest takes it from {where}), so there is nothing to facet by"
-            )
+            raise InputError(f"{store.path}: none of the {len(base)} selected networks has {'an epoch' if key == 'epoch' else 'a run'}: {HINT}")
     elif key == "epoch":
         _check_epochs(values, "`facet_values`")
     column = store.column(_COLUMN[key])[base]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import report_figures as figures
+from ..sources.naming import HINT
 from ..errors import InputError
 from ..labels import natural_key
 from .embedding import trajectory
@@ -164,7 +165,7 @@ def _notes(store: "TopologyStore", n_layers: int, k: int, max_networks: int, mis
         notes.append(f"{missing} of the shown pairs are not computed yet (grey).")
     notes.append("Colours and hover values are rounded to 1/65534 (shown to 4 decimals); export the store for exact values.")
     if not n_runs:
-        notes.append("Evolution: no network has an epoch and a run (ingest takes them from epoch_NNN folders), so there is no evolution plot.")
+        notes.append(f"Evolution: no network has an epoch and a run, so there is no evolution plot; {html.escape(HINT)}.")
     elif n_runs > figures.MAX_RUN_LINES:
         notes.append(f"Evolution: {n_runs} runs, more than {figures.MAX_RUN_LINES}: only their mean is drawn.")
     notes.append(f"Embedding: metric MDS of layer 0, Kruskal stress-1 {stress:.3f}.")
@@ -172,7 +173,7 @@ def _notes(store: "TopologyStore", n_layers: int, k: int, max_networks: int, mis
 
 
 def _run_curves(store: "TopologyStore", n_layers: int) -> list[tuple]:
-    """Per run with epochs: (run, epochs, (L, k) NNSTD of each epoch's network to the run's final one, accuracies).
+    """Per run with epochs: (run, epochs, (L, k) NNSTD of each epoch's network to the run's first one, accuracies).
 
     Every network of the run is read, not only the sampled ones; each layer's matrix goes through
     ``embedding.trajectory``, which orders the run by epoch.
@@ -185,8 +186,8 @@ def _run_curves(store: "TopologyStore", n_layers: int) -> list[tuple]:
         names = [str(name) for name in store.column("network")[members]]
         metadata = {key: store.column(key)[members] for key in ("run", "epoch", "accuracy")}
         paths = [trajectory(LabelledMatrix(layer, names, metadata)) for layer in read_layers(store, range(n_layers), members)]
-        to_final = np.stack([path.to_final for path in paths])
-        curves.append((run, paths[0].epochs.astype(np.int64), to_final, paths[0].accuracy))
+        to_first = np.stack([path.to_first for path in paths])  # as `plot --kind evolution`: the drift from where the run started
+        curves.append((run, paths[0].epochs.astype(np.int64), to_first, paths[0].accuracy))
     return curves
 
 

@@ -13,6 +13,7 @@ from .embedding import mds
 __all__ = ["MAX_RUN_LINES", "heatmap", "evolution", "accuracy", "embedding"]
 
 MAX_RUN_LINES = 20  # more runs than this: the evolution plot shows their mean only
+MAX_AXIS_NAMES = 60  # more networks shown than this: no names on the heatmap's axes (they would overlap), hover names them
 _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
@@ -39,18 +40,35 @@ def heatmap(codes: np.ndarray, labels: dict[str, list], n_layers: int, facets: l
     heat.image(image="image", x="x", y="y", dw="dw", dh="dh", source=image, color_mapper=mapper)
     heat.add_layout(ColorBar(color_mapper=mapper, title="NNSTD"), "right")
     heat.xaxis.axis_label, heat.yaxis.axis_label = "network b", "network a"
+    ticks = _axis_names(heat, subset, labels)
     _heatmap_hover(heat, subset, labels)
 
     layer_menu = Select(title="Layer", value="0", options=[(str(layer), f"layer {layer}") for layer in range(n_layers)], name="layer")
     facet_menu = Select(title="Networks", value="all", options=facets, name="facet")
     redraw = CustomJS(
         args={"codes": codes, "labels": labels, "image": image, "subset": subset, "heat": heat,
-              "layer_menu": layer_menu, "facet_menu": facet_menu, "k": k},
+              "layer_menu": layer_menu, "facet_menu": facet_menu, "k": k, "ticks": ticks, "max_names": MAX_AXIS_NAMES},
         code=_REDRAW,
     )
     layer_menu.js_on_change("value", redraw)
     facet_menu.js_on_change("value", redraw)
     return heat, layer_menu, facet_menu, redraw
+
+
+def _axis_names(heat, subset, labels: dict[str, list]):
+    """Each shown network's name at its row and column (up to MAX_AXIS_NAMES; the redraw keeps them to the menu's subset)."""
+    import math
+
+    from bokeh.models import CustomJSTickFormatter, FixedTicker
+
+    k = len(labels["name"])
+    ticks = FixedTicker(ticks=[i + 0.5 for i in range(k)] if k <= MAX_AXIS_NAMES else [], minor_ticks=[])
+    name = CustomJSTickFormatter(args={"subset": subset, "labels": labels},
+                                 code="const i = subset.data.index[Math.floor(tick)]; return i === undefined ? '' : labels.name[i];")
+    for axis in (heat.xaxis[0], heat.yaxis[0]):
+        axis.ticker, axis.formatter, axis.major_label_text_font_size = ticks, name, "7pt"
+    heat.xaxis[0].major_label_orientation = math.pi / 2
+    return ticks
 
 
 def _heatmap_hover(heat, subset, labels: dict[str, list]) -> None:
@@ -73,9 +91,9 @@ def _heatmap_hover(heat, subset, labels: dict[str, list]) -> None:
 
 
 def evolution(curves, all_epochs: np.ndarray, mean: np.ndarray, layer_menu):
-    """NNSTD to the run's final network over epochs: a line per run (up to MAX_RUN_LINES runs) and their mean.
+    """NNSTD to the run's first network over epochs (as `plot --kind evolution`): a line per run (up to MAX_RUN_LINES runs) and their mean.
 
-    ``curves``: (run, epochs, to_final (L, k), accuracy) per run; ``mean``: (L, len(all_epochs)).
+    ``curves``: (run, epochs, to_first (L, k), accuracy) per run; ``mean``: (L, len(all_epochs)).
     The layer menu switches every line to its layer.
     """
     from bokeh.models import ColumnDataSource, CustomJS, HoverTool
@@ -86,8 +104,9 @@ def evolution(curves, all_epochs: np.ndarray, mean: np.ndarray, layer_menu):
         data.update({f"layer{li}": d[li].tolist() for li in range(len(d))})
         return data
 
-    evo = figure(title="NNSTD to the run's final network", width=640, height=380, x_axis_label="epoch",
+    evo = figure(title="NNSTD to the run's first network", width=640, height=380, x_axis_label="epoch",
                  y_axis_label="NNSTD (layer in the menu)", tools=_TOOLS, name="evolution")
+    _integer_ticks(evo)
     sources = []
     if len(curves) <= MAX_RUN_LINES:
         for run, ep, d, _ in curves:
@@ -98,12 +117,19 @@ def evolution(curves, all_epochs: np.ndarray, mean: np.ndarray, layer_menu):
     mean_src = ColumnDataSource(columns(all_epochs, mean, {"run": [f"mean of {len(curves)} runs"] * len(all_epochs)}))
     evo.line("epoch", "y", source=mean_src, line_width=3, color="#c44e52", legend_label=f"mean of {len(curves)} runs")
     sources.append(mean_src)
-    evo.add_tools(HoverTool(tooltips=[("run", "@run"), ("epoch", "@epoch"), ("NNSTD to final", "@y{0.0000}")]))
+    evo.add_tools(HoverTool(tooltips=[("run", "@run"), ("epoch", "@epoch"), ("NNSTD to first", "@y{0.0000}")]))
     evo.legend.location = "top_right"
     layer_menu.js_on_change("value", CustomJS(args={"sources": sources, "menu": layer_menu}, code="""
         for (const s of sources) { s.data.y = s.data["layer" + menu.value].slice(); s.change.emit(); }
     """))
     return evo
+
+
+def _integer_ticks(fig) -> None:
+    """Epochs are whole numbers: ticks at least 1 apart (never 1.5, 2.5, ...)."""
+    from bokeh.models import BasicTicker
+
+    fig.xaxis[0].ticker = BasicTicker(min_interval=1)
 
 
 def accuracy(curves):
@@ -115,6 +141,7 @@ def accuracy(curves):
         return None
     plot = figure(title="Test accuracy", width=560, height=380, x_axis_label="epoch", y_axis_label="accuracy",
                   tools=_TOOLS, name="accuracy")
+    _integer_ticks(plot)
     for run, ep, _, acc in curves[:MAX_RUN_LINES]:
         src = ColumnDataSource({"epoch": ep.tolist(), "accuracy": acc.tolist(), "run": [run] * len(ep)})
         plot.line("epoch", "accuracy", source=src, line_alpha=0.6, color="#55a868")
@@ -172,6 +199,7 @@ for (let r = 0; r < m; r++) {
 const { ndarray } = Bokeh.require("core/util/ndarray");
 image.data = {image: [ndarray(img, {shape: [m, m]})], x: [0], y: [0], dw: [m], dh: [m]};
 subset.data = {index: keep};
+ticks.ticks = m <= max_names ? keep.map((_, r) => r + 0.5) : [];  // names on the axes, or hover alone beyond max_names
 heat.x_range.setv({start: 0, end: m});
 heat.y_range.setv({start: m, end: 0});
 heat.title.text = "NNSTD, layer " + layer + ", " + facet_menu.options.find(o => o[0] === facet_menu.value)[1] + " (" + m + ")";

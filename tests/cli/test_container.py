@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +29,6 @@ from nnstd_dist.store.topology_store import TopologyStore
 
 from _populations import done_tiles, pair_distances
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -48,6 +48,14 @@ def _run(args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
 
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _why(returncode: int, log: str, lines: int = 40) -> str:
+    """A failed compose run's cause first -- every `Error:` line a container printed, which is what nnstd-dist says
+    when it stops -- then the log's last lines (often only the workers' shutdown tracebacks)."""
+    errors = [line for line in log.splitlines() if re.search(r"(^|\|)\s*Error: ", line)]  # a line of its own, after a container's prefix
+    cause = "\n".join(errors) or "(no `Error:` line in the log)"
+    return f"compose run failed with exit code {returncode}:\n{cause}\n--- the log's last {lines} lines ---\n{_tail(log, lines)}"
 
 
 # --------------------------------------------------------------------------- engine and image
@@ -191,6 +199,8 @@ def _dashboard_answers(timeout: float, still_running) -> bool:
 # --------------------------------------------------------------------------- the runs
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_compose_computes_the_example_as_the_kernel_does_and_writes_as_the_host_user(compose_client, image, tmp_path):
     data = _data_folder(tmp_path)
     shutil.copytree(ROOT / "topo", data / "topo")
@@ -211,7 +221,7 @@ def test_compose_computes_the_example_as_the_kernel_does_and_writes_as_the_host_
             return returncode, log_path.read_text(), dashboard
 
         returncode, output, dashboard = _up(compose, data, run)
-        assert returncode == 0, f"compose run failed:\n{_tail(output, 80)}"
+        assert returncode == 0, _why(returncode, output)
         assert dashboard, f"no dashboard at {DASHBOARD} while the cluster ran:\n{_tail(output)}"
         # The link compute prints opens on this host, not only inside the compose network.
         assert f"dashboard {DASHBOARD}" in output and "scheduler:8787" not in output
@@ -238,6 +248,8 @@ def _tiles_done(store_path: Path) -> int:
     return done_tiles(store_path) if store_path.is_dir() else 0
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_compose_run_completes_the_same_matrix_when_a_worker_container_is_killed(compose_client, image, tmp_path):
     data = _data_folder(tmp_path)
     # 40 networks of the example's shape: 780 pairs in 6 tiles, ~20 s of work, so a worker dies mid-run.
@@ -262,7 +274,7 @@ def test_compose_run_completes_the_same_matrix_when_a_worker_container_is_killed
             return returncode, log_path.read_text()
 
         returncode, output = _up(compose, data, run)
-        assert returncode == 0, f"podman-compose up --detach failed:\n{_tail(output)}"
+        assert returncode == 0, _why(returncode, output)
         (computer,) = compose.containers("compute")
         deadline = time.monotonic() + 600
         while _tiles_done(store_path) == 0:
@@ -287,3 +299,17 @@ def test_compose_run_completes_the_same_matrix_when_a_worker_container_is_killed
         compose.down()
         assert compose.containers() == []
     np.testing.assert_array_equal(TopologyStore.open(store_path).read_distance(), got)
+
+
+def test_a_failed_compose_run_shows_its_error_line_first():
+    """The cause, not `assert 2 == 0` and the workers' shutdown tracebacks (issue 29, item 7)."""
+    log = "\n".join(
+        ["compute_1    | Error: worker tcp://10.89.0.4:35000 cannot run the check (OSError: Timed out ...); it did not answer in time"]
+        + ["worker_1     | Traceback (most recent call last):", "worker_1     |   raise CommClosedError(f'in {self}: {exc}')",
+           "worker_1     | distributed.comm.core.CommClosedError: in <TCP (closed)>"] * 30
+    )
+    message = _why(2, log)
+    assert message.splitlines()[:2] == [
+        "compose run failed with exit code 2:",
+        "compute_1    | Error: worker tcp://10.89.0.4:35000 cannot run the check (OSError: Timed out ...); it did not answer in time",
+    ]

@@ -125,7 +125,8 @@ def test_sigterm_stops_compute_in_order_with_143(folder, monkeypatch):
 
     monkeypatch.setattr("nnstd_dist.engine.compute", terminated)
     result = invoke("compute", STORE_ONLY)
-    assert result.exit_code == 143 and "Terminated: finished tiles are kept" in result.stderr, result.output
+    # the folder's store is computed: the line counts its pairs, and the command that resumes is the one typed
+    assert result.exit_code == 143 and "Terminated: 6 of 6 pairs are kept in s.zarr; to resume: nnstd-dist compute --store s.zarr" in result.stderr, result.output
     assert signal.getsignal(signal.SIGTERM) is before
 
 

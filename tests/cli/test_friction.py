@@ -92,13 +92,15 @@ def unlabelled(tmp_path_factory, dask_client):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--facet", "epoch"], "none of the 3 selected networks has an epoch (ingest takes it from an epoch_NNN folder"),
-    (["--facet", "run"], "none of the 3 selected networks has a run"),
-    (["--kind", "evolution"], "none of the 3 selected networks has a run"),
-], ids=["facet-epoch", "facet-run", "evolution"])
+    (["--facet", "epoch"], "none of the 3 selected networks has an epoch: ingest takes runs and epochs from epoch_NNN folders"),
+    (["--facet", "run"], "none of the 3 selected networks has a run: "),
+    (["--kind", "evolution"], "none of the 3 selected networks has a run: "),
+    (["--kind", "embedding", "--color-by", "run"], "colour by run: none of the 3 networks has a run; "),
+], ids=["facet-epoch", "facet-run", "evolution", "embedding-by-run"])
 def test_plots_by_epoch_or_run_of_networks_without_them_say_so(unlabelled, tmp_path, args, fragment):
     result = run("plot", "--store", unlabelled, "-o", tmp_path / "x.png", *args)
     assert result.exit_code == 2 and fragment in result.stderr, result.output
+    assert "--layout '{run}/round{epoch}.pt', or --metadata FILE.csv" in result.stderr  # the options that supply them
     assert "epoch -1" not in result.output and not (tmp_path / "x.png").exists()
 
 

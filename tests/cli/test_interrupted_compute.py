@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import scipy.sparse as sp
 
 from nnstd_dist.engine.plan import make_plan
+from nnstd_dist.tiles import pairs_in_done_tiles
 from _processes import stop_processes
 from _populations import done_tiles, make_store, pair_distances
 from nnstd_dist.store.lock import LOCK_FILE
@@ -64,12 +66,20 @@ def _interrupt(path: Path, sig: int, whole_group: bool, *extra: str) -> subproce
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
-def _check_stopped_cleanly(result, path: Path, code: int, word: str) -> None:
+def _check_stopped_cleanly(result, path: Path, code: int, word: str, external: bool = False) -> None:
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1] == f"{word}: finished tiles are kept in {path}; run the same command again to resume."
-    # before it: only the progress bar's own lines
-    assert all(re.match(r"^(\d+ pairs in \d+ tiles?|(\d\d:\d\d:\d\d )?\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
+    store = TopologyStore.open(path)
+    kept, n = pairs_in_done_tiles(store.tile_markers(), store.n_networks, store.tile), store.n_networks
+    resume = shlex.join(["nnstd-dist", *result.args[1:]])  # the command as typed
+    if external:  # the cluster is not ours to stop: a tile it was running may still finish, so the count is a floor
+        said = re.fullmatch(rf"{word}: at least (\d+) of {n * (n - 1) // 2} pairs are kept in {re.escape(str(path))}; to resume: (.*)", lines[-1])
+        assert said and int(said.group(1)) <= kept and said.group(2) == resume, lines[-1]
+    else:
+        assert lines[-1] == f"{word}: {kept} of {n * (n - 1) // 2} pairs are kept in {path}; to resume: {resume}"
+    # before it: only the first line and the progress bar's own lines
+    first = r"(Starting|Resuming)(: | the interrupted recompute: )\d+ "
+    assert all(re.match(rf"^({first}|\d+ pairs in \d+ tiles?|(\d\d:\d\d:\d\d )?\[[#.]+\] )", line) for line in lines[:-1]), result.stderr
     assert not any(noise in result.stderr for noise in NOISE), result.stderr
     assert not (path / LOCK_FILE).exists()
 
@@ -118,7 +128,7 @@ def test_a_run_on_a_dask_cluster_stops_on_one_line_and_leaves_the_cluster_up(tmp
         procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "2",
                                        "--nthreads", "1", "--no-dashboard"], **quiet))
         result = _interrupt(path, signal.SIGTERM, True, "--scheduler-file", str(scheduler_file))
-        _check_stopped_cleanly(result, path, 143, "Terminated")
+        _check_stopped_cleanly(result, path, 143, "Terminated", external=True)
         assert all(p.poll() is None for p in procs)  # the cluster was not ours to stop
     finally:
         stop_processes(procs)
@@ -137,6 +147,8 @@ def test_a_run_stops_in_the_middle_of_a_long_tile_without_leaks(tmp_path):
     command = [str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--tile", str(n), "--n-workers", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
+        first = proc.stderr.readline()  # at once: what starts
+        assert first.startswith("Starting: 1770 of 1770 pairs left, tile 60"), first
         header = proc.stderr.readline()  # printed once the cluster is up and the tile submitted
         assert "pairs in 1 tile on 1 worker thread;" in header, header
         time.sleep(3)  # the task is reading its networks or computing pairs by now
@@ -149,3 +161,41 @@ def test_a_run_stops_in_the_middle_of_a_long_tile_without_leaks(tmp_path):
     result = subprocess.CompletedProcess(command, proc.returncode, "", header + err)
     _check_stopped_cleanly(result, path, 130, "Interrupted")
     assert TopologyStore.open(path).tile_marker(0, 0) == 0  # the stopped tile wrote nothing
+
+
+def _recomputing(path: Path) -> bool:
+    try:
+        return TopologyStore.open(path).recomputing and done_tiles(path) >= 1
+    except Exception:  # the run is between writes of the store's attributes
+        return False
+
+
+def test_an_interrupted_recompute_is_resumed_by_the_same_command(tmp_path, population):
+    """Issue 29, item 1: the same command continues the recompute; the interrupt line counts exactly what is kept."""
+    networks, expected = population
+    path = _store(tmp_path / "s.zarr", networks)
+    command = [str(BIN / "nnstd-dist"), "compute", "--store", str(path), "--tile", "4", "--n-workers", "2", "--recompute"]
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _recomputing(path):
+            assert proc.poll() is None and time.monotonic() < deadline, "the recompute ended before it could be interrupted"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(command, proc.returncode, "", err)
+    _check_stopped_cleanly(result, path, 130, "Interrupted")
+    store = TopologyStore.open(path)
+    missing = make_plan(store.n_networks, store.tile, store.tile_markers()).n_pairs
+    assert 0 < missing < N * (N - 1) // 2
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)  # the same command, --recompute and all
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.startswith(f"Resuming the interrupted recompute: {missing} of {N * (N - 1) // 2} pairs left, tile 4"), again.stderr
+    assert int(re.search(r"Computed (\d+) pairs", again.stdout).group(1)) == missing
+    np.testing.assert_array_equal(TopologyStore.open(path).read_distance(), expected)
+    dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=300)  # finished: afresh
+    assert f"pairs remaining: {N * (N - 1) // 2} of {N * (N - 1) // 2}" in dry.stdout, dry.stdout

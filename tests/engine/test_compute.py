@@ -377,12 +377,15 @@ def test_running_tiles_report_their_pairs_before_they_finish(tmp_path, medium, m
     monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.0)
     seen = []
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as c:
-        plan, stats = compute(path, tile=22, client=c, on_progress=lambda p: seen.append((p.tiles_done, p.pairs_done, p.eta)))
+        plan, stats = compute(
+            path, tile=22, client=c, on_progress=lambda p: p.note or seen.append((p.tiles_done, p.pairs_done, p.pairs_running, p.eta))
+        )
     assert len(plan) == 1 and stats.pairs == 231
-    partial = [(pairs, eta) for tiles, pairs, eta in seen if tiles == 0 and pairs > 0]
+    assert all(done == 0 for tiles, done, _, _ in seen if tiles == 0)  # the bar counts pairs on disk only
+    partial = [(running, eta) for tiles, _, running, eta in seen if tiles == 0 and running > 0]
     assert partial and all(0 < pairs <= 231 for pairs, _ in partial), seen
     assert all(eta is not None and eta >= 0 for _, eta in partial)  # priced from the plan's... or the rate so far
-    assert seen[-1][:2] == (1, 231)
+    assert seen[-1][:3] == (1, 231, 0)
 
 
 def test_a_tile_on_a_closing_worker_goes_back_to_the_scheduler(tmp_path, small, monkeypatch):

@@ -112,7 +112,9 @@ def test_max_layer(store_path, networks, client, tmp_path):
         assert f["layer"].tolist() == [0]
     plan, _ = compute(store_path, client=client, max_layer=0)
     assert len(plan) == 0  # the same layers again: nothing to do
-    for more in (1, None):
+    plan, _ = compute(store_path, client=client)
+    assert len(plan) == 0  # no max_layer given: the store's is kept
+    for more in (1, "all"):
         with pytest.raises(StoreError, match="more layers need every layer again"):
             compute(store_path, client=client, max_layer=more)
     result = run("compute", "--store", store_path, "--max-layer", "5")

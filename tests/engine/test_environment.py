@@ -112,9 +112,17 @@ def test_write_access_is_checked_only_when_needed(need_write, expected):
     assert compare(CLIENT, {A: like_client(store=store_status(writable=False))}, need_write=need_write) == expected
 
 
-def test_a_worker_that_failed_the_check_is_named():
-    problems = compare(CLIENT, {A: like_client(), B: ModuleNotFoundError("No module named 'nnstd_dist'")})
-    assert problems == [f"worker {B} cannot run the check (ModuleNotFoundError: No module named 'nnstd_dist'); is nnstd-dist installed there?"]
+@pytest.mark.parametrize("failure, hint", [
+    (ModuleNotFoundError("No module named 'nnstd_dist'"), "nnstd-dist is not installed there: install nnstd-dist 0.1.0 in the workers' environment"),
+    (OSError("Timed out during handshake while connecting to tcp://10.0.0.2:40002 after 30 s"),
+     "it did not answer in time: the worker is busy, overloaded or unreachable, not necessarily misinstalled"),
+    (TimeoutError(), "it did not answer in time"),
+    (AttributeError("module 'nnstd_dist.engine.environment' has no attribute 'environment_report'"),
+     "is nnstd-dist 0.1.0, the client's version, installed there? (another version may not run this client's check)"),
+], ids=["missing", "timed-out", "timeout-error", "other-version"])
+def test_a_worker_that_failed_the_check_is_named_with_the_likely_cause(failure, hint):
+    problems = compare(CLIENT, {A: like_client(), B: failure})
+    assert len(problems) == 1 and problems[0].startswith(f"worker {B} cannot run the check ({type(failure).__name__}: {failure}); {hint}")
 
 
 version = st.from_regex(r"\A[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}\Z")
@@ -152,7 +160,7 @@ def test_a_failing_run_becomes_one_cluster_error():
     def run(function, *args):
         raise ModuleNotFoundError("No module named 'nnstd_dist'")
 
-    with pytest.raises(ClusterError, match=r"^could not check the workers' environment \(ModuleNotFoundError: .*installed on every worker\?$"):
+    with pytest.raises(ClusterError, match=r"^could not check the workers' environment \(ModuleNotFoundError: .*\); nnstd-dist is not installed there: install nnstd-dist .* in the workers' environment$"):
         check_cluster(run)
 
 
@@ -222,4 +230,4 @@ def test_a_real_worker_without_nnstd_dist_is_named(client):
         client.run(_remember_nnstd_dist_environment, workers=[odd])
     message = str(refused.value)
     assert message.startswith(f"workers differ from this client: worker {odd} cannot run the check (")
-    assert "nnstd_dist.engine.environment" in message and message.endswith("is nnstd-dist installed there?")
+    assert "nnstd_dist.engine.environment" in message and message.endswith("nnstd-dist is not installed there: install nnstd-dist 0.1.0 in the workers' environment")

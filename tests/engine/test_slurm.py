@@ -123,7 +123,8 @@ def test_cluster_options_reach_the_job_script_slurm_ran(slurm, population):
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(_stored(path), expected)
     lines = result.output.splitlines()
-    assert re.fullmatch(r"66 pairs in \d+ tiles? as workers join; dashboard http://127\.0\.0\.1:\d+/status", lines[0])
+    assert lines[0].startswith("Starting: 66 pairs of 12 networks with the exact solver, every layer, on the slurm cluster of 1 to 1 batch jobs")
+    assert re.fullmatch(r"66 pairs in \d+ tiles? as workers join; dashboard http://127\.0\.0\.1:\d+/status", lines[1])
     assert re.search(r"\(\d+\.\d pairs/s; tiles ran on 1 worker process\); distances in", lines[-1])  # --jobs 1: one job, one worker process
     (job_id, job), = _jobs_named(slurm, "nnstd-options").items()
     assert job["TimeLimit"] == "00:07:00" and job["Comment"] == "set-from-the-cli" and job["MinMemoryNode"] == "859M"

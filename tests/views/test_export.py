@@ -163,7 +163,9 @@ def test_store_without_results_exits_2(tmp_path):
     store = open_or_create(tmp_path / "s.zarr", SHAPES)
     store.append([(NetworkRecord("a"), networks()[0])])
     result = CliRunner().invoke(cli, ["export", "--store", str(store.path), "-o", str(tmp_path / "d.npz")])
-    assert result.exit_code == 2 and "no distances yet" in result.output
+    assert result.exit_code == 2 and "no distances yet" in result.output and not (tmp_path / "d.npz").exists()
+    help_text = " ".join(CliRunner().invoke(cli, ["export", "--help"]).output.split())
+    assert "a store that compute never ran on is an error (exit 2" in help_text  # the help says what happens
 
 
 def test_store_of_the_export_is_untouched(store, tmp_path):

@@ -141,6 +141,8 @@ def test_evolution_has_one_line_per_run_and_accuracy_on_a_twin_axis(store, to_fi
         assert all(line.get_xdata().tolist() == EPOCHS for line in ax.get_lines())
     first = mains[0].get_lines()[0].get_ydata()
     assert first[0] == 0 and (np.diff(first) > 0).all()  # a run drifts away from its start
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for ax in mains for t in ax.get_xticks())  # epochs: no tick at 1.5, 2.5, ...
     if to_final:
         assert mains[1].get_lines()[0].get_ydata()[-1] == 0
     for twin in twins:

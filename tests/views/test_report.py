@@ -197,3 +197,29 @@ def test_hovering_a_heatmap_cell_names_both_networks_and_their_distance(tmp_path
     d = TopologyStore.open(tmp_path / "s.zarr").read_distance([0])[0][5, 2]
     assert (f"a: w1/epoch_020  (run w1, epoch 20, accuracy 0.7010) b: w0/epoch_020  (run w0, epoch 20, accuracy 0.7000) "
             f"NNSTD: {d:.4f}") in text.group(1)
+
+
+def test_the_heatmap_names_its_networks_and_the_evolution_measures_from_the_first(tmp_path):
+    """Issue 29, item 8: network names on the heatmap's axes (up to MAX_AXIS_NAMES), the same reference as
+    `plot --kind evolution` (each run's first network), epochs ticked at whole numbers."""
+    from bokeh.models import BasicTicker, CustomJSTickFormatter, FixedTicker
+
+    from nnstd_dist.views import report_figures as figures
+    from nnstd_dist.views.report import _run_curves
+
+    store = TopologyStore.open(runs_store(tmp_path / "s.zarr", epochs=(1, 2, 3)))
+    labels = {"name": store.names(), "run": [str(r) for r in store.column("run")], "epoch": store.column("epoch").tolist(),
+              "accuracy": store.column("accuracy").tolist()}
+    codes = quantise_lower_triangle(store.read_distance())
+    heat, layer_menu, _, redraw = figures.heatmap(codes, labels, 2, [("all", "all networks")])
+    for axis in (heat.xaxis[0], heat.yaxis[0]):
+        assert isinstance(axis.ticker, FixedTicker) and axis.ticker.ticks == [i + 0.5 for i in range(9)]
+        assert isinstance(axis.formatter, CustomJSTickFormatter) and "labels.name[i]" in axis.formatter.code
+    assert "ticks.ticks = m <= max_names" in redraw.code and redraw.args["max_names"] == figures.MAX_AXIS_NAMES
+    many = {key: values * 8 for key, values in labels.items()}  # 72 networks: hover only
+    assert figures.heatmap(codes, many, 2, [("all", "all networks")])[0].xaxis[0].ticker.ticks == []
+    curves = _run_curves(store, 2)
+    assert all(d[:, 0].tolist() == [0.0, 0.0] and (d[0, 1:] > 0).all() for _, _, d, _ in curves)  # 0 at the run's first epoch
+    evo = figures.evolution(curves, np.array([1, 2, 3]), np.zeros((2, 3)), layer_menu)
+    assert evo.title.text == "NNSTD to the run's first network"
+    assert isinstance(evo.xaxis[0].ticker, BasicTicker) and evo.xaxis[0].ticker.min_interval == 1
