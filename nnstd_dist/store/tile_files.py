@@ -243,10 +243,15 @@ def payload_problem(block: np.ndarray, computed: int) -> str | None:
     """None if ``block`` (layers, rows, cols) holds distances in [0, 1] in its first ``computed`` layers and, past them
     (not computed, --max-layer), NaN or distances; else what is wrong. A record's checksums vouch for bytes, not for numbers."""
     done, rest = block[:computed], block[computed:]
-    if np.isnan(done).any():
-        return "distances marked computed are missing (NaN)"
-    with np.errstate(invalid="ignore"):
-        if (done < 0).any() or (done > 1).any() or (rest < 0).any() or (rest > 1).any():
+    if done.size:  # two passes over a tile, not five: min and max propagate NaN
+        low, high = done.min(), done.max()
+        if np.isnan(low) or np.isnan(high):
+            return "distances marked computed are missing (NaN)"
+        if low < 0 or high > 1:
+            return "distances outside [0, 1]"
+    if rest.size:  # fmin/fmax skip NaN: NaN only if every value is
+        low, high = np.fmin.reduce(rest, axis=None), np.fmax.reduce(rest, axis=None)
+        if low < 0 or high > 1:
             return "distances outside [0, 1]"
     return None
 
