@@ -12,7 +12,9 @@ Populations: the paper's 90 SET networks (10 runs x 9 epochs, 784-784-784-784-10
 --all-pairs, else the 45 pairs within each epoch); generated ones (nnstd_dist.sources.generate: chains rewiring
 1 % per step and independent networks, of the paper's shape at 0.6 % and of a small 64-32-32-10 shape at 5 %, where
 empty neurons and twins abound); magnitude-pruned MLPs (dense Gaussian 256-128-128-10 weights of 10 seeds, each
-pruned to its largest 10 % and 3 % of weights per layer, numpy only). Figures only, nothing asserted.
+pruned to its largest 10 % and 3 % of weights per layer, numpy only); regular ones, where colour refinement cannot
+tell neurons apart (4-5-5-5-5-3 and 10-10-10-10-3, every output neuron reading 2 inputs at random circulant
+offsets, every network relabelled). Figures only, nothing asserted.
 """
 
 from __future__ import annotations
@@ -95,10 +97,28 @@ def pruned_mlps(rng) -> None:
         report(f"magnitude-pruned MLPs {'-'.join(map(str, sizes))}, {100 * keep:g} % kept, {len(nets)} networks", nets, pairs, rng)
 
 
+def circulant(n_in: int, n_out: int, offsets) -> np.ndarray:
+    """Output j reads inputs (j + o) mod n_in: every neuron of the layer has the same in-degree (regular)."""
+    mask = np.zeros((n_in, n_out), bool)
+    for j in range(n_out):
+        mask[(j + np.asarray(offsets)) % n_in, j] = True
+    return mask
+
+
+def regular(rng) -> None:
+    for sizes in ((4, 5, 5, 5, 5, 3), (10, 10, 10, 10, 3)):
+        nets = []
+        for _ in range(20):
+            layers = [circulant(n_in, n_out, rng.choice(n_in, 2, replace=False)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+            nets.append(relabelled(prepare(layers), rng))
+        pairs = [(i, j) for i in range(len(nets)) for j in range(i)]
+        report(f"regular {'-'.join(map(str, sizes))}, {len(nets)} networks", nets, pairs, rng)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topo", type=Path, default=DEFAULT_TOPO)
-    parser.add_argument("--part", choices=["paper", "generated", "pruned", "all"], default="all")
+    parser.add_argument("--part", choices=["paper", "generated", "pruned", "regular", "all"], default="all")
     parser.add_argument("--all-pairs", action="store_true", help="the paper's 4,005 pairs, not only those within an epoch")
     args = parser.parse_args()
     rng = np.random.default_rng(27)
@@ -109,6 +129,8 @@ def main() -> None:
         generated(rng)
     if args.part in ("pruned", "all"):
         pruned_mlps(rng)
+    if args.part in ("regular", "all"):
+        regular(rng)
 
 
 if __name__ == "__main__":

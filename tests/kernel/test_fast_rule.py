@@ -163,6 +163,14 @@ def test_families_copies_relabelling_symmetry(case):
     if copy_certified:
         assert copy.tolist() == zeros(a), family
     assert len({fast(a, b, algorithm=algorithm)[0].tobytes() for algorithm in FAST_ALGORITHMS}) == 1
+    # the rule is mirror-symmetric but for choices inside orbits: both orientations agree on the flag, and on the values
+    # when certified (what keeps certified values fixed when a relabelling flips the canonical orientation)
+    pa, pb = prepare(a), prepare(b)
+    (_, forward, certified_forward), (_, backward, certified_backward) = (fast_orders(pa.fast, pb.fast, (), len(a)),
+                                                                          fast_orders(pb.fast, pa.fast, (), len(a)))
+    assert certified_forward == certified_backward == certified
+    if certified:
+        assert forward.tobytes() == backward.tobytes()
 
 
 @settings(max_examples=60, deadline=None)

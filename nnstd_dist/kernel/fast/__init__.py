@@ -9,8 +9,8 @@ depend on how hidden neurons are numbered. Here the choice is a function of the 
 0. **Orientation.** The pair is computed as (X, Y) = (A, B) or (B, A), ordered by a label-free invariant of each
    network (a digest of its sorted stable colours per layer, colours.py), then by a digest of the labelled masks.
    The same per-layer values are returned either way, so NNSTD(B, A) == NNSTD(A, B) bit for bit, on every input.
-1. **The optimum, in exact integers** (graph.py or dense_counts.py, phase_one.py). K(i, j) = rint(C(i, j) * 2^42) on the pairs that
-   share inputs (C < 1 exactly there; distinct ratios of counts below 2^20 stay distinct and ordered); a neuron of
+1. **The optimum, in exact integers** (graph.py or dense_counts.py, phase_one.py). K(i, j) = rint(C(i, j) * 2^42)
+   on the pairs that share inputs (C < 1 exactly there; distinct ratios of counts below 2^20 stay distinct and ordered); a neuron of
    X left unmatched pays K = 2^42 (C = 1 with its eventual partner, or 0 empty with empty: step 4). Any algorithm
    of ``FAST_ALGORITHMS`` gives an optimal assignment with integer duals; by complementary slackness the optimal
    matchings are exactly the tight-edge matchings covering every column of negative dual, the same set S for any
@@ -21,13 +21,14 @@ depend on how hidden neurons are numbered. Here the choice is a function of the 
    neurons still tied), then sum pair_hash(c_X(i), c_Y(j)) (ties.py); each objective is solved again only on the
    part where optimal matchings still differ, its strongly connected components.
 3. **Individualisation** (part.py, pair.py). If what is still tied is only a choice among twins (twins.py: the same
-   inputs and the same outputs; every connected piece of the part one twin class in X and one in Y), any choice
-   gives the same values and the solver's is kept. Otherwise the colour pair (c_X, c_Y) of least symmetric key
+   inputs and the same outputs; in every connected piece of the part, one twin class on each side, or a perfect
+   piece with one twin class on one side), any choice gives the same values and the solver's is kept. Otherwise the colour pair (c_X, c_Y) of least symmetric key
    (pair_hash, min, max) over the tied real pairs names a cell in each network (its tied neurons of that colour
    that can pair with the other colour); i = the least index of X's cell, j = the least index of i's partners in
    Y's cell. Both get one fresh shared colour (a hash of the individualisation's number within the pair), both
    networks are refined again to a stable partition, the same rounds (McKay and Piperno's individualisation-
-   refinement, on the pair), (i, j) is fixed and step 2 runs again on what is still tied, until nothing is.
+   refinement, on the pair; skipped when both were alone in their colour, as nothing would split), (i, j) is
+   fixed and step 2 runs again on what is still tied, until nothing is.
 4. **Leftovers** (leftovers.py), the neurons left unmatched, are paired in sorted key order, empty neurons first so
    that most of them pair at C = 0; a run of equal keys that are not mutual twins is individualised as in step 3
    at its first position, and the rest sorted again.
@@ -50,7 +51,11 @@ partner picked lies in its orbit when certified (the identity itself when the la
 cells are the same set) -- so every C is 0; with the invariance, a certified relabelled copy is at 0 too. The flag itself is
 label-free: the first uncertified choice occurs at the same point of isomorphic trajectories, and its test's
 outcome (an orbit whose refinement leaves only twin classes, cell size <= certify.MAX_CELL) does not depend on
-numbering. Uncertified pairs remain symmetric (step 0) and optimal in every layer, but relabelling may move
+numbering. Orientation: every step above is mirror-symmetric in X and Y except the choices inside cells (the
+objectives, the cells' key, the twin conditions, the leftovers' positions; the objectives' integer range depends
+on the tied neurons of both sides together), and C(i, j) is the same float64 either way; so when a relabelling
+flips step 0's order (only possible between networks of equal invariants), a certified pair keeps its values
+and every pair its flag. Uncertified pairs remain symmetric (step 0) and optimal in every layer, but relabelling may move
 their deeper layers. Colour refinement cannot separate some non-isomorphic neurons (regular, CFI-like
 structures): there the orbit test fails and the pair is said to be uncertified, not silently wrong.
 
@@ -59,7 +64,8 @@ Magnitudes: every sum the compiled code forms stays below 2^62 (objective costs 
 part), so layers of up to 2^18 neurons are exact in int64.
 
 Modules: version (no numba), hashing, colours, twins, network (per network), graph and dense_counts (the layer graph),
-jv, phase_one, scc, ties, part, leftovers, certify, layer, pair (orientation, state, the layers in turn), warm. Importing this package loads no numba: the names below load on first use.
+jv, phase_one, scc, ties, part, leftovers, certify, layer, pair (orientation, state, the layers in turn), warm.
+Importing this package loads no numba: the names below load on first use.
 """
 
 from __future__ import annotations

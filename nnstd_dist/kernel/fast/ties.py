@@ -96,10 +96,15 @@ def narrow(rows, cols, sub_ptr, sub_idx, edges, must, indptr, indices, key1_a, c
     """Both objectives on the part (rows, cols, sub_ptr, sub_idx, edges, must) -- rows and cols as the layer graph's
     ids, edges as its edge positions; writes each row's chosen column into ``result`` (row -> column of the layer's
     graph) and returns the part of what is still tied, in the same form (no rows when the choice is made)."""
+    n = key1_a.size
     for step in range(2):
         if rows.size == 0:
             break
-        cap = LIMIT // (8 * (rows.size + 1) ** 2)  # costs <= cap: with the bonus below, sums stay within LIMIT
+        # costs <= cap: with the bonus below, sums stay within LIMIT. The cap (and so the hashes' range) is a function of
+        # the numbers of tied neurons on both sides together, the same in either orientation of the pair, so that the
+        # rule stays mirror-symmetric (the package docstring's orientation argument needs it)
+        tied = rows.size + np.count_nonzero(cols < n)
+        cap = LIMIT // (8 * (tied + 1) ** 2)
         costs = _objective(step, indptr, indices, edges, key1_a, colour_a, key1_b, colour_b, cap)
         bonus = costs.max() * rows.size + 1 if costs.size else 1  # above any sum of costs: covered columns stay so
         for e in range(costs.size):
