@@ -83,8 +83,14 @@ def _check_digests(store: TopologyStore, indices, networks) -> None:
 
 
 def _compared_layers(n_layers: int, max_layer: int | None) -> int:
-    """Layers 0..max_layer are compared: later ones are neither read nor prepared (with --max-layer 0, a third of the work)."""
+    """Layers 0..max_layer are compared: later ones are NaN."""
     return n_layers if max_layer is None else max_layer + 1
+
+
+def _read_layers(n_layers: int, max_layer: int | None, solver: str) -> int:
+    """Layers read and prepared: exact mode's layers 0..K need nothing beyond K (with --max-layer 0, a third of the work);
+    the fast rule's colours see the whole network, so its layers 0..K equal a full run's only from every layer."""
+    return n_layers if solver == "fast" else _compared_layers(n_layers, max_layer)
 
 
 def _holds_valid(block: np.ndarray, task: TileTask, layers: int) -> bool:
@@ -119,6 +125,7 @@ def tile_block(
     # The stored block was fully written before the tile was marked, so its pairs below
     # valid_upto can be kept; a tile never marked may hold a half-written run: not read.
     layers = _compared_layers(store.n_layers, store.max_layer)  # layers past max_layer stay NaN
+    read_layers = _read_layers(store.n_layers, store.max_layer, store.solver)
     try:
         block, uncertified = store.read_tile(task.a, task.b, flags=True) if task.valid_upto else (None, None)
     except StoreError:  # a damaged chunk: nothing in it is kept, the whole tile is recomputed
@@ -129,10 +136,10 @@ def tile_block(
         uncertified = np.zeros((r1 - r0, c1 - c0), dtype=bool)
     pairs = task.pairs()
     if task.diagonal:
-        networks = _read_prepared(store, np.arange(r0, r1 if pairs else r0), layers)
+        networks = _read_prepared(store, np.arange(r0, r1 if pairs else r0), read_layers)
     else:
-        networks = _read_prepared(store, np.arange(min((i for i, _ in pairs), default=r1), r1), layers)
-        networks.update(_read_prepared(store, np.arange(c0, c1 if pairs else c0), layers))
+        networks = _read_prepared(store, np.arange(min((i for i, _ in pairs), default=r1), r1), read_layers)
+        networks.update(_read_prepared(store, np.arange(c0, c1 if pairs else c0), read_layers))
     read = time.perf_counter() - read
     kernel = 0.0
     for done, (i, j) in enumerate(pairs, 1):
@@ -221,9 +228,8 @@ def time_kernel(store: TopologyStore, solver: str, max_layer: int | None, pairs:
     if not chosen:
         return None, None, 0
     indices = sorted({k for pair in chosen for k in pair})
-    layers = _compared_layers(store.n_layers, max_layer)  # the run's, not yet the store's
     start = time.perf_counter()
-    networks = _read_prepared(store, indices, layers)
+    networks = _read_prepared(store, indices, _read_layers(store.n_layers, max_layer, solver))  # the run's, not yet the store's
     per_network = (time.perf_counter() - start) / len(indices)
     seconds = []
     for i, j in chosen:

@@ -92,6 +92,13 @@ def test_sparse_is_no_solver_any_more(store_path):
     assert result.exit_code == 2 and "'sparse' is not one of 'exact', 'fast'" in result.output
 
 
+def test_fast_max_layer_equals_the_full_runs_first_layers(store_path, networks, client):
+    """The fast rule's colours see the whole network: tasks read every layer, so layers 0..K are a full run's."""
+    compute(store_path, tile=4, client=client, solver="fast", max_layer=1)
+    got = TopologyStore.open(store_path).read_distance(layers=[0, 1])
+    np.testing.assert_array_equal(got, pair_distances(networks, solver="fast")[:2])
+
+
 def test_max_layer(store_path, networks, client, tmp_path):
     compute(store_path, tile=4, client=client, max_layer=0)
     store = TopologyStore.open(store_path)
