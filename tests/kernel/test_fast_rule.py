@@ -264,8 +264,10 @@ def test_exact_mode_makes_no_claim():
 @pytest.mark.parametrize("density", [0.05, 0.3, 0.9], ids=lambda d: f"density{d}")
 def test_dense_and_sparse_counts_give_the_same_bits(monkeypatch, density):
     # a layer's graph comes from a BLAS product when that is cheaper (item 7): values must not depend on the choice
-    from nnstd_dist.kernel.fast import layer
+    from nnstd_dist.kernel.fast import layer, network
 
+    # every layer kept dense as well, so that the product can be chosen whatever the density
+    monkeypatch.setattr(network, "dense_mask", lambda mask: np.asarray(mask.toarray(), np.float32))
     rng = np.random.default_rng(int(density * 100))
     sizes = [20, 16, 16, 12, 4]
     for _ in range(5):
