@@ -277,3 +277,15 @@ def test_dense_and_sparse_counts_give_the_same_bits(monkeypatch, density):
             monkeypatch.setattr(layer, "dense_is_cheaper", lambda *args, dense=dense: dense)
             results.add(fast(a, b)[0].tobytes() + fast(a, relabel_hidden(a, rng))[0].tobytes())
         assert len(results) == 1
+
+
+def test_the_kernel_imports_no_numba_until_the_fast_solver_runs():
+    # distance.py imports only the fast package's numba-free version module: numba (seconds to import) loads with
+    # the solver's own modules, on the first fast pair; warm_up stays at its documented place
+    import subprocess
+    import sys
+
+    code = ("import sys, nnstd_dist.kernel, nnstd_dist.kernel.fast as fast; assert 'numba' not in sys.modules; "
+            "assert callable(fast.warm_up) and fast.RULE_VERSION == 2; import nnstd_dist.kernel.fast.pair; "
+            "assert 'numba' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
