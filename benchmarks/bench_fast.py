@@ -15,6 +15,9 @@ numbers), beside exact mode's relabelling artefact: NNSTD_exact(A, P.A) over the
 |NNSTD_exact(A, P.B) - NNSTD_exact(A, B)| over the pairs, P a random renumbering of every hidden layer;
 and fast's own: the largest |NNSTD_fast(A, P.B) - NNSTD_fast(A, B)| and NNSTD_fast(A, P.A).
 first-call: a new process's import and first fast pair, with numba's cache empty and then filled.
+layers: per layer (pairs computed up to --max-layer K, K = 0, 1, ...), CPU time per pair of exact and fast, on 16
+magnitude-pruned CNNs (3-16-32-64 channels of 3x3 kernels, then a linear layer to 10 classes; 10 % and 90 % of the
+weights kept) and on 64-300-300-300-10 networks at 50 % and 90 % density: fast must not lose on any layer (issue 27).
 Figures only, nothing asserted.
 """
 
@@ -83,6 +86,44 @@ def speed(topo: Path, rounds: int) -> None:
         print(f"  {label} ({len(pairs)} pairs x {rounds}): exact {1e3 * median['exact']:.2f} ms; {cells}")
 
 
+def pruned_cnns(keep: float, n: int = 16) -> list:
+    """Magnitude-pruned random CNNs (conv weights out x in x 3 x 3, then a linear layer), prepared with their blocks."""
+    from nnstd_dist.sources.param_layers import weights_to_layers
+
+    nets = []
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        weights = []
+        for shape in ((16, 3, 3, 3), (32, 16, 3, 3), (64, 32, 3, 3), (10, 64 * 4 * 4)):
+            w = np.abs(rng.standard_normal(shape))
+            weights.append((w >= np.quantile(w, 1 - keep)).astype(float))
+        masks, specs = weights_to_layers([(f"l{k}.weight", w) for k, w in enumerate(weights)])
+        nets.append(prepare(masks, [s.block for s in specs]))
+    return nets
+
+
+def layers(rounds: int) -> None:
+    cases = {f"16 CNNs, {100 * keep:g} % kept": pruned_cnns(keep) for keep in (0.1, 0.9)}
+    cases.update({f"64-300-300-300-10 at {100 * d:g} %": generated((64, 300, 300, 300, 10), d, 6, 1) for d in (0.5, 0.9)})
+    print("layers: CPU ms per pair computed up to layer K, exact / fast")
+    for label, nets in cases.items():
+        pairs = [(i, j) for i in range(len(nets)) for j in range(i)]
+        for net in nets:
+            net.fast  # noqa: B018
+        nnstd_prepared(nets[1], nets[0], solver="fast")
+        cells = []
+        for k in range(len(nets[0].masks)):
+            spent = {}
+            for solver in ("exact", "fast"):
+                start = time.thread_time()
+                for _ in range(rounds):
+                    for i, j in pairs:
+                        nnstd_prepared(nets[i], nets[j], solver=solver, max_layer=k)
+                spent[solver] = (time.thread_time() - start) / (rounds * len(pairs))
+            cells.append(f"K={k}: {1e3 * spent['exact']:.2f} / {1e3 * spent['fast']:.2f}")
+        print(f"  {label} ({len(pairs)} pairs x {rounds}): {'; '.join(cells)}")
+
+
 def relabel(net, rng):
     """The same network with every hidden layer's neurons renumbered (columns of layer k, rows of layer k+1)."""
     masks = [m.tocsc() for m in net.masks]
@@ -135,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topo", type=Path, default=DEFAULT_TOPO)
     parser.add_argument("--rounds", type=int, default=2, help="times each pair is timed with each variant [2]")
-    parser.add_argument("--part", choices=["speed", "deviation", "first-call", "all"], default="all")
+    parser.add_argument("--part", choices=["speed", "deviation", "first-call", "layers", "all"], default="all")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.part in ("speed", "all"):
@@ -144,6 +185,8 @@ def main() -> None:
         deviation(args.topo)
     if args.part in ("first-call", "all"):
         first_call()
+    if args.part in ("layers", "all"):
+        layers(args.rounds)
 
 
 if __name__ == "__main__":

@@ -264,8 +264,10 @@ def test_exact_mode_makes_no_claim():
 @pytest.mark.parametrize("density", [0.05, 0.3, 0.9], ids=lambda d: f"density{d}")
 def test_dense_and_sparse_counts_give_the_same_bits(monkeypatch, density):
     # a layer's graph comes from a BLAS product when that is cheaper (item 7): values must not depend on the choice
-    from nnstd_dist.kernel.fast import layer
+    from nnstd_dist.kernel.fast import layer, network
 
+    # every layer kept dense as well, so that the product can be chosen whatever the density
+    monkeypatch.setattr(network, "dense_mask", lambda mask: np.asarray(mask.toarray(), np.float32))
     rng = np.random.default_rng(int(density * 100))
     sizes = [20, 16, 16, 12, 4]
     for _ in range(5):
@@ -275,3 +277,15 @@ def test_dense_and_sparse_counts_give_the_same_bits(monkeypatch, density):
             monkeypatch.setattr(layer, "dense_is_cheaper", lambda *args, dense=dense: dense)
             results.add(fast(a, b)[0].tobytes() + fast(a, relabel_hidden(a, rng))[0].tobytes())
         assert len(results) == 1
+
+
+def test_the_kernel_imports_no_numba_until_the_fast_solver_runs():
+    # distance.py imports only the fast package's numba-free version module: numba (seconds to import) loads with
+    # the solver's own modules, on the first fast pair; warm_up stays at its documented place
+    import subprocess
+    import sys
+
+    code = ("import sys, nnstd_dist.kernel, nnstd_dist.kernel.fast as fast; assert 'numba' not in sys.modules; "
+            "assert callable(fast.warm_up) and fast.RULE_VERSION == 2; import nnstd_dist.kernel.fast.pair; "
+            "assert 'numba' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -31,9 +31,9 @@ def choose_layer(state, k: int, rowmap: np.ndarray, algorithm: str = "auto") -> 
     a, b = state.a.layers[k], state.b.layers[k]
     n = a.n_out
     _check_width(n)
-    a_mask, b_mask = state.a.masks[k], state.b.masks[k]
-    if dense_is_cheaper(a_mask.shape[0], n, n, a_mask.nnz, b_mask.nnz):  # the same graph either way, only faster
-        e_ptr, indptr, indices, cost, c = build_dense(a_mask, b_mask, rowmap, a.degree, b.degree)
+    n_in = state.a.masks[k].shape[0]
+    if a.dense is not None and b.dense is not None and dense_is_cheaper(n_in, n, n, a.t_idx.size, b.t_idx.size):
+        e_ptr, indptr, indices, cost, c = build_dense(a.dense, b.dense, rowmap, a.degree, b.degree)  # the same graph, faster
     else:
         e_ptr, indptr, indices, cost, c = graph.build(a.t_ptr, a.t_idx, b.ptr, b.idx, rowmap, a.degree, b.degree)
     row_match, u, v = phase_one(indptr, indices, cost, 2 * n, algorithm)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .colours import MIN_ROUNDS_PER_LAYER, Wiring, colour_invariant, initial_colours, refine_jointly, wiring
+from .dense_counts import dense_mask
 from .twins import twin_classes
 
 __all__ = ["FastLayer", "FastNetwork", "fast_network"]
@@ -25,6 +26,7 @@ class FastLayer:
     degree: np.ndarray  # in-degrees, float64 (exact counts)
     key1: np.ndarray  # in-degree * 2^32 + out-degree of each output neuron (int64): the start of its key
     full: bool  # every input connects to every output
+    dense: np.ndarray | None  # the mask as dense float32 where a BLAS product may count shared inputs (dense_counts.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,6 @@ def fast_network(masks, transposed, degrees, blocks=()) -> FastNetwork:
         out_degree = np.diff(masks[k + 1].indptr[:: block[k + 1]]).astype(np.int64) if k + 1 < len(masks) else np.zeros(m.shape[1], np.int64)
         layers.append(FastLayer(m.shape[1], t.indptr.astype(np.int64), t.indices.astype(np.int64), m.indptr.astype(np.int64),
                                 m.indices.astype(np.int64), np.asarray(d, np.float64), in_degree * 2**32 + out_degree,
-                                m.nnz == m.shape[0] * m.shape[1]))
+                                m.nnz == m.shape[0] * m.shape[1], dense_mask(m)))
     return FastNetwork(tuple(layers), tuple(masks), tuple(blocks), w, tuple(colours), twin_classes(masks, blocks),
                        colour_invariant(colours, rounds), _digest(masks))
