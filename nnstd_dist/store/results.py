@@ -62,6 +62,16 @@ class Results:
         return self._group.attrs.get("tie_rule", 1)
 
     @property
+    def binding(self) -> str:
+        """What a record's ``networks`` hash names beside the networks: the solver and tie rule of these results.
+
+        Results created before records were bound to them (no ``record_binding`` attribute) name nothing: their records
+        stay readable as written, and a copy from such a store is caught only by its networks and results set."""
+        if not self._group.attrs.get("record_binding"):
+            return ""
+        return f"solver={self.solver} tie_rule={self.tie_rule}"
+
+    @property
     def max_layer(self) -> int | None:
         """The last layer computed (compute's ``max_layer``); absent or None means every layer."""
         return self._group.attrs.get("max_layer")
@@ -127,7 +137,7 @@ class Results:
         self.tiles_dir.create()
         self._group.attrs.update(
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer),
-             "recomputing": bool(recompute)}
+             "recomputing": bool(recompute), "record_binding": 1}
         )  # the commit point
         for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
             if old.name not in (self.tiles_dir.root.name, "zarr.json"):
@@ -146,7 +156,7 @@ class Results:
         self.require_results()
         found = self.tiles_dir.scan(blocks, tile_rows, loose)
         n, tile, results, layers = self.n_networks, self.tile, int(self._group.attrs["results"]), self.n_layers
-        digests, hashes, replaced_at = self.column("digest"), {}, self.replaced_at()
+        digests, hashes, replaced_at, binding = self.column("digest"), {}, self.replaced_at(), self.binding
         vouched, damage = {}, list(found.damage)
         k = n_tiles(n, tile)
         if found.folder:
@@ -156,7 +166,7 @@ class Results:
             header = place[0].header
             if a < k and b <= a and _stale(header, replaced_at):
                 continue  # written before a replace of one of its networks: computed again
-            why = mismatch(header, a, b, tile, n, results, layers, digests, hashes)
+            why = mismatch(header, a, b, tile, n, results, layers, digests, hashes, binding)
             if not why and place[0].block is not None:
                 why = payload_problem(place[0].block, computed)
             if why:
@@ -300,7 +310,8 @@ class Results:
         generation = self.generation if generation is None else generation
         positions = None if uncertified is None else np.flatnonzero(np.tril(uncertified, -1) if a == b else uncertified)
         record = encode(
-            a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block, generation, positions
+            a, b, self.tile, done_at, int(self._group.attrs["results"]), self.column("digest"), block, generation, positions,
+            self.binding,
         )
         self.tiles_dir.write_tile(a, b, record)
 

@@ -83,9 +83,14 @@ class Record:
         return (self.header["a"], self.header["b"]) if self.header else None
 
 
-def networks_hash(digests, rows: tuple[int, int], cols: tuple[int, int]) -> str:
-    """sha256 over the digests of networks [r0, r1) and [c0, c1): what a record measured, and must still measure."""
+def networks_hash(digests, rows: tuple[int, int], cols: tuple[int, int], settings: str = "") -> str:
+    """sha256 over the digests of networks [r0, r1) and [c0, c1): what a record measured, and must still measure.
+
+    ``settings`` (the results' solver and tie rule, see Results.binding) makes the hash name how the distances were
+    computed too, so a record of an exact run copied into a fast store of the same networks is damage, not numbers."""
     h = hashlib.sha256()
+    if settings:
+        h.update(f"computed with {settings}\n".encode())
     for start, stop in (rows, cols):
         h.update(f"{start}:{stop}\n".encode())
         h.update("\n".join(str(d) for d in digests[start:stop]).encode())
@@ -93,7 +98,8 @@ def networks_hash(digests, rows: tuple[int, int], cols: tuple[int, int]) -> str:
 
 
 def encode(
-    a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray, generation: int, uncertified=None
+    a: int, b: int, tile: int, done_at: int, results: int, digests, block: np.ndarray, generation: int, uncertified=None,
+    settings: str = "",
 ) -> bytes:
     """The record of tile (a, b) computed at population size ``done_at``: ``block`` is (layers, rows, cols) float64;
     ``generation``: the store's when its networks were read; ``uncertified``: flat positions of uncertified pairs."""
@@ -102,7 +108,7 @@ def encode(
         raise ValueError(f"tile ({a}, {b}): a block of shape {block.shape} for rows {rows}, columns {cols}")
     header = {
         "a": int(a), "b": int(b), "done_at": int(done_at), "layers": int(block.shape[0]), "rows": list(rows), "cols": list(cols),
-        "results": int(results), "networks": networks_hash(digests, rows, cols), "generation": int(generation),
+        "results": int(results), "networks": networks_hash(digests, rows, cols, settings), "generation": int(generation),
     }
     if uncertified is not None and len(uncertified):
         header["uncertified"] = sorted(int(p) for p in uncertified)
@@ -114,7 +120,9 @@ def frame(header: bytes, payload: bytes) -> bytes:
     return b"".join((MAGIC, struct.pack("<I", len(header)), header, _crc(header), payload, _crc(payload)))
 
 
-def mismatch(header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int, digests, hashes: dict) -> str | None:
+def mismatch(
+    header: dict, a: int, b: int, tile: int, n: int, results: int, layers: int, digests, hashes: dict, settings: str = ""
+) -> str | None:
     """None if ``header`` is a record of tile (a, b) of these results for the networks the store holds now, else why not.
 
     ``hashes`` caches networks_hash by extent: most records of a store share a handful of row extents.
@@ -132,9 +140,9 @@ def mismatch(header: dict, a: int, b: int, tile: int, n: int, results: int, laye
     if header.get("rows") != list(rows) or header.get("cols") != list(cols):
         return f"its record's rows {header.get('rows')} and columns {header.get('cols')} are not the tile's (tiles of {tile})"
     if (rows, cols) not in hashes:
-        hashes[(rows, cols)] = networks_hash(digests, rows, cols)
+        hashes[(rows, cols)] = networks_hash(digests, rows, cols, settings)
     if header.get("networks") != hashes[(rows, cols)]:
-        return "its record measures other networks than the store holds there (copied from another store?)"
+        return "its record measures other networks than the store holds there, or comes from another solver or rule (copied from another store?)"
     return None
 
 

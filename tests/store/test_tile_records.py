@@ -98,7 +98,23 @@ def test_a_record_copied_from_a_store_of_other_networks_is_damage(tmp_path, stor
     with pytest.raises(StoreError, match=r"tile \(2, 1\): its record measures other networks"):
         store.read_distance()
     report = verify(store.path)
-    assert report.problems == ["tile (2, 1): its record measures other networks than the store holds there (copied from another store?)"]
+    assert report.problems == [
+        "tile (2, 1): its record measures other networks than the store holds there, or comes from another solver or rule "
+        "(copied from another store?)"
+    ]
+
+
+@pytest.mark.parametrize("solver, tie_rule", [("fast", 2), ("fast", 1)], ids=["fast", "fast-of-another-rule"])
+def test_a_record_of_another_solver_for_the_same_networks_is_damage(tmp_path, store, networks, solver, tie_rule):
+    """Same networks, place and results number: only the solver or rule differs, and a reader must not serve its numbers."""
+    fast = make_store(tmp_path / "f.zarr", networks, records(N), tile=None)
+    fast.init_results(TILE, solver=solver, tie_rule=tie_rule)
+    assert fast._group.attrs["results"] == store._group.attrs["results"]
+    shutil.copyfile(_tiles(store.path) / "2.1", _tiles(fast.path) / "2.1")  # exact's record, in a fast store
+    assert verify(fast.path).problems == [
+        "tile (2, 1): its record measures other networks than the store holds there, or comes from another solver or rule "
+        "(copied from another store?)"
+    ]
 
 
 def test_two_records_swapped_are_damage_and_compute_repairs_them(tmp_path, store, networks, dask_client):
