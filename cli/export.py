@@ -34,7 +34,10 @@ def command(store, output, layer, select, quiet):
     `accuracy` and `layer`, and loads with numpy.load(allow_pickle=False); .csv holds one layer,
     a row per network: network, layer, run, epoch, accuracy, then one column per network;
     .nc and .zarr hold a (layer, network_a, network_b) array with run_a, epoch_a, accuracy_a
-    (and _b) as coordinates and need xarray. Entry (i, j) with i > j is NNSTD(network i,
+    (and _b) as coordinates and need xarray. Results of the fast solver also carry which pairs
+    are not certified (their tie choices not proven harmless, see the README): .npz an N x N
+    bool array `uncertified`, .nc and .zarr an `uncertified` variable (0/1), and .csv a column
+    `uncertified` after accuracy (how many of that network's pairs are not certified). Entry (i, j) with i > j is NNSTD(network i,
     network j) in store order, mirrored. Pairs not computed yet are NaN, with a warning; a store
     that compute never ran on is an error (exit 2: run `nnstd-dist compute` first), not a file of NaN.
     """

@@ -115,4 +115,6 @@ def _uncertified(stats) -> str:
     """The fast solver's pairs not certified invariant and symmetric (README, "The fast solver"), if it ran."""
     if getattr(stats, "solver", "exact") != "fast":
         return ""
+    if not stats.uncertified:
+        return "; every one certified (fast solver: each tie it broke was between interchangeable neurons)"
     return f"; {stats.uncertified} of them not certified (fast solver: a tie it broke was not proven harmless; see `info`)"

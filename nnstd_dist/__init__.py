@@ -5,7 +5,8 @@ The API a script or notebook needs::
     import nnstd_dist as nd
     d = nd.nnstd(layers_a, layers_b)                    # one distance per layer
     record, masks = nd.read_network("runs/seed0.pt")    # any one network ingest reads
-    plan, stats = nd.compute("topos.zarr")              # every missing distance of a store (Dask)
+    if __name__ == "__main__":                          # local workers are processes that import this file again
+        plan, stats = nd.compute("topos.zarr")          # every missing distance of a store (Dask)
     m = nd.labelled_matrix(nd.TopologyStore.open("topos.zarr"), layer=0)
 
 Everything loads when first used: the store and Dask never for ``nd.nnstd``, numpy not for the command line's start.

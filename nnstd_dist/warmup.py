@@ -75,8 +75,14 @@ def compile_fast_solver(quiet: bool = False, stream=None) -> bool:
 
 
 def nnstd(layers_a, layers_b, blocks=None, solver: str = "exact", max_layer: int | None = None, algorithm: str = "auto"):
-    """``nd.nnstd``: per-layer NNSTD of network A to network B (nnstd_dist.kernel.distance.nnstd), saying first when a
-    fast call must compile. Loaded on first use, so that ``import nnstd_dist`` stays light."""
+    """Per-layer NNSTD of network A to network B: a float64 array, one distance per layer (0..max_layer if given).
+
+    ``layers_a``, ``layers_b``: lists of ``n_in x n_out`` masks (2-D arrays or scipy sparse, no bias rows); ``blocks``:
+    rows of layer k per output neuron of layer k-1 for convolutions (None: fully connected). ``solver``: "exact" (the
+    paper's numbers, bit for bit) or "fast" (symmetric; blind to neuron numbering on certified pairs; the first fast call
+    on a machine compiles for 20-30 s and says so on stderr). For the certified flag use
+    ``nnstd_dist.kernel.nnstd_certified(prepare(a), prepare(b), solver="fast")``. This is
+    nnstd_dist.kernel.distance.nnstd, loaded on first use so that ``import nnstd_dist`` stays light."""
     from .kernel import nnstd as kernel_nnstd
 
     if solver == "fast":
