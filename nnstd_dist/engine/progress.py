@@ -9,6 +9,8 @@ tiles in a shuffled order (plan.make_plan), so the tiles finished first are a fa
 
 from __future__ import annotations
 
+import sys
+
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -216,7 +218,7 @@ class TqdmBar:
         from tqdm.auto import tqdm
 
         if p.note:
-            tqdm.write(p.note, file=self.options.get("file"))
+            tqdm.write(p.note, file=self.options.get("file") or sys.stderr)  # beside the bar (tqdm.write's default is stdout)
             return
         if self.bar is None:
             self.bar = tqdm(total=p.pairs_total, **self.options)
