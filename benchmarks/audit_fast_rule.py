@@ -21,17 +21,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the tests' population helpers
+from _populations import relabel_hidden as relabel  # noqa: E402
 from nnstd_dist.kernel.distance import nnstd_certified, prepare  # noqa: E402
-
-
-def relabel(layers, rng):
-    """The same network with every hidden layer's neurons permuted (columns of k and rows of k+1 alike)."""
-    layers = [np.array(layer) for layer in layers]
-    for k in range(len(layers) - 1):
-        perm = rng.permutation(layers[k].shape[1])
-        layers[k], layers[k + 1] = layers[k][:, perm], layers[k + 1][perm]
-    return layers
 
 
 def widths(rng, low=3, high=10):
