@@ -98,7 +98,7 @@ def test_compute_on_slurm_jobs_equals_the_kernel_and_links_a_live_dashboard(slur
     seen = {}
 
     def on_progress(p):
-        if p.tiles_done == 0:  # the link printed at the start, fetched while the run holds the scheduler
+        if p.note is None and p.tiles_done == 0:  # the link printed at the start (notes come first), fetched while the run holds the scheduler
             seen["dashboard"] = p.dashboard
             seen["status"] = urllib.request.urlopen(p.dashboard, timeout=30).status
 
