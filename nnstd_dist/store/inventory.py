@@ -16,9 +16,15 @@ __all__ = ["pairs_computed", "file_sizes", "summarize"]
 def pairs_computed(store) -> int:
     """Pairs i > j whose distances are stored, from whole tile records (checksums and numbers checked: about 1.5x the
     cost of reading their headers alone); a damaged record is a StoreError, so the count is never of damage."""
+    return _stored(store)[0]
+
+
+def _stored(store) -> tuple[int, int | None]:
+    """(pairs computed, pairs not certified: None unless fast results) from one scan of whole records (see pairs_computed)."""
     if not store.has_results:
-        return 0
-    return pairs_in_done_tiles(store.tile_markers(blocks=True), store.n_networks, store.tile)
+        return 0, None
+    markers, uncertified = store.stored_pairs(blocks=True)
+    return pairs_in_done_tiles(markers, store.n_networks, store.tile), len(uncertified) if store.solver == "fast" else None
 
 
 def file_sizes(path) -> dict[str, tuple[int, int, int]]:
@@ -65,6 +71,7 @@ def summarize(store) -> dict:
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
     epochs = store.column("epoch")
     sizes = file_sizes(store.path)
+    computed, uncertified = _stored(store)  # one scan of the records for both counts
     mask_bytes = sum(b for name, (b, _, _) in sizes.items() if name.startswith("mask_l"))
     return {
         "store": str(store.path),
@@ -81,12 +88,12 @@ def summarize(store) -> dict:
         "networks_without_epoch": int((epochs < 0).sum()),
         "networks_with_accuracy": int(np.isfinite(store.column("accuracy").astype(float)).sum()),
         "pairs_total": total_pairs(n),
-        "pairs_computed": pairs_computed(store),
+        "pairs_computed": computed,
         "tile": store.tile,
         "solver": store.solver if store.has_results else None,
         "tie_rule": store.tie_rule if store.has_results else None,
         # pairs whose fast-solver choices were not all certified (None: exact, which claims no invariance)
-        "pairs_uncertified": len(store.uncertified_pairs()) if store.has_results and store.solver == "fast" else None,
+        "pairs_uncertified": uncertified,
         "max_layer": store.max_layer,
         "bytes": sum(b for b, _, _ in sizes.values()),
         "files": sum(f for _, f, _ in sizes.values()),

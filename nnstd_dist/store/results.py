@@ -190,14 +190,23 @@ class Results:
         vouched, damage = self._vouched(blocks=blocks)
         if damage and damaged is not None:
             damaged += damage
-        elif damage and checked:
-            a, b, why = damage[0]
-            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+        elif checked:
+            self._refuse(damage)
+        return self._markers(vouched)
+
+    def _markers(self, vouched: dict) -> np.ndarray:
+        """tile_markers of the records that vouch (by place)."""
         k = n_tiles(self.n_networks, self.tile)
         out = np.zeros((k, k), dtype=np.int64)
         for (a, b), place in vouched.items():
             out[a, b] = place[0].header["done_at"]
         return out
+
+    def _refuse(self, damage: list) -> None:
+        """Damage is never served: a StoreError naming the first damaged tile, if any."""
+        if damage:
+            a, b, why = damage[0]
+            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
 
     def tile_marker(self, a: int, b: int) -> int:
         """The population size tile (a, b) was done at, from its own files only; 0 if not done or damaged."""
@@ -278,26 +287,26 @@ class Results:
         if not flags:
             return block
         uncertified = np.zeros(block.shape[1:], dtype=bool)
-        i, j = np.divmod(np.asarray(record.uncertified, dtype=np.int64), stored.shape[2])
-        uncertified[i, j] = True
+        uncertified[record.uncertified] = True
         return block, uncertified
 
     def uncertified_pairs(self) -> np.ndarray:
         """(m, 2) network indices (i > j) of every stored pair whose fast-solver choices were not all certified.
 
         From the records' headers alone; a record that does not vouch is a StoreError (as for tile_markers)."""
-        vouched, damage = self._vouched(blocks=False)
-        if damage:
-            a, b, why = damage[0]
-            raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+        return self.stored_pairs(blocks=False)[1]
+
+    def stored_pairs(self, blocks: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(tile_markers, uncertified_pairs) from one scan of the records (whole ones with ``blocks``); damage is a StoreError."""
+        vouched, damage = self._vouched(blocks=blocks)
+        self._refuse(damage)
         pairs = [np.zeros((0, 2), dtype=np.int64)]
         for place in vouched.values():
-            header = place[0].header
-            (r0, _), (c0, c1) = header["rows"], header["cols"]
-            i, j = np.divmod(np.asarray(place[0].uncertified, dtype=np.int64), c1 - c0)
+            (r0, _), (c0, _) = place[0].header["rows"], place[0].header["cols"]
+            i, j = place[0].uncertified
             pairs.append(np.stack([i + r0, j + c0], axis=1))
         out = np.concatenate(pairs)
-        return out[out[:, 0] > out[:, 1]]
+        return self._markers(vouched), out[out[:, 0] > out[:, 1]]
 
     @writes
     def write_tile(
@@ -362,10 +371,7 @@ class Results:
         loose = self.tiles_dir.loose_places(set(tile_rows))  # listed once; then one tile row in memory at a time
         for a in tile_rows:
             vouched, damage = self._vouched(blocks=True, tile_rows={a}, loose=[p for p in loose if p[0] == a])
-            wanted = [d for d in damage if d[1] in tile_rows]
-            if wanted:
-                _, b, why = wanted[0]
-                raise StoreError(f"{self.path}: damaged: tile ({a}, {b}): {why}; {damage_hint(self.path)}")
+            self._refuse([d for d in damage if d[1] in tile_rows])
             for (_, b), place in vouched.items():
                 matrix.add(a, b, place[0])
         return matrix.result()

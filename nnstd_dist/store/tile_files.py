@@ -74,9 +74,10 @@ class Record:
     nbytes: int = 0  # the whole record's length in its file
 
     @property
-    def uncertified(self) -> list[int]:
-        """Flat positions in the block of the pairs whose fast-solver choices were not all certified (see above)."""
-        return list(self.header.get("uncertified", ())) if self.header else []
+    def uncertified(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) in the block of the pairs whose fast-solver choices were not all certified (see above)."""
+        positions = np.asarray(self.header.get("uncertified", ()) if self.header else (), dtype=np.int64)
+        return np.divmod(positions, self.header["cols"][1] - self.header["cols"][0]) if len(positions) else (positions, positions)
 
     @property
     def place(self) -> tuple[int, int] | None:
