@@ -55,7 +55,7 @@ def main() -> None:
         n = store.n_networks
         print(f"ingest of {n} networks: {read + write:.2f} s (reading and checking {read:.2f} s, writing {write:.2f} s)")
 
-        sizes = file_sizes(store.path)
+        sizes = file_sizes(store)
         total_bytes, files, on_disk = (sum(s[x] for s in sizes.values()) for x in range(3))
         connections = store.connections().sum(axis=0)
         print(f"store: {total_bytes / 1e6:.2f} MB in {files} files ({on_disk / 1e6:.2f} MB on disk), {store.connections().sum()} connections")

@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import click
 
 from nnstd_dist.sources.discover import ORIENTATIONS
 
-store_option = click.option(
-    "--store",
-    "store",
-    required=True,
-    type=click.Path(file_okay=True, dir_okay=True, path_type=str),
-    help="Path of the zarr topology store (a directory, e.g. topos.zarr).",
-)
+
+def store_option(command):
+    """--store PATH|URL and --storage-options JSON, given to the command as one ``store``: the store's storage."""
+
+    @functools.wraps(command)
+    def with_storage(*args, store, storage_options, **kwargs):
+        from nnstd_dist.store.storage import open_storage
+
+        return command(*args, store=open_storage(store, storage_options), **kwargs)
+
+    with_storage = click.option(
+        "--storage-options", "storage_options", default=None, metavar="JSON", callback=_json_object,
+        help="Options for a store URL's backend (fsspec's storage options), e.g. '{\"endpoint_url\": \"http://minio:9000\"}' "
+        "or '{\"profile\": \"lab\"}'. Credentials are also read where the ecosystem keeps them: for s3://, the AWS_* "
+        "environment variables (AWS_ENDPOINT_URL too), profiles, instance roles.",
+    )(with_storage)
+    return click.option(
+        "--store", "store", required=True, metavar="PATH|URL",
+        help="The zarr topology store: a folder (topos.zarr), or a URL on an object store (s3://bucket/topos.zarr; "
+        "gs://, az://, any fsspec URL zarr opens) for a Dask cluster without a shared filesystem.",
+    )(with_storage)
+
+
+def _json_object(ctx, param, value):
+    """--storage-options: a JSON object, or nothing."""
+    if value is None:
+        return None
+    try:
+        options = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"endpoint_url\": \"http://localhost:9000\"}'")
+    return options
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 

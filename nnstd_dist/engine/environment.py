@@ -13,7 +13,6 @@ import os
 import platform
 import socket
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from ..errors import ClusterError
 
@@ -39,25 +38,12 @@ def _version(module_name: str) -> str:
         return "not installed"
 
 
-def _store_status(store_path: str) -> dict:
-    """Whether this process finds, opens and may write the store at ``store_path``."""
-    from ..errors import NNSTDError
-    from ..store.topology_store import TopologyStore  # imports zarr: only where a store is checked
+def _store_status(store) -> dict:
+    """Whether this process finds, opens and may write the store ``store`` (a path, or the store's storage: its URL
+    and credentials, so a worker of a cluster without a shared filesystem is checked against the bucket itself)."""
+    from ..store.topology_store import store_status  # imports zarr: only where a store is checked
 
-    path = Path(store_path)
-    status = {"path": str(path), "exists": path.exists(), "opens": False, "writable": False, "error": ""}
-    if not status["exists"]:
-        status["error"] = "no such file or directory"
-        return status
-    try:
-        TopologyStore.open(path)
-        status["opens"] = True
-    except NNSTDError as exc:
-        status["error"] = str(exc).removeprefix(f"{path}: ")  # the message names the path already
-    except Exception as exc:  # a worker-side surprise (permissions, a broken mount) must still come back as text
-        status["error"] = f"{type(exc).__name__}: {exc}"
-    status["writable"] = os.access(path, os.W_OK)
-    return status
+    return store_status(store)
 
 
 def environment_report(store_path: str | None = None) -> dict:
@@ -135,16 +121,17 @@ def check_hint(exc: BaseException, version: str | None) -> str:
     return f"is nnstd-dist {version}, the client's version, installed there? (another version may not run this client's check)"
 
 
-def check_cluster(run_on_workers: Callable, store_path: str | os.PathLike | None = None, need_write: bool = False) -> dict:
+def check_cluster(run_on_workers: Callable, store_path=None, need_write: bool = False) -> dict:
     """Refuse a cluster whose workers differ from this client or cannot open ``store_path``; return their reports.
 
     ``run_on_workers(function, *args)`` runs ``function(*args)`` on every worker and returns
     ``{address: result}``: ``client.run``, or ``functools.partial(client.run, on_error="return")``
-    to have a worker that cannot even import nnstd-dist named in the message. The store path is
-    made absolute here, because a worker's working directory is not the client's. A cluster with
-    no workers yet passes (there is nothing to compare); wait for workers first to check them.
+    to have a worker that cannot even import nnstd-dist named in the message. A store path is
+    made absolute here, because a worker's working directory is not the client's; a store's storage
+    (its URL and options) is sent as it is. A cluster with no workers yet passes (there is nothing
+    to compare); wait for workers first to check them.
     """
-    path = None if store_path is None else os.path.abspath(store_path)
+    path = os.path.abspath(store_path) if isinstance(store_path, (str, os.PathLike)) else store_path
     client_report = environment_report(None)
     try:
         worker_reports = run_on_workers(environment_report, path)

@@ -67,7 +67,8 @@ def run_plan(
     the plan was made for; a task that finds another (a replace, another run's forced recompute) fails, retries too.
     ``pack(a)``: called once no task of tile row a is left (the store packs a complete row into one file).
     """
-    path = str(Path(store_path).resolve())  # workers may run elsewhere: an absolute path on the shared filesystem
+    # Workers may run elsewhere: an absolute path on the shared filesystem, or the store's storage (a URL and its options).
+    path = str(Path(store_path).resolve()) if isinstance(store_path, (str, Path)) else store_path
     stats = RunStats(str(store_path), plan.n, plan.tile, workers=threads(client), dashboard=dashboard(client))
     tracker = Tracker(plan, stats, on_progress)
     gate = contextlib.ExitStack()
@@ -305,9 +306,9 @@ def _solver_words(solver: str, max_layer: int | None) -> str:
     return f"the {solver} solver, " + ("every layer" if max_layer is None else f"layers 0..{max_layer}")
 
 
-def pairs_kept(store_path: str | Path) -> tuple[int, int]:
+def pairs_kept(store_path: str | Path, storage_options: dict | None = None) -> tuple[int, int]:
     """(pairs computed and on disk, all pairs) of a store: what an interrupted run kept."""
-    store = TopologyStore.open(store_path, mode="r")
+    store = TopologyStore.open(store_path, mode="r", storage_options=storage_options)
     done = pairs_in_done_tiles(store.tile_markers(checked=False), store.n_networks, store.tile) if store.has_results else 0
     return done, total_pairs(store.n_networks)
 
@@ -326,6 +327,7 @@ def compute(
     command: str | None = None,
     solver: str | None = None,
     max_layer: int | str | None = None,
+    storage_options: dict | None = None,
 ) -> tuple[Plan, RunStats | None]:
     """Compute every missing distance of the store; returns the plan and the run's stats (None if ``dry_run``).
 
@@ -337,6 +339,8 @@ def compute(
     matchings); an interrupted ``recompute`` is resumed by the same call. ``on_progress(Progress)`` is called with a
     ``note`` (the line saying what starts) and then at the start, after every tile and every second; without it a
     progress bar (tqdm) is shown where a person watches (stderr a terminal, or a notebook), unless ``quiet``.
+    ``store_path`` may be a URL (``s3://bucket/topos.zarr``), with fsspec's ``storage_options`` for its backend: the
+    workers then read and write the bucket themselves, with the same URL and options.
     """
     if on_progress is None and not quiet and not dry_run:
         on_progress = watched_bar()
@@ -349,13 +353,13 @@ def compute(
         stop = stack.enter_context(deferred_stop())  # first in, last out: Ctrl-C is taken at a check, never inside Dask
         if on_progress is not None and hasattr(on_progress, "close"):
             stack.callback(on_progress.close)
-        store = _open(stack, store_path, dry_run, command, force)
+        store = _open(stack, store_path, dry_run, command, force, storage_options)
         solver, max_layer, change = resolve_settings(store, solver, max_layer, recompute)
         if client is None and cluster.external:
             client = stack.enter_context(connect(cluster))  # connecting is cheap: needed to size the default tile
         if client is not None:
             # Workers may be other machines: refuse other library versions, or a store they cannot open, before any change.
-            check_cluster(functools.partial(client.run, on_error="return"), store.path, need_write=not dry_run)
+            check_cluster(functools.partial(client.run, on_error="return"), store.storage, need_write=not dry_run)
         slots = threads(client) if client is not None else cluster.local_workers * cluster.threads_per_worker
         where = where.format(slots)
         say = _Say(on_progress if not dry_run else None, start, slots, total_pairs(store.n_networks))
@@ -385,7 +389,7 @@ def compute(
         stop.check()  # a Ctrl-C while the cluster started or the tile was timed
         scan = functools.partial(_find_damaged, store, plan) if (resuming or plan.resumed) and not scanned else None
         stats = run_plan(
-            client, store.path, plan, on_progress, scan=scan, reopen=store.drop_tile, generation=store.generation, pack=store.pack_row
+            client, store.storage, plan, on_progress, scan=scan, reopen=store.drop_tile, generation=store.generation, pack=store.pack_row
         )
         store.pack_rows()  # rows completed by an earlier, killed run, or by the scan's repairs
         stats.solver = store.solver
@@ -431,8 +435,8 @@ def _find_damaged(store: TopologyStore, plan: Plan) -> list[tuple[int, int, str]
     return [(a, b, why) for a, b, why in store.damaged_tiles() if (a, b) not in planned]
 
 
-def _open(stack: contextlib.ExitStack, store_path, dry_run: bool, command: str | None, force: bool) -> TopologyStore:
+def _open(stack: contextlib.ExitStack, store_path, dry_run: bool, command: str | None, force: bool, options=None) -> TopologyStore:
     """The store: read-only for a dry run, else under its run lock for the rest of ``stack``."""
     if dry_run:
-        return TopologyStore.open(store_path, mode="r")
-    return stack.enter_context(locked(store_path, command or f"compute({str(store_path)!r})", force=force))
+        return TopologyStore.open(store_path, mode="r", storage_options=options)
+    return stack.enter_context(locked(store_path, command or f"compute({str(store_path)!r})", force=force, storage_options=options))

@@ -175,7 +175,7 @@ def compute_tile(
     try:
         store = TopologyStore.open(store_path, mode="r+")
     except StoreError as exc:
-        raise StoreError(f"{exc} [on worker {socket.gethostname()}: every worker must see the store at this path]") from None
+        raise StoreError(f"{exc} [on worker {socket.gethostname()}: every worker must reach the store at this path or URL]") from None
     if store.n_networks != n:
         raise StoreError(f"{store_path}: holds {store.n_networks} networks, this run was planned for {n} (did an ingest run meanwhile?)")
     if not store.has_results or store.tile is None:

@@ -2,31 +2,29 @@
 
 Every array of the store ends its codec chain with crc32c, so a chunk file is
 ``payload + crc32c(payload)`` (little-endian): checking it costs one read and one crc, no
-decompression. Part of the store (it knows zarr's chunk layout ``<array>/c/<i>/<j>...``).
+decompression. Part of the store (it knows zarr's chunk layout ``<array>/c/<i>/<j>...``); reads go
+through the store's storage (storage/), a folder or an object store alike.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import google_crc32c
 
 from . import files
 
-__all__ = ["chunk_path", "chunk_problem", "shard_index", "shard_problems"]
+__all__ = ["chunk_key", "chunk_problem", "shard_index", "shard_problems"]
 
 
-def chunk_path(store: Path, array: str, coords) -> Path:
-    """The file of chunk ``coords`` of ``array`` (default chunk key encoding, separator "/")."""
-    return Path(store, array, "c", *(str(int(c)) for c in coords))
+def chunk_key(array: str, coords) -> str:
+    """The key of chunk ``coords`` of ``array`` (default chunk key encoding, separator "/")."""
+    return "/".join((array, "c", *(str(int(c)) for c in coords)))
 
 
-def chunk_problem(path: Path, root: Path | None = None) -> str | None:
+def chunk_problem(storage, key: str) -> str | None:
     """None if the chunk file is whole, else what is wrong with it: missing, unreadable, truncated, checksum mismatch,
-    or no regular file (a link, a FIFO: never followed or read; with ``root``, a linked folder on the way too)."""
+    or no regular file (a link, a FIFO: never followed or read; a linked folder on the way too)."""
     try:
-        raw = files.read_regular(path, root)
+        raw = storage.read(key)
     except FileNotFoundError:
         return "missing"
     except files.Trespass as exc:
@@ -43,7 +41,7 @@ def chunk_problem(path: Path, root: Path | None = None) -> str | None:
 _EMPTY = 2**64 - 1  # zarr's sharding index marks an inner chunk that was never written with this offset and length
 
 
-def shard_index(path: Path, n_inner: int, root: Path | None = None) -> list[tuple[int, int] | None] | str:
+def shard_index(storage, key: str, n_inner: int) -> list[tuple[int, int] | None] | str:
     """The (offset, length) of each inner chunk of a zarr shard file (None: never written), or what is wrong with the file.
 
     zarr's sharding codec puts the index last: n_inner pairs of little-endian uint64, then their crc32c.
@@ -51,11 +49,10 @@ def shard_index(path: Path, n_inner: int, root: Path | None = None) -> list[tupl
     """
     size = 16 * n_inner + 4
     try:
-        with os.fdopen(files.open_regular(path, root), "rb") as f:
-            f.seek(0, 2)
-            if f.tell() < size:
+        with storage.open_read(key) as (f, length):
+            if length < size:
                 return "truncated"
-            f.seek(-size, 2)
+            f.seek(length - size)
             raw = f.read(size)
     except FileNotFoundError:
         return "missing"
@@ -69,16 +66,16 @@ def shard_index(path: Path, n_inner: int, root: Path | None = None) -> list[tupl
     return [None if p == (_EMPTY, _EMPTY) else p for p in pairs]
 
 
-def shard_problems(path: Path, n_inner: int, wanted, read: bool = True, root: Path | None = None) -> dict[int, str]:
+def shard_problems(storage, key: str, n_inner: int, wanted, read: bool = True) -> dict[int, str]:
     """Problems of the inner chunks ``wanted`` (indices within the shard): missing, or, with ``read``, their crc32c wrong."""
-    index = shard_index(path, n_inner, root)
+    index = shard_index(storage, key, n_inner)
     if isinstance(index, str):
         return {i: index for i in wanted}
     out = {i: "missing" for i in wanted if index[i] is None}
     if not read:
         return out
     try:
-        raw = files.read_regular(path, root)
+        raw = storage.read(key)
     except OSError as exc:
         return {i: f"unreadable ({exc.strerror or exc})" for i in wanted}
     for i in wanted:

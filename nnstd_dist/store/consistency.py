@@ -10,8 +10,6 @@ leaves them so, and the next append cuts them back. Part of the store: it reads 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import zarr
@@ -29,7 +27,7 @@ def _count(value, least: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
-def problems(group, path) -> list[str]:
+def problems(group, storage) -> list[str]:
     """Every contradiction between the group's attributes, its arrays' metadata and the store's rules."""
     attrs = group.attrs.asdict()
     out: list[str] = []
@@ -42,25 +40,25 @@ def problems(group, path) -> list[str]:
             out.append(f"attribute {name} is {attrs.get(name)!r}, not a count")
     if not (isinstance(shapes, list) and shapes and all(isinstance(s, list) and len(s) == 2 and all(_count(x, 1) for x in s) for s in shapes)):
         return out + [f"attribute shapes is {str(shapes)[:80]}, not a list of [n_in, n_out] pairs of positive integers"]
-    arrays = _arrays(group, path)
+    arrays = _arrays(group, storage)
     short = {name: a.shape[0] for name, a in arrays.items() if _per_network(name, attrs) and a is not None and a.ndim and a.shape[0] < n}
     if short:
         out.append(f"n_networks is {n} but {', '.join(f'{k} holds {v}' for k, v in short.items())}")
     out += _layer_rules(attrs, shapes)
     out += _population_arrays(arrays, shapes, n)
     if "tile" in attrs:
-        out += _results(attrs, len(shapes), path)
+        out += _results(attrs, len(shapes), storage)
     return out
 
 
-def problems_at(path) -> list[str]:
-    """``problems`` of the nnstd-dist store at ``path``; [] if it is no readable nnstd-dist group at all (open says why)."""
+def problems_at(storage) -> list[str]:
+    """``problems`` of the nnstd-dist store in ``storage``; [] if it is no readable nnstd-dist group at all (open says why)."""
     try:
-        group = zarr.open_group(zarr_store(files.resolved(path), "r"), mode="r")
+        group = zarr.open_group(zarr_store(storage, "r"), mode="r")
         ours = group.attrs.get("format") == FORMAT and group.attrs.get("format_version") == FORMAT_VERSION  # else open's message says why
     except Exception:  # zarr raises several types for a broken group
         return []
-    return problems(group, path) if ours else []
+    return problems(group, storage) if ours else []
 
 
 def _per_network(name: str, attrs: dict) -> bool:
@@ -68,10 +66,10 @@ def _per_network(name: str, attrs: dict) -> bool:
     return name in (*METADATA_COLUMNS, "connections", "replaced_at") or (name.startswith("mask_l") and name[6:].isdigit())
 
 
-def _arrays(group, path) -> dict:
-    """name -> array (shape, chunks, dtype) of every array folder in the store at ``path``; None for an unreadable zarr.json."""
+def _arrays(group, storage) -> dict:
+    """name -> array (shape, chunks, dtype) of every array folder in the store; None for an unreadable zarr.json."""
     out = {}
-    for name in sorted(p.name for p in Path(path).iterdir() if (p / "zarr.json").is_file() and p.name != "distances"):
+    for name in sorted(n for n in storage.names("") if n != "distances" and _is_file(storage, f"{n}/zarr.json")):
         try:
             out[name] = group[name]
         except Exception:  # zarr raises several types for a broken zarr.json
@@ -124,14 +122,14 @@ def _rows(arrays: dict, name: str, ndim: int, n: int, rest: tuple = ()) -> list[
     return []
 
 
-def _results(attrs: dict, n_layers: int, path) -> list[str]:
+def _results(attrs: dict, n_layers: int, storage) -> list[str]:
     """With ``tile`` (results committed): the tile size, the results' folder, solver, tie rule and max_layer."""
     tile, results, out = attrs["tile"], attrs.get("results"), []
     if not _count(tile, 1):
         return [f"attribute tile is {tile!r}, not a positive tile size"]
     if not _count(results, 1):
         return [f"attribute results is {results!r}, not the number of a set of results (attribute tile says distances were computed)"]
-    if not _folder_present(Path(path), Path(path) / "distances" / f"g{results}" / "tiles"):
+    if not _folder_present(storage, f"distances/g{results}/tiles"):
         out.append(f"folder distances/g{results}/tiles is missing (attribute tile says distances were computed)")
     solver, max_layer = attrs.get("solver", "exact"), attrs.get("max_layer")
     if solver not in SOLVERS:
@@ -143,13 +141,25 @@ def _results(attrs: dict, n_layers: int, path) -> list[str]:
     return out
 
 
-def _folder_present(root: Path, folder: Path) -> bool:
-    """Whether ``folder`` is there; a link or non-folder on its way is the results' damage, which compute repairs (tile_rows.py)."""
+def _is_file(storage, key: str) -> bool:
+    """Whether something is at ``key`` that may be a zarr.json: a link or FIFO there is an array whose metadata is unreadable."""
     try:
-        files.check_folders(root, folder)
+        return storage.regular_or_missing(key)
     except files.Trespass:
         return True
-    return os.path.lexists(folder)
+
+
+def _folder_present(storage, folder: str) -> bool:
+    """Whether ``folder`` is there; a link or non-folder on its way is the results' damage, which compute repairs (tile_rows.py).
+
+    An object store has no folders: an empty set of results holds no object, so its folder is taken as present."""
+    if not storage.is_local:
+        return True
+    try:
+        storage.check_folder(folder)
+    except files.Trespass:
+        return True
+    return storage.exists(folder)
 
 
 def _absent(arrays: dict, name: str) -> str:

@@ -1,11 +1,9 @@
 """What a store holds, for `nnstd-dist info`: population, shapes, densities, runs, epochs, progress, bytes on disk.
 
-Built from the store's public reads and the filesystem; no zarr here.
+Built from the store's public reads and its storage's sizes; no zarr here.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -27,40 +25,9 @@ def _stored(store) -> tuple[int, int | None]:
     return pairs_in_done_tiles(markers, store.n_networks, store.tile), len(uncertified) if store.solver == "fast" else None
 
 
-def file_sizes(path) -> dict[str, tuple[int, int, int]]:
+def file_sizes(store) -> dict[str, tuple[int, int, int]]:
     """Bytes, file count and bytes on disk (allocated blocks) of every top-level entry (array, zarr.json, lock) of the store."""
-    sizes = {}
-    for entry in os.scandir(path):
-        files = [entry] if entry.is_file() else list(_walk_files(entry.path))
-        stats = [s for s in map(_stat, files) if s is not None]
-        sizes[entry.name] = (sum(s.st_size for s in stats), len(stats), sum(_allocated(s) for s in stats))
-    return sizes
-
-
-def _stat(entry):
-    """The entry's stat, or None if it went away meanwhile (a running compute's zarr renames its `.partial` files)."""
-    try:
-        return entry.stat()
-    except FileNotFoundError:
-        return None
-
-
-def _allocated(stat) -> int:
-    """Bytes a file takes on disk: its blocks (a small file takes a whole filesystem block, often 4 kB)."""
-    blocks = getattr(stat, "st_blocks", None)
-    return stat.st_size if blocks is None else 512 * blocks
-
-
-def _walk_files(directory: str):
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:  # removed meanwhile (an array recreated by a running compute)
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk_files(entry.path)
-        elif entry.is_file(follow_symlinks=False):
-            yield entry
+    return store.storage.sizes()
 
 
 def summarize(store) -> dict:
@@ -70,7 +37,7 @@ def summarize(store) -> dict:
     connections = store.connections()
     density = connections / np.array([n_in * n_out for n_in, n_out in shapes], dtype=np.float64)
     epochs = store.column("epoch")
-    sizes = file_sizes(store.path)
+    sizes = file_sizes(store)
     computed, uncertified = _stored(store)  # one scan of the records for both counts
     mask_bytes = sum(b for name, (b, _, _) in sizes.items() if name.startswith("mask_l"))
     return {

@@ -1,65 +1,64 @@
 """The run lock: a JSON file ``{host, pid, started, command, token}`` created atomically while one ingest or compute runs.
 
-Created whole or not at all: the content is written to a private temporary file, then ``os.link``-ed
-to the lock's name, which fails if the name exists (atomic, also on NFS), so no reader ever sees an
-empty or half-written lock, and a full disk leaves no lock behind. A lock whose process is gone
-(same host) is stale; taking it over is serialised by an ``flock`` on ``nnstd-dist.lock.guard`` and
+Created whole or not at all, and only if no lock is there (``Storage.create``: an ``os.link`` of a
+private file on a filesystem, atomic also on NFS; a create-only PUT on an object store), so no reader
+ever sees an empty or half-written lock, and a full disk leaves no lock behind. A lock whose process
+is gone (same host) is stale; taking it over is serialised by the storage's guard (an ``flock``) and
 re-checks the holder under it, so two runs never both take the same stale lock. Another host's
 lock, or a damaged one, is only taken with ``force``; the way out every message names is to remove
 the lock file. A link, FIFO or folder at the lock's name is a damaged lock, never followed or waited
-on, and the guard is opened without following a link. Plain files, no zarr.
+on. No zarr.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
-import stat
 import time
 import uuid
 from pathlib import Path
 
-from . import faults, files
+from . import files
 from ..errors import LockError, StoreError
 
 __all__ = ["LOCK_FILE", "GUARD_FILE", "hold", "holder", "process_alive"]
 
+from .storage.local import GUARD_FILE  # noqa: E402  (the guard of a store on a filesystem)
+
 LOCK_FILE = "nnstd-dist.lock"
-GUARD_FILE = "nnstd-dist.lock.guard"
 _LOCK_MAX = 1 << 16  # a lock is ~200 bytes of JSON; more is damage, never read whole
 
 
 @contextlib.contextmanager
-def hold(directory: str | Path, command: str, force: bool = False):
-    """Hold the lock of ``directory`` for one run; a lock whose process is gone (same host) is taken over."""
-    directory = Path(directory)
-    path = directory / LOCK_FILE
+def hold(storage, command: str, force: bool = False):
+    """Hold the lock of the store in ``storage`` (storage/) for one run; a lock whose process is gone (same host) is taken over."""
+    storage = _storage(storage)
     me = {
         "host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": command, "token": uuid.uuid4().hex,
     }
-    while not _create(path, me):
-        other = holder(path)
+    while not _create(storage, me):
+        other = holder(storage)
         if not other:
             continue  # released between our attempt and our look: try again
         if not (force or _is_stale(other)):
-            raise LockError(_in_use(directory, path, other))
-        _take_over(directory, path, other)
+            raise LockError(_in_use(storage, other))
+        _take_over(storage, other)
     try:
         yield
     finally:
-        if holder(path).get("token") == me["token"]:
+        if holder(storage).get("token") == me["token"]:
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                storage.delete(LOCK_FILE, hook=False)
 
 
-def holder(path: str | Path) -> dict:
+def holder(storage) -> dict:
     """The lock's content; {} if there is none; ``{"damaged": why}`` if it cannot be read as a lock."""
+    storage = _storage(storage)
     try:
-        text = files.read_regular(Path(path), limit=_LOCK_MAX)  # a FIFO or link there is damage, never waited on or followed
+        text = storage.read(LOCK_FILE, limit=_LOCK_MAX)  # a FIFO or link there is damage, never waited on or followed
     except FileNotFoundError:
         return {}
     except files.Trespass as exc:
@@ -80,47 +79,36 @@ def holder(path: str | Path) -> dict:
     return content
 
 
-def _create(path: Path, me: dict) -> bool:
-    """Publish our lock whole under ``path``; False if a lock is already there."""
-    tmp = path.with_name(f".{path.name}.{me['token']}.tmp")
+def _storage(where):
+    """A store's storage, given it or (a local store) its folder or its lock file's path."""
+    from .storage import Storage, open_storage
+
+    if isinstance(where, Storage):
+        return where
+    return open_storage(Path(where).parent if Path(where).name == LOCK_FILE else where)
+
+
+def _create(storage, me: dict) -> bool:
+    """Publish our lock whole; False if a lock is already there."""
     try:
-        faults.before_write()
-        with open(tmp, "x") as f:
-            json.dump(me, f)
-        faults.before_write()
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
+        return storage.create(LOCK_FILE, json.dumps(me).encode())
     except OSError as exc:
-        raise StoreError(f"{path.parent}: cannot create the lock {path.name} ({exc.strerror or exc}); is the store read-only or the disk full?") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        raise StoreError(
+            f"{storage.location}: cannot create the lock {LOCK_FILE} ({exc.strerror or exc}); is the store read-only or the disk full?"
+        ) from None
 
 
-def _take_over(directory: Path, path: Path, seen: dict) -> None:
+def _take_over(storage, seen: dict) -> None:
     """Remove the lock ``seen`` if it is still the one there: under the guard, so only one run removes it."""
-    try:
-        guard = os.open(directory / GUARD_FILE, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-        if not stat.S_ISREG(os.fstat(guard).st_mode):
-            os.close(guard)
-            raise files.Trespass(directory / GUARD_FILE, "not a regular file")
-    except OSError as exc:  # a link (ELOOP) or a FIFO there: never followed, never waited on
-        raise StoreError(f"{directory}: cannot use {GUARD_FILE} ({exc.strerror or exc}); if no nnstd-dist run is using the store, "
-                         f"remove {directory / GUARD_FILE} and run again") from None
-    try:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        if holder(path) == seen:
+    with storage.guard():
+        if holder(storage) == seen:
             with contextlib.suppress(FileNotFoundError):
-                faults.before_write()
-                os.unlink(path)
-    finally:
-        os.close(guard)  # releases the flock
+                storage.delete(LOCK_FILE)
 
 
-def _in_use(directory: Path, path: Path, other: dict) -> str:
-    way_out = f"if no nnstd-dist run is using the store, remove {path} and run again"
+def _in_use(storage, other: dict) -> str:
+    directory = storage.location
+    way_out = f"if no nnstd-dist run is using the store, remove {directory}/{LOCK_FILE} and run again"
     if "damaged" in other:
         return f"{directory}: its lock file is damaged ({other['damaged']}); {way_out}"
     return (

@@ -18,7 +18,7 @@ from ..errors import StoreError
 from ..kernel.masks import dense_to_csr
 from ..tiles import n_tiles
 from ..records import METADATA_COLUMNS, NetworkRecord
-from .chunks import chunk_path, chunk_problem, shard_problems
+from .chunks import chunk_key, chunk_problem, shard_problems
 from .zarr_io import consecutive_runs, damage_hint, reading, require_chunks
 
 __all__ = ["Population", "STRING_COLUMNS", "PER_NETWORK"]
@@ -96,7 +96,7 @@ class Population:
         if name not in METADATA_COLUMNS:
             raise StoreError(f"unknown metadata column {name!r}; known: {', '.join(METADATA_COLUMNS)}")
         if name not in self._cache:
-            require_chunks(self.path, name, self._column_chunks(name))
+            require_chunks(self.storage, name, self._column_chunks(name))
             with reading(self.path, f"the {name} column"):
                 values = self._group[name][: self.n_networks]
             self._cache[name] = values.astype(object) if name in STRING_COLUMNS else values
@@ -114,14 +114,14 @@ class Population:
     def replaced_at(self) -> np.ndarray:
         """(N,) int64: the store's generation at each network's last replace, 0 if never replaced."""
         if "replaced_at" not in self._cache:
-            require_chunks(self.path, "replaced_at", self._column_chunks("replaced_at"))
+            require_chunks(self.storage, "replaced_at", self._column_chunks("replaced_at"))
             with reading(self.path, "the replaced_at column"):
                 self._cache["replaced_at"] = self._group["replaced_at"][: self.n_networks]
         return self._cache["replaced_at"]
 
     def connections(self) -> np.ndarray:
         """(N, L) int64: connections of every network in every layer."""
-        require_chunks(self.path, "connections", [(c, 0) for c, in self._column_chunks("connections")])
+        require_chunks(self.storage, "connections", [(c, 0) for c, in self._column_chunks("connections")])
         with reading(self.path, "the connections array"):
             return self._group["connections"][: self.n_networks]
 
@@ -190,7 +190,7 @@ class Population:
         wanted = [(name, c) for name in (*METADATA_COLUMNS, "replaced_at") for c in self._column_chunks(name)]
         wanted += [("connections", (c, 0)) for c, in self._column_chunks("connections")]
         for name, coords in wanted:
-            problem = chunk_problem(chunk_path(self.path, name, coords), self.path)
+            problem = chunk_problem(self.storage, chunk_key(name, coords))
             if problem:
                 out.append((name, coords, problem))
         return out
@@ -200,7 +200,7 @@ class Population:
         for name in PER_NETWORK:
             for coords in self._column_chunks(name):
                 coords = (coords[0], 0) if name == "connections" else coords
-                problem = chunk_problem(chunk_path(self.path, name, coords), self.path)
+                problem = chunk_problem(self.storage, chunk_key(name, coords))
                 if problem:
                     raise StoreError(f"{self.path}: {name} chunk {'/'.join(map(str, coords))} is {problem}; {damage_hint(self.path)}")
 
@@ -212,7 +212,7 @@ class Population:
             by_shard.setdefault(int(i) // s, []).append(int(i) % s)
         out = {}
         for shard, inner in sorted(by_shard.items()):
-            found = shard_problems(chunk_path(self.path, f"mask_l{layer}", (shard, 0, 0)), s, inner, read, self.path)
+            found = shard_problems(self.storage, chunk_key(f"mask_l{layer}", (shard, 0, 0)), s, inner, read)
             out.update({shard * s + i: problem for i, problem in sorted(found.items())})
         return out
 

@@ -21,8 +21,6 @@ every replace, so a task of an older run writes nothing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import numpy as np
 
@@ -32,7 +30,6 @@ from .tile_files import encode, mismatch, partial_tag, payload_problem
 from .tile_rows import TileDir
 from .zarr_io import damage_hint, reading, writes
 from .distances import VouchedMatrix
-from . import faults, files
 
 __all__ = ["Results"]
 
@@ -94,12 +91,12 @@ class Results:
 
     @property
     def tiles_dir(self) -> TileDir:
-        return TileDir(self.path / "distances" / f"g{int(self._group.attrs['results'])}", self.path)
+        return TileDir(self.storage, f"distances/g{int(self._group.attrs['results'])}")
 
     def generation_on_disk(self) -> int:
         """The generation as stored now (zarr caches the attributes read at open)."""
         with reading(self.path, "the store's zarr.json"):
-            return int(json.loads(files.read_regular(self.path / "zarr.json", self.path))["attributes"].get("generation", 0))
+            return int(json.loads(self.storage.read("zarr.json"))["attributes"].get("generation", 0))
 
     def require_results(self) -> None:
         """Refuse a store whose distances were never computed."""
@@ -130,8 +127,7 @@ class Results:
         attrs["generation"] = self.generation + 1
         attrs["results"] = attrs["generation"]
         self._group.attrs.put(attrs)
-        faults.before_write()
-        files.clear(self.path / "distances", partial_tag(), folder=True)  # a link there would have us write and delete in its target
+        self.storage.clear("distances", partial_tag(), folder=True)  # a link there would have us write and delete in its target
         if "distances" not in self._group:  # a group node: zarr and xarray then know the folder and skip it quietly
             self._group.create_group("distances", attributes={"nnstd-dist": "tile records, not zarr arrays: see docs/store.md"})
         self.tiles_dir.create()
@@ -139,13 +135,9 @@ class Results:
             {"tile": int(tile), "solver": solver, "tie_rule": tie_rule, "max_layer": None if max_layer is None else int(max_layer),
              "recomputing": bool(recompute), "record_binding": 1}
         )  # the commit point
-        for old in (self.path / "distances").iterdir():  # earlier results: nothing refers to them any more
-            if old.name not in (self.tiles_dir.root.name, "zarr.json"):
-                faults.before_write()
-                if old.is_symlink() or not old.is_dir():
-                    old.unlink(missing_ok=True)  # the name only: a link's target is not ours
-                else:
-                    shutil.rmtree(old, ignore_errors=True)  # rmtree never follows links inside
+        for old in self.storage.names("distances"):  # earlier results: nothing refers to them any more
+            if old not in (self.tiles_dir.name, "zarr.json"):
+                self.storage.remove_tree(f"distances/{old}")
 
     # ---- which tiles are done -----------------------------------------------------------------
 
@@ -328,7 +320,7 @@ class Results:
     def pack_row(self, a: int) -> bool:
         """Tile row a as one file, once every tile in it is complete at the current population; False if it is not."""
         tiles, n = self.tiles_dir, self.n_networks
-        loose = [(a, b) for b in range(a + 1) if os.path.lexists(tiles.tile_path(a, b))]  # no listing of the run's folder
+        loose = [(a, b) for b in range(a + 1) if tiles.has_tile(a, b)]  # no listing of the run's folder
         if not loose:
             return False
         vouched, damage = self._vouched(blocks=True, tile_rows={a}, loose=loose)

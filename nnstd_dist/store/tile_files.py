@@ -15,8 +15,8 @@ copied from another store, would pass it. So the header names the tile (a, b), t
 ``done_at`` it was computed at (rows and columns are the tile's extent then), the set of results it
 belongs to, and ``networks`` = sha256 over the digests of its row and column networks; a reader
 accepts a record for (a, b) only when all of these match the store as it is now (``mismatch`` says why not). A
-record is written whole to a temporary name and renamed into place; a row file is the records of one
-tile row, one after another.
+record is written whole (storage/: renamed into place on a filesystem, one PUT on an object store); a row
+file is the records of one tile row, one after another.
 
 Everything read is hostile until checked: a file is opened without following links and only if it is
 regular (files.py), a header is parsed by one strict schema (``parse_header``: known keys, integer
@@ -26,7 +26,6 @@ types and ranges, nesting depth) before any field is used, and a payload holds d
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -35,16 +34,15 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import google_crc32c
 import numpy as np
 
-from . import faults, files
+from . import files
 from ..tiles import extent, n_tiles
 
 __all__ = [
-    "MAGIC", "Record", "frame", "encode", "read_records", "parse_header", "payload_problem", "networks_hash", "mismatch", "write_atomic",
+    "MAGIC", "Record", "frame", "encode", "read_records", "parse_header", "payload_problem", "networks_hash", "mismatch", "partial_tag",
 ]
 
 MAGIC = b"NNSTDT3\0"
@@ -54,7 +52,6 @@ _COUNTS = {"a": 0, "b": 0, "done_at": 1, "layers": 1, "results": 1, "generation"
 _SPANS = ("rows", "cols")
 _KEYS = {*_COUNTS, *_SPANS, "networks"}
 _OPTIONAL = {"uncertified"}
-_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _INT_MAX = 2**53  # no count of a store comes near it; JSON readers elsewhere lose integers past it
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
@@ -147,17 +144,16 @@ def mismatch(
     return None
 
 
-def read_records(path: Path, blocks: bool, root: Path | None = None) -> list[Record]:
-    """Every record in the file at ``path``, in order; with ``blocks``, their payloads read and checked too.
+def read_records(storage, key: str, blocks: bool) -> list[Record]:
+    """Every record in the file ``key`` of ``storage`` (storage/), in order; with ``blocks``, their payloads read and checked too.
 
     A damaged record is returned with its ``problem``; the file's rest after damage that breaks the
     framing (a wrong magic or length) cannot be parsed and is one damaged record. A missing file: [].
     Anything but a regular file (a link, a FIFO, a folder) is one damaged record, never opened for reading;
-    with ``root`` (the store's), a linked folder between it and the file is one too.
+    a linked folder between the store's root and the file is one too.
     """
     try:
-        with os.fdopen(files.open_regular(path, root), "rb") as f:
-            size = os.fstat(f.fileno()).st_size  # read within it: a file growing meanwhile is never followed
+        with storage.open_read(key) as (f, size):  # read within its size: a file growing meanwhile is never followed
             out = []
             while f.tell() < size:
                 record = _next_record(f, size, blocks)
@@ -268,24 +264,3 @@ def payload_problem(block: np.ndarray, computed: int) -> str | None:
 def partial_tag() -> str:
     """Who writes a temporary file: host, process and thread (a worker process runs tasks on several threads)."""
     return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` as the file ``path``, whole or not at all: written to a temporary name, then renamed over it."""
-    faults.before_write()
-    tag = partial_tag()
-    tmp = path.with_name(f".{path.name}.{tag}.partial")
-    try:
-        try:
-            fd = os.open(tmp, _WRITE, 0o644)
-        except FileExistsError:  # left by a killed writer whose ids we now reuse (or planted): the name only, never followed
-            os.unlink(tmp)
-            fd = os.open(tmp, _WRITE, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        files.clear(path, tag)  # a folder where the file belongs would refuse the rename; a link or FIFO is replaced by it anyway
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -18,14 +18,12 @@ link or non-folder where ``tiles`` or ``rows`` (or a folder above them) belongs 
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-from pathlib import Path
 
-from . import faults, files
+from . import files
 from .lock import process_alive
-from .tile_files import Record, partial_tag, read_records, write_atomic
+from .tile_files import Record, partial_tag, read_records
 
 __all__ = ["TileDir", "Found"]
 
@@ -37,7 +35,7 @@ class Found:
     """What a scan found: records by place (a, b), and damage as (a, b, why) (b is None when a row's framing broke)."""
 
     def __init__(self):
-        self.records: dict[tuple[int, int], tuple[Record, Path, tuple[int, int] | None]] = {}
+        self.records: dict[tuple[int, int], tuple[Record, str, tuple[int, int] | None]] = {}
         self.damage: list[tuple[int, int | None, str]] = []
         self.folder: str | None = None  # a folder of the results that is a link or no folder: nothing in it was read
 
@@ -45,19 +43,22 @@ class Found:
 class TileDir:
     """The tile files and row files of one set of results, by place."""
 
-    def __init__(self, root: Path, store: Path | None = None):
-        """``root``: distances/g<R> of the store at ``store`` (default: two folders up), whose resolved path it is."""
-        self.root = Path(root)
-        self.store = self.root.parent.parent if store is None else Path(store)
-        self.tiles, self.rows = self.root / "tiles", self.root / "rows"
+    def __init__(self, storage, root: str):
+        """``root``: the key of distances/g<R> in the store's ``storage`` (storage/)."""
+        self.storage, self.root = storage, root
+        self.tiles, self.rows = f"{root}/tiles", f"{root}/rows"
+
+    @property
+    def name(self) -> str:
+        return self.root.rsplit("/", 1)[-1]
 
     def folder_problem(self) -> str | None:
         """None if every folder from the store down to ``tiles`` and ``rows`` is a real folder (or missing), else what is not."""
         for folder in (self.tiles, self.rows):
             try:
-                files.check_folders(self.store, folder)
+                self.storage.check_folder(folder)
             except files.Trespass as exc:
-                return f"folder {Path(exc.filename).relative_to(self.store).as_posix()} is {exc.what}"
+                return f"folder {_relative(exc.filename, self.storage)} is {exc.what}"
         return None
 
     def repair_folders(self) -> str | None:
@@ -65,51 +66,48 @@ class TileDir:
         problem = self.folder_problem()
         if problem is None:
             return None
-        here = self.store
-        for part in self.tiles.relative_to(self.store).parts[:-1]:
-            here = here / part
-            faults.before_write()
-            files.clear(here, partial_tag(), folder=True)
+        parts = self.tiles.split("/")
+        for depth in range(1, len(parts)):
+            self.storage.clear("/".join(parts[:depth]), partial_tag(), folder=True)
         for folder in (self.tiles, self.rows):
-            faults.before_write()
-            files.clear(folder, partial_tag(), folder=True)
+            self.storage.clear(folder, partial_tag(), folder=True)
         self.create()
         return problem
 
-    def tile_path(self, a: int, b: int) -> Path:
-        return self.tiles / f"{a}.{b}"
+    def tile_key(self, a: int, b: int) -> str:
+        return f"{self.tiles}/{a}.{b}"
 
-    def row_path(self, a: int) -> Path:
-        return self.rows / str(a)
+    def row_key(self, a: int) -> str:
+        return f"{self.rows}/{a}"
 
     def create(self) -> None:
-        faults.before_write()
-        files.check_folders(self.store, self.tiles)
-        self.tiles.mkdir(parents=True, exist_ok=True)
-        self.rows.mkdir(exist_ok=True)
+        self.storage.make_folders(self.tiles)
+        self.storage.make_folders(self.rows)
 
     def write_tile(self, a: int, b: int, record: bytes) -> None:
         """The tile's record as its own file; a missing folder (the results were reset meanwhile) is an OSError, never re-created.
 
         A linked folder is a Trespass (an OSError): nothing is written through it."""
-        files.check_folders(self.store, self.tiles)
-        write_atomic(self.tile_path(a, b), record)
+        self.storage.write(self.tile_key(a, b), record)
 
     def has_row(self, a: int) -> bool:
         """Whether something is at row a's name (a regular file or not: anything else is damage to remove)."""
-        return os.path.lexists(self.row_path(a))
+        return self.storage.exists(self.row_key(a))
+
+    def has_tile(self, a: int, b: int) -> bool:
+        return self.storage.exists(self.tile_key(a, b))
 
     def loose_places(self, tile_rows=None) -> list[tuple[int, int]]:
         """(a, b) of every tile file (of the given tile rows only, if given)."""
         out = []
-        for entry in _names(self.tiles):
+        for entry in self.storage.names(self.tiles):
             match = _TILE.fullmatch(entry)
             if match and (tile_rows is None or int(match[1]) in tile_rows):
                 out.append((int(match[1]), int(match[2])))
         return out
 
     def packed_rows(self, tile_rows=None) -> list[int]:
-        return sorted(int(x) for x in _names(self.rows) if _ROW.fullmatch(x) and (tile_rows is None or int(x) in tile_rows))
+        return sorted(int(x) for x in self.storage.names(self.rows) if _ROW.fullmatch(x) and (tile_rows is None or int(x) in tile_rows))
 
     def scan(self, blocks: bool, tile_rows=None, loose=None) -> Found:
         """Every record of the given tile rows (default: all), a tile file winning over its row's; damaged ones in ``damage``.
@@ -122,8 +120,8 @@ class TileDir:
         if found.folder:
             return found  # never listed nor read through a link: the caller reports every tile as damaged
         for a, b in self.loose_places(tile_rows) if loose is None else loose:
-            path = self.tile_path(a, b)
-            records = read_records(path, blocks)
+            key = self.tile_key(a, b)
+            records = read_records(self.storage, key, blocks)
             if not records:
                 continue  # packed into its row meanwhile: read with the row below
             record = records[0]
@@ -131,14 +129,14 @@ class TileDir:
             if problem:
                 found.damage.append((a, b, f"tile file {a}.{b} {problem}"))
             else:
-                found.records[(a, b)] = (record, path, None)
+                found.records[(a, b)] = (record, key, None)
         for a in self.packed_rows(tile_rows):
             self._scan_row(a, blocks, found)
         return found
 
     def _scan_row(self, a: int, blocks: bool, found: Found) -> None:
-        path, offset, seen = self.row_path(a), 0, set()
-        for record in read_records(path, blocks):
+        key, offset, seen = self.row_key(a), 0, set()
+        for record in read_records(self.storage, key, blocks):
             place = record.place
             if record.header is None:
                 found.damage.append((a, None, f"row file {a} {record.problem}{f' after {offset} bytes' if offset else ''}"))
@@ -150,69 +148,53 @@ class TileDir:
             if problem:
                 found.damage.append((a, b, f"row file {a}: tile ({a}, {b}) {problem}"))
             elif (a, b) not in found.records:
-                found.records[(a, b)] = (record, path, (offset, offset + size))
+                found.records[(a, b)] = (record, key, (offset, offset + size))
             offset += size
         for b in range(a + 1):  # a row is written whole: a record it lacks was lost (cut at a boundary, emptied)
             if b not in seen and (a, b) not in found.records:
                 found.damage.append((a, b, f"row file {a} lacks tile ({a}, {b}) (a row file holds its whole row)"))
 
-    def raw(self, place: tuple[Record, Path, tuple[int, int] | None]) -> bytes | None:
+    def raw(self, place: tuple[Record, str, tuple[int, int] | None]) -> bytes | None:
         """The bytes of a found record (None if its file vanished)."""
-        _, path, span = place
+        _, key, span = place
         try:
-            with os.fdopen(files.open_regular(path, self.store), "rb") as f:
+            with self.storage.open_read(key) as (f, size):
                 if span is None:
-                    return f.read()
+                    return f.read(size)
                 f.seek(span[0])
                 return f.read(span[1] - span[0])
         except (FileNotFoundError, files.Trespass):  # vanished, or replaced by a link or FIFO since the scan: not ours to copy
             return None
 
     def write_row(self, a: int, records: list[bytes]) -> None:
-        files.check_folders(self.store, self.rows)
-        write_atomic(self.row_path(a), b"".join(records))
+        self.storage.write(self.row_key(a), b"".join(records))
 
     def remove_dead_partials(self) -> None:
-        """Temporary files (``.NAME.HOST-PID-THREAD.partial``) of writes on this host whose process is gone."""
+        """Temporary files (``.NAME.HOST-PID-THREAD.partial``) of writes on this host whose process is gone (none on an object store)."""
         host = socket.gethostname()
         if self.folder_problem():
             return  # never listed nor removed through a link
         for folder in (self.tiles, self.rows):
-            for name in _hidden(folder):
+            for name in self.storage.names(folder, hidden=True):
                 who = name.rsplit(".", 2)[-2] if name.endswith(".partial") else ""
                 writer_host, _, rest = who.rpartition("-")  # HOST-PID-THREAD: the host may hold dashes
                 writer_host, _, pid = writer_host.rpartition("-")
                 if writer_host == host and pid.isdigit() and not process_alive(int(pid)):
-                    faults.before_write()
-                    (folder / name).unlink(missing_ok=True)
+                    self.storage.delete(f"{folder}/{name}")
 
     def remove_tile(self, a: int, b: int) -> None:
-        self._remove(self.tiles, self.tile_path(a, b))
+        self.storage.delete(self.tile_key(a, b))
 
     def remove_row(self, a: int) -> None:
-        self._remove(self.rows, self.row_path(a))
+        self.storage.delete(self.row_key(a))
 
-    def _remove(self, folder: Path, path: Path) -> None:
-        """The name ``path`` gone: a file or link unlinked (never its target), a folder moved aside; never through a linked folder."""
-        faults.before_write()
-        files.check_folders(self.store, folder)
-        if files.clear(path, partial_tag()) is None:
-            path.unlink(missing_ok=True)
+
+def _relative(filename, storage) -> str:
+    """A path reported by a Trespass, relative to the store's root (for a message)."""
+    root = str(storage.location)
+    text = str(filename)
+    return text[len(root) + 1 :] if text.startswith(root + "/") else text
 
 
 def _misplaced(record: Record, a: int, b: int) -> str | None:
     return None if record.place == (a, b) else f"holds tile {record.place} (a file moved or copied)"
-
-
-def _hidden(folder: Path) -> list[str]:
-    try:
-        return [e.name for e in os.scandir(folder) if e.name.startswith(".")]
-    except FileNotFoundError:
-        return []
-
-
-def _names(folder: Path) -> list[str]:
-    try:
-        return [e.name for e in os.scandir(folder) if not e.name.startswith(".")]
-    except FileNotFoundError:
-        return []

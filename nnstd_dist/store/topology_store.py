@@ -39,7 +39,8 @@ from .format import FORMAT, FORMAT_VERSION
 from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
-from .chunks import chunk_path
+from .chunks import chunk_key
+from .storage import is_url, open_storage
 from .lock import process_alive
 from .tile_files import partial_tag
 from .zarr_io import damage_hint, writes, zarr_store
@@ -54,28 +55,38 @@ _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks 
 class TopologyStore(Population, Results):
     """A population of same-shaped sparse networks and their pairwise distances, in one zarr group."""
 
-    def __init__(self, path: str | Path, group: zarr.Group):
-        self.path = Path(path)
+    def __init__(self, storage, group: zarr.Group):
+        """``storage``: where the store's bytes are (storage/: a folder or an object store), or a local path."""
+        self.storage = open_storage(storage)
+        self.path = self.storage.location  # what messages name: the path (a Path) or the URL
         self._group = group
         self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> "TopologyStore":
-        """Open an existing store; ``mode`` "r" or "r+". A linked store path is resolved once, here: it stands for its target."""
-        path = files.resolved(path)
-        if path.is_file():
-            raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
-        if not path.exists() and any(path.parent.glob(f".{path.name}.format2-*")):
-            raise NotAStoreError(f"{path}: an upgrade of this store was interrupted; run `upgrade({str(path)!r})` again to finish it")
-        if not (path / "zarr.json").is_file():
+    def open(cls, path, mode: str = "r", storage_options: dict | None = None) -> "TopologyStore":
+        """Open an existing store; ``mode`` "r" or "r+". ``path``: a local path or a URL (``s3://bucket/topos.zarr``), with
+        ``storage_options`` for its backend (fsspec's). A linked store path is resolved once, here: it stands for its target."""
+        storage = open_storage(path, storage_options)
+        path = storage.location
+        if storage.is_local:
+            if path.is_file():
+                raise NotAStoreError(f"{path}: is a file, not a zarr store directory")
+            if not path.exists() and any(path.parent.glob(f".{path.name}.format2-*")):
+                raise NotAStoreError(f"{path}: an upgrade of this store was interrupted; run `upgrade({str(path)!r})` again to finish it")
+            present = (path / "zarr.json").is_file()
+        else:
+            present = storage.holds_store()
+        if not present:
             raise NotAStoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
         try:
-            group = zarr.open_group(zarr_store(path, mode), mode=mode)
+            group = zarr.open_group(zarr_store(storage, mode), mode=mode)
         except Exception as exc:  # zarr raises several types for a broken group
             raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:160]})") from None
         attrs = group.attrs.asdict()
         if attrs.get("format") != FORMAT:
             raise NotAStoreError(f"{path}: a zarr group, but not an nnstd-dist store")
+        if attrs.get("creating"):
+            raise NotAStoreError(f"{path}: its first ingest did not finish (no store yet); run the ingest again to create it")
         if attrs.get("format_version") == 1:
             raise NotAStoreError(
                 f"{path}: store format version 1 (no checksums), this nnstd-dist reads version {FORMAT_VERSION}: "
@@ -90,28 +101,32 @@ class TopologyStore(Population, Results):
             raise NotAStoreError(
                 f"{path}: store format version {attrs.get('format_version')}, this nnstd-dist reads version {FORMAT_VERSION}"
             )
-        found = consistency.problems(group, path)
+        found = consistency.problems(group, storage)
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise StoreError(f"{path}: damaged: {found[0]}{more}; {damage_hint(path)}")
-        return cls(path, group)
+        return cls(storage, group)
 
     @classmethod
-    def create(cls, path: str | Path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":
-        """A new, empty store for networks of the given layer shapes; ``layers``: their LayerSpecs, if known."""
-        path = Path(path)
-        if path.exists():
-            raise StoreError(f"{path}: already exists")
-        group = zarr.open_group(zarr_store(path, "w-"), mode="w-")
+    def create(cls, path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":
+        """A new, empty store for networks of the given layer shapes; ``layers``: their LayerSpecs, if known.
+
+        ``path``: a local path (which must not exist) or a storage (storage/) whose store has no committed group yet."""
+        storage = open_storage(path if not isinstance(path, (str, os.PathLike)) or is_url(str(path)) else Path(path))
+        if storage.is_local and storage.location.exists():
+            raise StoreError(f"{storage.location}: already exists")
+        group = zarr.open_group(zarr_store(storage, "w-" if storage.is_local else "w"), mode="w-" if storage.is_local else "w")
         cls._create_population(group, shapes)
         # attrs last: a directory without them is not taken for a store
         attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0, "generation": 0}
+        if not storage.is_local:
+            attrs["creating"] = True  # no renames on an object store: add_networks commits the new store by clearing this
         if layers:
             attrs["layers"] = [
                 {"param": spec.param, "weight_shape": [int(n) for n in spec.weight_shape], "block": int(spec.block)} for spec in layers
             ]
         group.attrs.update(attrs)
-        return cls(path, group)
+        return cls(storage, group)
 
     @writes
     def append(self, networks, replace: bool = False, relabel: bool = False) -> AppendReport:
@@ -211,8 +226,7 @@ class TopologyStore(Population, Results):
         for k in range(self.n_layers):
             per_shard = self._group[f"mask_l{k}"].shards[0]
             for shard in sorted({int(i) // per_shard for i in indices}):
-                faults.before_write()
-                files.clear(chunk_path(self.path, f"mask_l{k}", (shard, 0, 0)), partial_tag())
+                self.storage.clear(chunk_key(f"mask_l{k}", (shard, 0, 0)), partial_tag())
 
     def _resize_population(self, n: int) -> None:
         for k, (n_in, n_out) in enumerate(self.shapes):
@@ -236,6 +250,29 @@ class TopologyStore(Population, Results):
             self._group[column][start:stop] = np.array(values, dtype=object if column in STRING_COLUMNS else None)
 
 
+def store_status(where) -> dict:
+    """Whether this process finds, opens and may write the store at ``where`` (a path, a URL or a storage): plain data,
+    for a worker's report to its client (engine/environment.py)."""
+    from ..errors import NNSTDError
+
+    status = {"path": str(where), "exists": False, "opens": False, "writable": False, "error": ""}
+    try:
+        storage = open_storage(where)
+        status["path"] = str(storage.location)
+        status["exists"] = storage.location.exists() if storage.is_local else storage.holds_store()
+        if not status["exists"]:
+            status["error"] = "no such file or directory" if storage.is_local else "no store at this URL"
+            return status
+        TopologyStore.open(storage)
+        status["opens"] = True
+        status["writable"] = storage.writable()
+    except NNSTDError as exc:
+        status["error"] = str(exc).removeprefix(f"{status['path']}: ")  # the message names the path already
+    except Exception as exc:  # a worker-side surprise (permissions, a broken mount) must still come back as text
+        status["error"] = f"{type(exc).__name__}: {exc}"
+    return status
+
+
 LABEL_COLUMNS = ("run", "epoch", "accuracy")
 
 
@@ -245,27 +282,34 @@ def _labels(record: NetworkRecord) -> tuple:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path, command: str, force: bool = False):
-    """The store at ``path`` for writing, under its run lock (see lock.py), opened again once the lock is held.
+def locked(path, command: str, force: bool = False, storage_options: dict | None = None):
+    """The store at ``path`` (a path or URL) for writing, under its run lock (see lock.py), opened again once the lock is held.
 
     zarr caches the attributes (n_networks) read at open, and another run may have appended between
     a first open and the lock: only a store opened under the lock is current.
     """
-    runlock_dir = TopologyStore.open(path, mode="r+").path  # a store, not any folder, gets a lock file
-    with lock.hold(runlock_dir, command, force):
-        yield TopologyStore.open(path, mode="r+")
+    storage = TopologyStore.open(path, mode="r+", storage_options=storage_options).storage  # a store, not any folder, gets a lock
+    with lock.hold(storage, command, force):
+        yield TopologyStore.open(storage, mode="r+")
 
 
-def add_networks(path: str | Path, networks, replace: bool = False, command: str = "add_networks", relabel: bool = False):
-    """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` under its lock, creating it if missing.
+def add_networks(
+    path, networks, replace: bool = False, command: str = "add_networks", relabel: bool = False, storage_options: dict | None = None,
+):
+    """Append ``[(NetworkRecord, masks), ...]`` to the store at ``path`` (a path or URL) under its lock, creating it if missing.
 
     ``relabel``: networks already stored take the run, epoch and accuracy of their new records (see ``append``).
 
     Returns ``(AppendReport, created)``. A new store is built in a hidden sibling directory and
     renamed into place once complete: a failed first ingest leaves no store behind, and no reader
     ever sees a half-built one. An empty directory at ``path`` counts as missing; a symbolic link
-    stands for its target (created there if missing).
+    stands for its target (created there if missing). On an object store (no renames) the store is
+    built in place under its lock, its group marked ``creating`` until the last write (see _create_objects).
     """
+    storage = open_storage(path, storage_options)
+    if not storage.is_local:
+        return _add_to_objects(storage, list(networks), replace, command, relabel)
+    path = storage.location if path is storage else path  # as given: a link is followed by _through_link
     path, networks = _through_link(Path(path)), list(networks)
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
         raise StoreError(f"{path}: a directory that is not an nnstd-dist store; give a new path for the store")
@@ -292,6 +336,43 @@ def add_networks(path: str | Path, networks, replace: bool = False, command: str
         raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc}); nothing was written") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_to_objects(storage, networks, replace: bool, command: str, relabel: bool):
+    """add_networks on an object store: append under the lock, or create the store in place, committed by its last write.
+
+    A first ingest killed midway leaves a group marked ``creating`` (or objects without a group): no store,
+    as if nothing was written. The next ingest, holding the lock, removes them and starts over."""
+    if storage.holds_store() and not _creating(storage):
+        with locked(storage, command) as store:
+            return store.append(networks, replace=replace, relabel=relabel), False
+    if not networks:
+        raise StoreError(f"{storage.location}: no networks to create the store from")
+    try:
+        with lock.hold(storage, command):
+            if storage.holds_store() and not _creating(storage):  # another ingest created it meanwhile: append to it
+                store = TopologyStore.open(storage, mode="r+")
+                return store.append(networks, replace=replace, relabel=relabel), False
+            for name in storage.names(""):  # what a killed first ingest left: not a store yet, nothing to keep
+                if name != lock.LOCK_FILE:
+                    storage.remove_tree(name)
+            store = TopologyStore.create(storage, [tuple(m.shape) for m in networks[0][1]], networks[0][0].layers)
+            report = store.append(networks, replace=replace)
+            faults.before_write()
+            store._group.attrs["creating"] = False  # the commit point: one PUT of the group's zarr.json
+            return report, True
+    except OSError as exc:
+        raise StoreError(f"{storage.location}: cannot create the store ({exc.strerror or exc}); no store was made") from None
+
+
+def _creating(storage) -> bool:
+    """Whether the group at ``storage`` is a store whose first ingest has not finished (object stores only)."""
+    import json
+
+    try:
+        return bool(json.loads(storage.read("zarr.json")).get("attributes", {}).get("creating", False))
+    except (OSError, ValueError):
+        return False
 
 
 def _through_link(path: Path) -> Path:

@@ -53,14 +53,22 @@ class UpgradeReport:
 
 def upgrade(path, on_progress=None) -> UpgradeReport:
     """Rewrite the format-2 store at ``path`` as format 3, in place; a store of format 3 is left as it is."""
+    from .storage import LocalStorage, is_url
     from .topology_store import TopologyStore
 
+    from .storage import Storage
+
+    if isinstance(path, Storage) and path.is_local:
+        path = path.location
+    if isinstance(path, Storage) or is_url(str(path)) and not str(path).startswith("file://"):
+        raise StoreError(f"{path}: upgrade rewrites a store on a filesystem; format 2 predates store URLs, so upgrade a local copy "
+                         "and upload it")
     path = files.resolved(path)
     _put_back_interrupted(path)
     if not (path / "zarr.json").is_file():
         raise NotAStoreError(f"{path}: no nnstd-dist store here")
     try:
-        old = zarr.open_group(zarr_store(path, "r"), mode="r")
+        old = zarr.open_group(zarr_store(LocalStorage(path), "r"), mode="r")
         attrs = old.attrs.asdict()
     except Exception as exc:  # zarr raises several types for a broken group
         raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:120]}); {_LEFT}") from None

@@ -36,18 +36,20 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(path, on_progress=None) -> VerifyReport:
-    """Check the store at ``path``: damage, even one that keeps the store from opening, is a problem in the report.
-    A path that holds no store of this format raises NotAStoreError, as for every reader: there is nothing to check."""
+def verify(path, on_progress=None, storage_options: dict | None = None) -> VerifyReport:
+    """Check the store at ``path`` (a path or URL): damage, even one that keeps the store from opening, is a problem in the
+    report. A path that holds no store of this format raises NotAStoreError, as for every reader: there is nothing to check."""
+    from .storage import open_storage
     from .topology_store import TopologyStore
 
+    storage = open_storage(path, storage_options)
     report = VerifyReport(str(path))
     try:
-        store = TopologyStore.open(path)
+        store = TopologyStore.open(storage)
     except NotAStoreError:
         raise
     except StoreError as exc:
-        report.problems += consistency.problems_at(path) or [str(exc)]
+        report.problems += consistency.problems_at(storage) or [str(exc)]
         return report
     report.networks = store.n_networks
     names = _names(store, report)

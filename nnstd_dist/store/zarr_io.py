@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
-from zarr.storage import LocalStore
 
-from . import faults, files
+from . import files
 from ..errors import StoreError
-from .chunks import chunk_path
+from .chunks import chunk_key
 
 __all__ = ["MASK_CODECS", "CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
 
@@ -28,56 +27,9 @@ CODECS = (ZstdCodec(level=0), Crc32cCodec())
 zarr.config.set({"array.write_empty_chunks": True})
 
 
-class _ClosedStore(LocalStore):
-    """A LocalStore that never reads, writes or deletes through a link inside the store, nor reads anything but a regular file.
-
-    zarr's LocalStore follows links and opens whatever is at a key: a mask shard linked to /dev/zero
-    would stream forever, a FIFO block, a linked ``mask_l0/c`` folder take writes elsewhere. Every key
-    is checked first (files.py): a Trespass is an OSError, which the store reports as damage. It also
-    calls faults.before_write before every change: crash tests kill a command at each write.
-    """
-
-    def _check(self, key: str, read: bool) -> None:
-        path = self.root / key
-        if read:
-            files.regular_or_missing(path, self.root)
-        else:
-            files.check_folders(self.root, path.parent)
-
-    async def get(self, key, prototype=None, byte_range=None):
-        self._check(key, read=True)
-        return await super().get(key, prototype, byte_range)
-
-    async def get_partial_values(self, prototype, key_ranges):
-        key_ranges = list(key_ranges)
-        for key, _ in key_ranges:
-            self._check(key, read=True)
-        return await super().get_partial_values(prototype, key_ranges)
-
-    async def set(self, key, value):
-        faults.before_write()
-        self._check(key, read=False)
-        await super().set(key, value)
-
-    async def set_if_not_exists(self, key, value):
-        faults.before_write()
-        self._check(key, read=False)
-        await super().set_if_not_exists(key, value)
-
-    async def delete(self, key):
-        faults.before_write()
-        self._check(key, read=False)
-        await super().delete(key)
-
-    async def delete_dir(self, prefix):
-        faults.before_write()
-        self._check(prefix, read=False)
-        await super().delete_dir(prefix)
-
-
-def zarr_store(path: Path, mode: str):
-    """What zarr.open_group is given for ``path``: a store that stays inside it (see _ClosedStore)."""
-    return _ClosedStore(path, read_only=mode == "r")
+def zarr_store(storage, mode: str):
+    """What zarr.open_group is given for the store in ``storage`` (storage/): a store that stays inside it."""
+    return storage.zarr_store(read_only=mode == "r")
 
 
 def writes(method):
@@ -142,11 +94,12 @@ def damage_hint(store_path: Path) -> str:
     return f"`verify({str(store_path)!r})` lists all damage"
 
 
-def require_chunks(store_path: Path, name: str, coords, what=None) -> None:
+def require_chunks(storage, name: str, coords, what=None) -> None:
     """Every listed chunk of array ``name`` exists: zarr would read a missing one as its fill value."""
+    store_path = storage.location
     for c in coords:
         try:
-            present = files.regular_or_missing(chunk_path(store_path, name, c), store_path)
+            present = storage.regular_or_missing(chunk_key(name, c))
         except files.Trespass as exc:
             raise StoreError(f"{store_path}: {name} {what(c) if what else 'chunk'} is {exc.what}; {damage_hint(store_path)}") from None
         if not present:

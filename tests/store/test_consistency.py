@@ -94,5 +94,6 @@ def test_verify_lists_every_contradiction_not_only_the_first(store):
 
 def test_an_intact_store_has_no_contradiction(store):
     from nnstd_dist.store.consistency import problems_at
+    from nnstd_dist.store.storage import open_storage
 
-    assert problems_at(store) == []
+    assert problems_at(open_storage(store)) == []

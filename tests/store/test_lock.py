@@ -66,10 +66,16 @@ def test_a_stale_lock_is_taken_over_by_one_run_at_a_time(tmp_path, trials):
 
 
 def test_a_full_disk_leaves_no_lock(tmp_path, monkeypatch):
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    from nnstd_dist.store import faults
 
-    monkeypatch.setattr(runlock.json, "dump", full)
+    calls = []
+
+    def full(*args, **kwargs):  # the lock's content written, then the disk is full where it is published
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(faults, "before_write", full)
     with pytest.raises(StoreError, match="No space left on device"):
         with runlock.hold(tmp_path, "ingest"):
             pass

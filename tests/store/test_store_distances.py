@@ -57,9 +57,9 @@ def reads_of(monkeypatch) -> list:
     calls = []
     real = tile_rows.read_records
 
-    def spy(path, blocks):
-        calls.append(path.name)
-        return real(path, blocks)
+    def spy(storage, key, blocks):
+        calls.append(key.rsplit("/", 1)[-1])
+        return real(storage, key, blocks)
 
     monkeypatch.setattr(tile_rows, "read_records", spy)
     return calls

@@ -1,0 +1,206 @@
+"""A store on an object store (``s3://``, ``gs://``, ``az://``, ``memory://``, any fsspec URL zarr can open).
+
+Objects have no folders, links or renames, and a PUT replaces an object whole (S3, GCS and Azure make
+a PUT atomic: a reader sees the old object or the new one). So a record or row is one PUT, with no
+temporary name; the lock is a create-only PUT (``If-None-Match: *``, which S3, GCS, MinIO and moto
+honour), refused if the lock exists; a listing is by prefix, never from a cache (fsspec's listings
+cache is off: another process may have written since). The mutex under which a stale lock is taken
+over is an ``flock`` on this machine: a lock is stale only when its process, on this host, is gone.
+Credentials and endpoints come from where the object store's library reads them (for S3: the
+``AWS_*`` environment variables, ``AWS_ENDPOINT_URL`` among them, profiles, instance roles), and
+from ``options`` (fsspec's storage options).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+
+from zarr.storage import FsspecStore
+
+from .. import faults, files
+from ...errors import StoreError
+from .base import Storage
+
+__all__ = ["ObjectStorage"]
+
+_NO_CACHE = {"use_listings_cache": False}
+
+
+class ObjectStorage(Storage):
+    """The objects under the URL ``url``, through fsspec; ``options`` are fsspec's storage options for its backend."""
+
+    is_local = False
+
+    def __init__(self, url: str, options: dict | None = None):
+        import fsspec
+
+        self.location = url.rstrip("/")
+        self.options = dict(options or {})
+        try:
+            self.fs, self.root = fsspec.url_to_fs(self.location, **{**_NO_CACHE, **self.options})
+        except ImportError as exc:  # e.g. s3fs not installed
+            raise StoreError(f"{self.location}: {exc} (for s3://, `pip install 'nnstd-dist[s3]'`)") from None
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.location}: cannot open with these storage options ({str(exc)[:160]})") from None
+        self.root = self.root.rstrip("/")
+
+    def __reduce__(self):  # a worker process opens its own connection, with the same URL and options
+        return ObjectStorage, (self.location, self.options)
+
+    def __repr__(self) -> str:
+        return f"ObjectStorage({self.location!r})"
+
+    def with_options(self):
+        return self.location, self.options
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if key else self.root
+
+    def holds_store(self) -> bool:
+        """Whether the group's zarr.json is there; a missing bucket, refused credentials or no answer are one StoreError."""
+        try:
+            self.fs.invalidate_cache(self.root)
+            return self.fs.isfile(self._path("zarr.json")) or self._bucket_missing()
+        except StoreError:
+            raise
+        except Exception as exc:  # botocore and aiohttp raise their own types for a refused or unreachable endpoint
+            raise StoreError(f"{self.location}: {describe_failure(exc)}") from None
+
+    def writable(self) -> bool:
+        """A hidden probe object PUT and removed: the credentials may write (two requests, once per worker and run)."""
+        import socket
+
+        key = f".nnstd-dist-probe-{socket.gethostname()}-{os.getpid()}"
+        try:
+            self.fs.pipe_file(self._path(key), b"")
+            self.fs.rm_file(self._path(key))
+            return True
+        except PermissionError:
+            return False
+
+    def _bucket_missing(self) -> bool:
+        """False if the bucket (the URL's first part) exists; a StoreError naming it if not."""
+        bucket = self.root.split("/", 1)[0]
+        if self.fs.protocol in ("memory",) or isinstance(self.fs.protocol, tuple) and "memory" in self.fs.protocol:
+            return False
+        try:
+            self.fs.ls(bucket, detail=False)
+        except FileNotFoundError:
+            raise StoreError(f"{self.location}: the bucket {bucket} does not exist (create it, or check the URL)") from None
+        return False
+
+    def zarr_store(self, read_only: bool):
+        return _HookedFsspecStore.from_url(self.location, storage_options={**_NO_CACHE, **self.options}, read_only=read_only)
+
+    @contextlib.contextmanager
+    def open_read(self, key: str, limit: int | None = None):
+        path = self._path(key)
+        try:
+            f = self.fs.open(path, "rb")
+        except (IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
+        with f:
+            size = int(f.size)
+            if limit is not None and size > limit:
+                raise files.Trespass(path, f"an object of {size} bytes where the store keeps one of at most {limit}")
+            yield f, size
+
+    def write(self, key: str, data: bytes) -> None:
+        faults.before_write()
+        self.fs.pipe_file(self._path(key), bytes(data))
+
+    def create(self, key: str, data: bytes) -> bool:
+        faults.before_write()
+        try:
+            self.fs.pipe_file(self._path(key), bytes(data), mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                return False
+            raise
+
+    def delete(self, key: str, hook: bool = True) -> None:
+        if hook:
+            faults.before_write()
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
+
+    def regular_or_missing(self, key: str) -> bool:
+        return self.fs.isfile(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self._path(key))
+
+    def names(self, folder: str, hidden: bool = False) -> list[str]:
+        path = self._path(folder)
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.ls(path, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = {p.rstrip("/").rsplit("/", 1)[-1] for p in found if p.rstrip("/") != path}
+        return sorted(n for n in names if n and n.startswith(".") == hidden)
+
+    def remove_tree(self, folder: str) -> None:
+        faults.before_write()
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(folder), recursive=True)
+
+    def sizes(self) -> dict[str, tuple[int, int, int]]:
+        self.fs.invalidate_cache(self.root)
+        sizes: dict[str, list[int]] = {}
+        for path, info in self.fs.find(self.root, detail=True).items():
+            top = path[len(self.root) + 1 :].split("/", 1)[0]
+            size = int(info.get("size") or 0)
+            entry = sizes.setdefault(top, [0, 0, 0])
+            entry[0] += size
+            entry[1] += 1
+            entry[2] += size  # an object store bills bytes, not blocks
+        return {k: tuple(v) for k, v in sizes.items()}
+
+    @contextlib.contextmanager
+    def guard(self):
+        """An flock on this machine, named by the URL: only this host's runs may take over this host's stale lock."""
+        folder = os.path.join(tempfile.gettempdir(), f"nnstd-dist-{os.getuid()}")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        name = hashlib.sha256(self.location.encode()).hexdigest()[:32]
+        fd = os.open(os.path.join(folder, f"{name}.guard"), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """An object store's refusal in words: wrong credentials, no such bucket, an endpoint that does not answer."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PermissionError) or any(w in text for w in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403")):
+        return f"access refused: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, a profile, or --storage-options) ({text[:160]})"
+    if "NoSuchBucket" in text:
+        return "the bucket does not exist (create it, or check the URL)"
+    if any(w in text for w in ("EndpointConnectionError", "Could not connect", "ConnectionRefused", "Cannot connect", "timed out", "Timeout")):
+        return f"the object store does not answer (check AWS_ENDPOINT_URL or the endpoint in --storage-options) ({text[:160]})"
+    return f"cannot reach the store ({text[:200]})"
+
+
+class _HookedFsspecStore(FsspecStore):
+    """zarr's FsspecStore with faults.before_write before every change: crash tests kill a command at each write."""
+
+    async def set(self, key, value, byte_range=None):
+        faults.before_write()
+        await super().set(key, value, byte_range)
+
+    async def delete(self, key):
+        faults.before_write()
+        await super().delete(key)
+
+    async def delete_dir(self, prefix):
+        faults.before_write()
+        await super().delete_dir(prefix)
