@@ -7,7 +7,8 @@ The API a script or notebook needs::
     record, masks = nd.read_network("runs/seed0.pt")    # any one network ingest reads
     if __name__ == "__main__":                          # local workers are processes that import this file again
         plan, stats = nd.compute("topos.zarr")          # every missing distance of a store (Dask)
-    m = nd.labelled_matrix(nd.TopologyStore.open("topos.zarr"), layer=0)
+    m = nd.labelled_matrix("topos.zarr", layer=0)                # or an open nd.TopologyStore
+    nd.compute("s3://bucket/topos.zarr")                # a URL too, anywhere a store is named (storage_options=...)
 
 Everything loads when first used: the store and Dask never for ``nd.nnstd``, numpy not for the command line's start.
 """

@@ -62,6 +62,20 @@ class TopologyStore(Population, Results):
         self._group = group
         self._cache: dict[str, np.ndarray] = {}
 
+    @property
+    def name(self) -> str:
+        """The store's own name: the last part of its path or URL (topos.zarr)."""
+        return str(self.path).rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def address(self) -> str:
+        """Where the store is, for any process: its absolute path, or its URL."""
+        return str(Path(self.path).resolve()) if self.storage.is_local else str(self.path)
+
+    def is_at(self, path) -> bool:
+        """Whether the local ``path`` is this store's folder."""
+        return self.storage.is_local and Path(path).resolve() == Path(self.path).resolve()
+
     @classmethod
     def open(cls, path, mode: str = "r", storage_options: dict | None = None) -> "TopologyStore":
         """Open an existing store; ``mode`` "r" or "r+". ``path``: a local path or a URL (``s3://bucket/topos.zarr``), with

@@ -60,7 +60,7 @@ def export(
     if suffix in (".nc", ".zarr"):
         _require_xarray(output)
     store = TopologyStore.open(store_path)
-    if output.resolve() == store.path.resolve():
+    if store.is_at(output):
         raise InputError(f"{output}: is the store itself; export to another path")
     _check_replaceable(output)
     if layer is None and suffix == ".csv":
@@ -72,7 +72,7 @@ def export(
     rows = np.arange(store.n_networks) if indices is None else np.asarray(indices)
     labels = {key: store.column(key)[rows] for key in LABELS}
     names = [str(n) for n in store.column("network")[rows]]
-    matrix = _Matrix(distance, names, layers, str(store.path.resolve()), labels, _uncertified(store, rows))
+    matrix = _Matrix(distance, names, layers, store.address, labels, _uncertified(store, rows))
     writer = {".npz": _write_npz, ".csv": _write_csv, ".nc": _write_netcdf, ".zarr": _write_zarr}[suffix]
     _replace_atomically(output, lambda tmp: writer(tmp, matrix))
     n = len(names)

@@ -167,10 +167,16 @@ def missing_pairs(store: "TopologyStore", indices, values: np.ndarray) -> int:
 
 
 def labelled_matrix(
-    store: "TopologyStore", layer: int = 0, cumulative: bool = False, selection: dict[str, list[str]] | None = None,
-    indices=None,
+    store, layer: int = 0, cumulative: bool = False, selection: dict[str, list[str]] | None = None,
+    indices=None, storage_options: dict | None = None,
 ) -> LabelledMatrix:
-    """The labelled matrix of the selected networks (or of ``indices``) at one layer."""
+    """The labelled matrix of the selected networks (or of ``indices``) at one layer.
+
+    ``store``: an open TopologyStore, or its path or URL (``s3://bucket/topos.zarr``, with fsspec's ``storage_options``)."""
+    if not hasattr(store, "read_distance"):
+        from ..store.topology_store import TopologyStore
+
+        store = TopologyStore.open(store, storage_options=storage_options)
     _check_layer(store, layer)
     if indices is None:
         indices = select_indices(store, selection)

@@ -77,7 +77,7 @@ def write_report(store: "TopologyStore", output: str | Path, max_networks: int =
         raise InputError(f"a report needs room for at least 3 networks, not {max_networks}")
     if not store.has_results:
         raise InputError(f"{store.path}: no distances yet: compute them before writing a report")
-    page = _page(store, max_networks, title or f"NNSTD report: {store.path.name}")
+    page = _page(store, max_networks, title or f"NNSTD report: {store.name}")
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         tmp.write_text(page.html, encoding="utf-8")
