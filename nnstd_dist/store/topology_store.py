@@ -129,7 +129,10 @@ class TopologyStore(Population, Results):
         storage = open_storage(path if not isinstance(path, (str, os.PathLike)) or is_url(str(path)) else Path(path))
         if storage.is_local and storage.location.exists():
             raise StoreError(f"{storage.location}: already exists")
-        group = zarr.open_group(zarr_store(storage, "w-" if storage.is_local else "w"), mode="w-" if storage.is_local else "w")
+        if storage.is_local:
+            group = zarr.open_group(zarr_store(storage, "w-"), mode="w-")
+        else:  # built in place under the lock (add_networks): "w-" would see the lock, "w" would delete it
+            group = zarr.open_group(zarr_store(storage, "a"), mode="a", attributes={"format": FORMAT, "creating": True})
         cls._create_population(group, shapes)
         # attrs last: a directory without them is not taken for a store
         attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0, "generation": 0}
@@ -367,9 +370,14 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
             if storage.holds_store() and not _creating(storage):  # another ingest created it meanwhile: append to it
                 store = TopologyStore.open(storage, mode="r+")
                 return store.append(networks, replace=replace, relabel=relabel), False
-            for name in storage.names(""):  # what a killed first ingest left: not a store yet, nothing to keep
-                if name != lock.LOCK_FILE:
-                    storage.remove_tree(name)
+            leftovers = [name for name in storage.names("") if name != lock.LOCK_FILE]
+            if leftovers and not _creating(storage):  # its group's first write marks it: anything else is not ours
+                raise StoreError(
+                    f"{storage.location}: holds other objects ({', '.join(leftovers[:3])}), not an nnstd-dist store; "
+                    "give a new URL for the store"
+                )
+            for name in leftovers:  # what a killed first ingest left: not a store yet, nothing to keep
+                storage.remove_tree(name)
             store = TopologyStore.create(storage, [tuple(m.shape) for m in networks[0][1]], networks[0][0].layers)
             report = store.append(networks, replace=replace)
             faults.before_write()
