@@ -18,6 +18,7 @@ from ..kernel import SOLVERS
 from ..records import METADATA_COLUMNS
 from . import files
 from .format import FORMAT, FORMAT_VERSION
+from .lock import LOCK_FILE
 from .zarr_io import zarr_store
 
 __all__ = ["problems", "problems_at"]
@@ -54,7 +55,7 @@ def problems(group, storage) -> list[str]:
 def problems_at(storage) -> list[str]:
     """``problems`` of the nnstd-dist store in ``storage``; [] if it is no readable nnstd-dist group at all (open says why)."""
     try:
-        group = zarr.open_group(zarr_store(storage, "r"), mode="r")
+        group = zarr.open_group(zarr_store(storage, "r"), mode="r", zarr_format=3)
         ours = group.attrs.get("format") == FORMAT and group.attrs.get("format_version") == FORMAT_VERSION  # else open's message says why
     except Exception:  # zarr raises several types for a broken group
         return []
@@ -69,7 +70,10 @@ def _per_network(name: str, attrs: dict) -> bool:
 def _arrays(group, storage) -> dict:
     """name -> array (shape, chunks, dtype) of every array folder in the store; None for an unreadable zarr.json."""
     out = {}
-    for name in sorted(n for n in storage.names("") if n != "distances" and _is_file(storage, f"{n}/zarr.json")):
+    # On a folder, only folders holding a zarr.json; on an object store every listed name (one request less per array):
+    # zarr finds no array at a name that is none (the lock, zarr.json), and no rule asks for such a name.
+    listed = [n for n in storage.names("") if n not in ("distances", "zarr.json", LOCK_FILE)]
+    for name in sorted(n for n in listed if not storage.is_local or _is_file(storage, f"{n}/zarr.json")):
         try:
             out[name] = group[name]
         except Exception:  # zarr raises several types for a broken zarr.json

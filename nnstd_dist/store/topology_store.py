@@ -93,7 +93,7 @@ class TopologyStore(Population, Results):
         if not present:
             raise NotAStoreError(f"{path}: no nnstd-dist store here (create one with `add_networks({str(path)!r}, networks)`)")
         try:
-            group = zarr.open_group(zarr_store(storage, mode), mode=mode)
+            group = zarr.open_group(zarr_store(storage, mode), mode=mode, zarr_format=3)  # no probes for v2 metadata files
         except Exception as exc:  # zarr raises several types for a broken group
             raise StoreError(f"{path}: not a readable zarr group ({str(exc)[:160]})") from None
         attrs = group.attrs.asdict()
@@ -130,9 +130,9 @@ class TopologyStore(Population, Results):
         if storage.is_local and storage.location.exists():
             raise StoreError(f"{storage.location}: already exists")
         if storage.is_local:
-            group = zarr.open_group(zarr_store(storage, "w-"), mode="w-")
+            group = zarr.open_group(zarr_store(storage, "w-"), mode="w-", zarr_format=3)
         else:  # built in place under the lock (add_networks): "w-" would see the lock, "w" would delete it
-            group = zarr.open_group(zarr_store(storage, "a"), mode="a", attributes={"format": FORMAT, "creating": True})
+            group = zarr.open_group(zarr_store(storage, "a"), mode="a", attributes={"format": FORMAT, "creating": True}, zarr_format=3)
         cls._create_population(group, shapes)
         # attrs last: a directory without them is not taken for a store
         attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "shapes": [list(map(int, s)) for s in shapes], "n_networks": 0, "generation": 0}
