@@ -49,11 +49,9 @@ def shard_index(storage, key: str, n_inner: int) -> list[tuple[int, int] | None]
     """
     size = 16 * n_inner + 4
     try:
-        with storage.open_read(key) as (f, length):
-            if length < size:
-                return "truncated"
-            f.seek(length - size)
-            raw = f.read(size)
+        raw, length = storage.read_tail(key, size)
+        if length < size:
+            return "truncated"
     except FileNotFoundError:
         return "missing"
     except files.Trespass as exc:

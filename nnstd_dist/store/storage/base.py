@@ -61,6 +61,14 @@ class Storage:
         with self.open_read(key, limit) as (f, size):
             return f.read(size)
 
+    def read_tail(self, key: str, n: int) -> tuple[bytes, int]:
+        """The last ``n`` bytes of the file (b"" if it is shorter) and its size; errors as ``read``."""
+        with self.open_read(key) as (f, size):
+            if size < n:
+                return b"", size
+            f.seek(size - n)
+            return f.read(n), size
+
     def write(self, key: str, data: bytes) -> None:
         raise NotImplementedError
 
