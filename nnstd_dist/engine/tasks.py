@@ -173,7 +173,7 @@ def compute_tile(
     """
     started, start = time.time(), time.perf_counter()
     try:
-        store = TopologyStore.open(store_path, mode="r+")
+        store = TopologyStore.open_shared(store_path, mode="r+")  # the tasks of a worker share one open store
     except StoreError as exc:
         raise StoreError(f"{exc} [on worker {socket.gethostname()}: every worker must reach the store at this path or URL]") from None
     if store.n_networks != n:

@@ -42,6 +42,14 @@ def shard_networks(n_in: int, n_out: int) -> int:
 class Population:
     """TopologyStore's reads of its networks (mixed into it: uses its ``path``, ``_group`` and ``_cache``)."""
 
+    def _array(self, name: str):
+        """The zarr array ``name``, opened once per store object: each open reads its metadata (a request on an object
+        store). Writers use the group itself; an append clears the cache."""
+        key = f"array {name}"
+        if key not in self._cache:
+            self._cache[key] = self._group[name]
+        return self._cache[key]
+
     @staticmethod
     def _create_population(group, shapes) -> None:
         """The empty per-network arrays of a new store."""
@@ -98,7 +106,7 @@ class Population:
         if name not in self._cache:
             require_chunks(self.storage, name, self._column_chunks(name))
             with reading(self.path, f"the {name} column"):
-                values = self._group[name][: self.n_networks]
+                values = self._array(name)[: self.n_networks]
             self._cache[name] = values.astype(object) if name in STRING_COLUMNS else values
         return self._cache[name]
 
@@ -116,18 +124,18 @@ class Population:
         if "replaced_at" not in self._cache:
             require_chunks(self.storage, "replaced_at", self._column_chunks("replaced_at"))
             with reading(self.path, "the replaced_at column"):
-                self._cache["replaced_at"] = self._group["replaced_at"][: self.n_networks]
+                self._cache["replaced_at"] = self._array("replaced_at")[: self.n_networks]
         return self._cache["replaced_at"]
 
     def connections(self) -> np.ndarray:
         """(N, L) int64: connections of every network in every layer."""
         require_chunks(self.storage, "connections", [(c, 0) for c, in self._column_chunks("connections")])
         with reading(self.path, "the connections array"):
-            return self._group["connections"][: self.n_networks]
+            return self._array("connections")[: self.n_networks]
 
     def _column_chunks(self, name: str) -> list[tuple[int]]:
         """Chunk indices along the network axis that hold the population's rows."""
-        return [(c,) for c in range(n_tiles(self.n_networks, self._group[name].chunks[0]))]
+        return [(c,) for c in range(n_tiles(self.n_networks, self._array(name).chunks[0]))]
 
     def indices(self, names) -> np.ndarray:
         """Store indices of the given network names, in the order given."""
@@ -142,7 +150,7 @@ class Population:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         self._check_indices(indices)
         self._check_layer(layer)
-        array = self._group[f"mask_l{layer}"]
+        array = self._array(f"mask_l{layer}")
         wanted = np.unique(indices)
         missing = self._mask_problems(layer, wanted.tolist(), read=False)  # zarr would read a missing chunk as no connections
         if missing:
@@ -206,7 +214,7 @@ class Population:
 
     def _mask_problems(self, layer: int, indices, read: bool = True) -> dict[int, str]:
         """Network index -> what is wrong with its mask chunk of ``layer`` (missing; with ``read``, its crc32c), from the shard files."""
-        s = self._group[f"mask_l{layer}"].shards[0]
+        s = self._array(f"mask_l{layer}").shards[0]
         by_shard: dict[int, list[int]] = {}
         for i in indices:
             by_shard.setdefault(int(i) // s, []).append(int(i) % s)

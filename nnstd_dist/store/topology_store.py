@@ -23,9 +23,11 @@ consolidated: every append resizes the arrays, and a stale consolidated copy wou
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,8 @@ from .results import Results
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TopologyStore", "NetworkRecord", "AppendReport", "mask_digest", "locked", "add_networks"]
 
+_SHARED: dict = {}  # open_shared's stores: (mode, storage, options) -> (their group attributes, the store)
+_SHARED_LOCK = threading.Lock()  # a worker runs tasks on several threads
 _WRITE_BATCH = 64  # networks per zarr write call: zarr encodes a call's chunks concurrently
 
 
@@ -120,6 +124,29 @@ class TopologyStore(Population, Results):
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise StoreError(f"{path}: damaged: {found[0]}{more}; {damage_hint(path)}")
         return cls(storage, group)
+
+    @classmethod
+    def open_shared(cls, where, mode: str = "r") -> "TopologyStore":
+        """The store at ``where``, shared by the calls of this process while its group attributes stay the same.
+
+        A task of a run opens the store it works on; opening reads the group's and every array's metadata (28 requests
+        on an object store). Every change a writer makes that readers must see (an append's ``n_networks``, a replace's
+        ``generation``, new results) changes the attributes, so one read of ``zarr.json`` tells whether the open
+        store is still current; if not, it is opened again."""
+        storage = open_storage(where)
+        key = (mode, repr(storage), json.dumps(storage.with_options(), sort_keys=True, default=str))
+        try:
+            attributes = json.loads(storage.read("zarr.json")).get("attributes")
+        except (OSError, ValueError, AttributeError):
+            attributes = None  # open says what is wrong
+        with _SHARED_LOCK:
+            shared = _SHARED.get(key)
+        if shared is not None and attributes is not None and shared[0] == attributes:
+            return shared[1]
+        store = cls.open(storage, mode)
+        with _SHARED_LOCK:
+            _SHARED[key] = (store._group.attrs.asdict(), store)
+        return store
 
     @classmethod
     def create(cls, path, shapes: list[tuple[int, int]], layers=()) -> "TopologyStore":
@@ -389,8 +416,6 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
 
 def _creating(storage) -> bool:
     """Whether the group at ``storage`` is a store whose first ingest has not finished (object stores only)."""
-    import json
-
     try:
         return bool(json.loads(storage.read("zarr.json")).get("attributes", {}).get("creating", False))
     except (OSError, ValueError):
