@@ -80,6 +80,13 @@ class LazyGroup(click.Group):
                 raise  # stdout closed early (`| head`): click ends quietly
             click.echo(f"Error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
+        except Exception as exc:  # an object store's library failing mid-command (botocore's errors are no OSError)
+            if type(exc).__module__.split(".")[0] not in ("botocore", "aiobotocore", "aiohttp"):
+                raise
+            from nnstd_dist.store.storage.objects import describe_failure
+
+            click.echo(f"Error: {describe_failure(exc)}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:  # click's own handling would print "Aborted!" and exit 1
             _interrupted()
 

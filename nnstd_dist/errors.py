@@ -29,6 +29,10 @@ class NotAStoreError(StoreError):
     """A path that holds no nnstd-dist store this version reads: nothing there to read, or to verify."""
 
 
+class StoreAccessError(StoreError):
+    """A store that cannot be reached: credentials refused, a missing bucket, an endpoint that does not answer."""
+
+
 class LockError(StoreError):
     """Another compute run holds the store's lock."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import NotAStoreError, StoreError
+from ..errors import NotAStoreError, StoreAccessError, StoreError
 from . import consistency
 from ..tiles import extent, n_tiles
 from ..records import mask_digest
@@ -46,7 +46,7 @@ def verify(path, on_progress=None, storage_options: dict | None = None) -> Verif
     report = VerifyReport(str(path))
     try:
         store = TopologyStore.open(storage)
-    except NotAStoreError:
+    except (NotAStoreError, StoreAccessError):  # nothing there to check, or no way to reach it: not damage
         raise
     except StoreError as exc:
         report.problems += consistency.problems_at(storage) or [str(exc)]

@@ -22,7 +22,7 @@ import tempfile
 from zarr.storage import FsspecStore
 
 from .. import faults, files
-from ...errors import StoreError
+from ...errors import StoreAccessError, StoreError
 from .base import Storage
 
 __all__ = ["ObjectStorage"]
@@ -68,7 +68,7 @@ class ObjectStorage(Storage):
         except StoreError:
             raise
         except Exception as exc:  # botocore and aiohttp raise their own types for a refused or unreachable endpoint
-            raise StoreError(f"{self.location}: {describe_failure(exc)}") from None
+            raise StoreAccessError(f"{self.location}: {describe_failure(exc)}") from None
 
     def writable(self) -> bool:
         """A hidden probe object PUT and removed: the credentials may write (two requests, once per worker and run)."""
@@ -90,7 +90,7 @@ class ObjectStorage(Storage):
         try:
             self.fs.ls(bucket, detail=False)
         except FileNotFoundError:
-            raise StoreError(f"{self.location}: the bucket {bucket} does not exist (create it, or check the URL)") from None
+            raise StoreAccessError(f"{self.location}: the bucket {bucket} does not exist (create it, or check the URL)") from None
         return False
 
     def zarr_store(self, read_only: bool):
@@ -181,12 +181,13 @@ class ObjectStorage(Storage):
 def describe_failure(exc: BaseException) -> str:
     """An object store's refusal in words: wrong credentials, no such bucket, an endpoint that does not answer."""
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, PermissionError) or any(w in text for w in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403")):
+    if any(w in text for w in ("EndpointConnectionError", "Could not connect", "ConnectionRefused", "Cannot connect", "timed out", "Timeout")):
+        # first: the endpoint's URL in the text may hold "403" (a port 40377)
+        return f"the object store does not answer (check AWS_ENDPOINT_URL or the endpoint in --storage-options) ({text[:160]})"
+    if isinstance(exc, PermissionError) or any(w in text for w in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "(403)")):
         return f"access refused: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, a profile, or --storage-options) ({text[:160]})"
     if "NoSuchBucket" in text:
         return "the bucket does not exist (create it, or check the URL)"
-    if any(w in text for w in ("EndpointConnectionError", "Could not connect", "ConnectionRefused", "Cannot connect", "timed out", "Timeout")):
-        return f"the object store does not answer (check AWS_ENDPOINT_URL or the endpoint in --storage-options) ({text[:160]})"
     return f"cannot reach the store ({text[:200]})"
 
 
