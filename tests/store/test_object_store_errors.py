@@ -2,7 +2,8 @@
 writes keep the local store's guarantees.
 
 - Refused credentials, a missing bucket and an endpoint that does not answer: every command that takes --store exits 2
-  with one `Error:` line saying which (never a traceback, never a "problem" of verify's).
+  with one `Error:` line saying which (never a traceback, never a "problem" of verify's); writes a bucket policy refuses
+  stop at the lock, one line, the store unchanged.
 - --storage-options alone (no AWS_* variable) reaches the store; bad JSON, a non-object and options given with a local
   path are exit 2.
 - Crash consistency without renames: a first ingest, an append and a compute on s3, each killed before its k-th write
@@ -133,6 +134,26 @@ def test_an_object_store_failure_after_the_store_opened_is_one_error_line(tmp_pa
     monkeypatch.setattr("nnstd_dist.store.inventory.summarize", lost)
     line = _one_error(_invoke("info", "--store", url), "does not answer")
     assert "access refused" not in line
+
+
+@pytest.mark.slow
+def test_writes_refused_by_a_bucket_policy_are_one_error_line_and_reads_still_work(tmp_path, s3_auth_server, monkeypatch):
+    """Credentials that may read but not write (a bucket policy denying PutObject, which moto enforces): ingest and compute
+    stop at their lock, one line naming the store, exit 2, nothing changed; info and verify still read."""
+    bucket = s3_auth_server.make_bucket()
+    _use_env(monkeypatch, s3_auth_server.env())
+    url = f"s3://{bucket}/t.zarr"
+    assert _run(tmp_path, "ingest", url).exit_code == 0
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": ["s3:PutObject", "s3:DeleteObject"],
+                                                     "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    s3_auth_server.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny))
+    more = _write_sources(tmp_path / "more", _networks(9, 2), first=3)
+    for args in (["ingest", more, "-q"], ["compute", "--n-workers", "1", "-q"]):
+        _one_error(_invoke(*args, "--store", url), url, "cannot create the lock", "read-only")
+    info = _invoke("info", "--store", url, "--json")
+    assert info.exit_code == 0 and json.loads(info.output)["networks"] == 3, info.output
+    assert _invoke("verify", "--store", url).exit_code == 0
+    s3_auth_server.client().delete_bucket_policy(Bucket=bucket)
 
 
 def test_describe_failure_words():
