@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import tempfile
 
@@ -28,6 +29,9 @@ from .base import Storage
 __all__ = ["ObjectStorage"]
 
 _NO_CACHE = {"use_listings_cache": False}
+# Backend defaults: s3fs reads a whole object with a HEAD (its size) before the GET unless it may not split the read
+# (max_concurrency 1); the store's objects are records, rows, metadata and shards read by range, never worth splitting.
+_DEFAULTS = {"s3": {"max_concurrency": 1}, "s3a": {"max_concurrency": 1}}
 
 
 class ObjectStorage(Storage):
@@ -41,12 +45,16 @@ class ObjectStorage(Storage):
         self.location = url.rstrip("/")
         self.options = dict(options or {})
         try:
-            self.fs, self.root = fsspec.url_to_fs(self.location, **{**_NO_CACHE, **self.options})
+            self.fs, self.root = fsspec.url_to_fs(self.location, **self._backend_options())
         except ImportError as exc:  # e.g. s3fs not installed
             raise StoreError(f"{self.location}: {exc} (for s3://, `pip install 'nnstd-dist[s3]'`)") from None
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.location}: cannot open with these storage options ({str(exc)[:160]})") from None
         self.root = self.root.rstrip("/")
+
+    def _backend_options(self) -> dict:
+        protocol = self.location.split("://", 1)[0].lower()
+        return {**_NO_CACHE, **_DEFAULTS.get(protocol, {}), **self.options}
 
     def __reduce__(self):  # a worker process opens its own connection, with the same URL and options
         return ObjectStorage, (self.location, self.options)
@@ -94,20 +102,34 @@ class ObjectStorage(Storage):
         return False
 
     def zarr_store(self, read_only: bool):
-        return _HookedFsspecStore.from_url(self.location, storage_options={**_NO_CACHE, **self.options}, read_only=read_only)
+        return _HookedFsspecStore.from_url(self.location, storage_options=self._backend_options(), read_only=read_only)
 
     @contextlib.contextmanager
     def open_read(self, key: str, limit: int | None = None):
+        """The whole object, fetched by one GET (with ``limit``, a HEAD first: a huge object is never fetched)."""
         path = self._path(key)
         try:
-            f = self.fs.open(path, "rb")
+            if limit is not None:
+                size = int(self.fs.info(path)["size"])
+                if size > limit:
+                    raise files.Trespass(path, f"an object of {size} bytes where the store keeps one of at most {limit}")
+            data = self.fs.cat_file(path)
         except (IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(path) from None
-        with f:
-            size = int(f.size)
-            if limit is not None and size > limit:
-                raise files.Trespass(path, f"an object of {size} bytes where the store keeps one of at most {limit}")
-            yield f, size
+        yield io.BytesIO(data), len(data)
+
+    def read_tail(self, key: str, n: int) -> tuple[bytes, int]:
+        """The last ``n`` bytes of the object and its size: a HEAD and one ranged GET (a shard's index, not the shard)."""
+        path = self._path(key)
+        try:
+            with self.fs.open(path, "rb", block_size=max(n, 1 << 16), cache_type="none") as f:
+                size = int(f.size)
+                if size < n:
+                    return b"", size
+                f.seek(size - n)
+                return f.read(n), size
+        except (IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
 
     def write(self, key: str, data: bytes) -> None:
         faults.before_write()
