@@ -385,8 +385,9 @@ def add_networks(
 def _add_to_objects(storage, networks, replace: bool, command: str, relabel: bool):
     """add_networks on an object store: append under the lock, or create the store in place, committed by its last write.
 
-    A first ingest killed midway leaves a group marked ``creating`` (or objects without a group): no store,
-    as if nothing was written. The next ingest, holding the lock, removes them and starts over."""
+    A first ingest killed midway leaves its lock and a group marked ``creating`` (the group's first write): no store,
+    as if nothing was written. The next ingest, holding the lock, removes them and starts over. A prefix holding
+    objects without such a group is someone else's: refused, never emptied."""
     if storage.holds_store() and not _creating(storage):
         with locked(storage, command) as store:
             return store.append(networks, replace=replace, relabel=relabel), False
