@@ -12,7 +12,7 @@ import google_crc32c
 
 from . import files
 
-__all__ = ["chunk_key", "chunk_problem", "shard_index", "shard_problems"]
+__all__ = ["chunk_key", "chunk_problem", "shard_index", "read_shard_index", "shard_index_size", "parse_shard_index", "shard_problems"]
 
 
 def chunk_key(array: str, coords) -> str:
@@ -47,17 +47,31 @@ def shard_index(storage, key: str, n_inner: int) -> list[tuple[int, int] | None]
     zarr's sharding codec puts the index last: n_inner pairs of little-endian uint64, then their crc32c.
     Reading it costs one small read at the file's end.
     """
-    size = 16 * n_inner + 4
+    return read_shard_index(storage, key, n_inner)[0]
+
+
+def read_shard_index(storage, key: str, n_inner: int) -> tuple[list[tuple[int, int] | None] | str, bytes]:
+    """(shard_index, the index's bytes as read: b"" if none could be)."""
     try:
-        raw, length = storage.read_tail(key, size)
-        if length < size:
-            return "truncated"
+        raw = storage.read_tail(key, shard_index_size(n_inner))
     except FileNotFoundError:
-        return "missing"
+        return "missing", b""
     except files.Trespass as exc:
-        return exc.what
+        return exc.what, b""
     except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
+        return f"unreadable ({exc.strerror or exc})", b""
+    return parse_shard_index(raw, n_inner), raw
+
+
+def shard_index_size(n_inner: int) -> int:
+    """Bytes of a shard's index: n_inner (offset, length) pairs of uint64, then their crc32c."""
+    return 16 * n_inner + 4
+
+
+def parse_shard_index(raw: bytes, n_inner: int) -> list[tuple[int, int] | None] | str:
+    """The shard index in ``raw`` (a shard file's last bytes) as shard_index gives it, or what is wrong with it."""
+    if len(raw) < shard_index_size(n_inner):
+        return "truncated"
     if google_crc32c.value(raw[:-4]).to_bytes(4, "little") != raw[-4:]:
         return "checksum mismatch (shard index)"
     pairs = [(int.from_bytes(raw[16 * i : 16 * i + 8], "little"), int.from_bytes(raw[16 * i + 8 : 16 * i + 16], "little")) for i in range(n_inner)]

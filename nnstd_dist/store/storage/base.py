@@ -9,6 +9,7 @@ Every implementation gives the same guarantees, which the store's crash consiste
     create(key, data)    like write, but only if nothing is at ``key``: False if something is (the run lock)
     delete(key)          the name gone (missing is fine); never through a link
     names(folder)        the entries directly under ``folder``, hidden ones (``.*``) apart
+    prefetch(key, ...)   byte ranges zarr is about to read, fetched at once (an object store; a no-op on a folder)
     guard()              a mutex held while a stale lock is taken over (one taker at a time)
 
 Folders exist on a filesystem only: ``check_folder``, ``clear`` and ``make_folders`` guard the local
@@ -17,6 +18,7 @@ store's closed world (files.py) and do nothing on an object store, where no key 
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 __all__ = ["Storage", "is_url"]
@@ -61,13 +63,20 @@ class Storage:
         with self.open_read(key, limit) as (f, size):
             return f.read(size)
 
-    def read_tail(self, key: str, n: int) -> tuple[bytes, int]:
-        """The last ``n`` bytes of the file (b"" if it is shorter) and its size; errors as ``read``."""
+    def read_tail(self, key: str, n: int) -> bytes:
+        """The last ``n`` bytes of the file (the whole file if it is shorter); errors as ``read``."""
         with self.open_read(key) as (f, size):
-            if size < n:
-                return b"", size
-            f.seek(size - n)
-            return f.read(n), size
+            f.seek(max(0, size - n))
+            return f.read(n)
+
+    def prefetch(self, key: str, ranges, tail: bytes = b""):
+        """A context manager: the byte ``ranges`` [(start, stop), ...] of file ``key``, about to be read by zarr, fetched
+        at once (one request on an object store, where zarr reads a shard's chunks one request each), with ``tail`` the
+        file's last bytes as just read (its shard index). A folder reads them from the file as it is: nothing to do."""
+        return contextlib.nullcontext()
+
+    def drop_prefetched(self) -> None:
+        """Forget what ``prefetch`` fetched: the next reads go to the store (a retry after a checksum error)."""
 
     def write(self, key: str, data: bytes) -> None:
         raise NotImplementedError

@@ -19,7 +19,9 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 
+from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.storage import FsspecStore
 
 from .. import faults, files
@@ -51,6 +53,8 @@ class ObjectStorage(Storage):
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.location}: cannot open with these storage options ({str(exc)[:160]})") from None
         self.root = self.root.rstrip("/")
+        self._spans: dict[str, list[_Span]] = {}  # prefetched byte spans by key (prefetch)
+        self._spans_lock = threading.Lock()
 
     def _backend_options(self) -> dict:
         protocol = self.location.split("://", 1)[0].lower()
@@ -102,7 +106,9 @@ class ObjectStorage(Storage):
         return False
 
     def zarr_store(self, read_only: bool):
-        return _HookedFsspecStore.from_url(self.location, storage_options=self._backend_options(), read_only=read_only)
+        store = _HookedFsspecStore.from_url(self.location, storage_options=self._backend_options(), read_only=read_only)
+        store.storage = self  # its reads look in the spans this storage prefetched first
+        return store
 
     @contextlib.contextmanager
     def open_read(self, key: str, limit: int | None = None):
@@ -118,18 +124,44 @@ class ObjectStorage(Storage):
             raise FileNotFoundError(path) from None
         yield io.BytesIO(data), len(data)
 
-    def read_tail(self, key: str, n: int) -> tuple[bytes, int]:
-        """The last ``n`` bytes of the object and its size: a HEAD and one ranged GET (a shard's index, not the shard)."""
+    def read_tail(self, key: str, n: int) -> bytes:
+        """The last ``n`` bytes of the object: one GET of a suffix range (a shard's index, not the shard)."""
         path = self._path(key)
         try:
-            with self.fs.open(path, "rb", block_size=max(n, 1 << 16), cache_type="none") as f:
-                size = int(f.size)
-                if size < n:
-                    return b"", size
-                f.seek(size - n)
-                return f.read(n), size
+            return self.fs.cat_file(path, start=-n)
         except (IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(path) from None
+
+    @contextlib.contextmanager
+    def prefetch(self, key: str, ranges, tail: bytes = b""):
+        """The span covering ``ranges`` fetched by one ranged GET, served to zarr's reads of ``key`` (and ``tail`` to its
+        read of the shard index) until the block ends. Threads may prefetch the same key: each span serves any of them."""
+        spans = [_Span(a, self.fs.cat_file(self._path(key), start=a, end=b), bytes(tail)) for a, b in _merged(ranges)]
+        with self._spans_lock:
+            self._spans.setdefault(key, []).extend(spans)
+        try:
+            yield
+        finally:
+            with self._spans_lock:
+                held = [s for s in self._spans.get(key, []) if not any(s is mine for mine in spans)]
+                if held:
+                    self._spans[key] = held
+                else:
+                    self._spans.pop(key, None)
+
+    def drop_prefetched(self) -> None:
+        with self._spans_lock:
+            self._spans.clear()
+
+    def prefetched(self, key: str, byte_range) -> bytes | None:
+        """The bytes of ``byte_range`` of ``key`` if a prefetched span holds them, else None (zarr then asks the store)."""
+        with self._spans_lock:
+            spans = list(self._spans.get(key, ()))
+        for span in spans:
+            found = span.serve(byte_range)
+            if found is not None:
+                return found
+        return None
 
     def write(self, key: str, data: bytes) -> None:
         faults.before_write()
@@ -213,8 +245,47 @@ def describe_failure(exc: BaseException) -> str:
     return f"cannot reach the store ({text[:200]})"
 
 
+_GAP = 1 << 20  # ranges closer than this are fetched as one: a gap's bytes cost less than another request
+
+
+def _merged(ranges) -> list[tuple[int, int]]:
+    """Byte ranges sorted and merged where they overlap or lie less than _GAP apart."""
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a - out[-1][1] < _GAP:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+class _Span:
+    """Bytes [start, start + len(data)) of one object, and its last bytes (``tail``), fetched by ObjectStorage.prefetch."""
+
+    def __init__(self, start: int, data: bytes, tail: bytes):
+        self.start, self.data, self.tail = start, data, tail
+
+    def serve(self, byte_range) -> bytes | None:
+        if isinstance(byte_range, RangeByteRequest):
+            lo, hi = byte_range.start - self.start, byte_range.end - self.start
+            return self.data[lo:hi] if 0 <= lo <= hi <= len(self.data) else None
+        if isinstance(byte_range, SuffixByteRequest) and 0 < byte_range.suffix <= len(self.tail):
+            return self.tail[-byte_range.suffix :]
+        return None
+
+
 class _HookedFsspecStore(FsspecStore):
-    """zarr's FsspecStore with faults.before_write before every change: crash tests kill a command at each write."""
+    """zarr's FsspecStore with faults.before_write before every change (crash tests kill a command at each write), and
+    reads served from the spans its storage prefetched (a shard's chunks: one request, not one each)."""
+
+    storage = None
+
+    async def get(self, key, prototype, byte_range=None):
+        if self.storage is not None and byte_range is not None:
+            found = self.storage.prefetched(key, byte_range)
+            if found is not None:
+                return prototype.buffer.from_bytes(found)
+        return await super().get(key, prototype, byte_range)
 
     async def set(self, key, value, byte_range=None):
         faults.before_write()
