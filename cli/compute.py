@@ -24,6 +24,7 @@ EPILOG = """Examples:
   dask scheduler --scheduler-file sched.json &   # plus `dask worker --scheduler-file sched.json` per node
   nnstd-dist compute --store /shared/topos.zarr --scheduler-file sched.json
   nnstd-dist compute --store /shared/topos.zarr --cluster slurm --jobs 1:20 --cluster-option memory=16GB
+  nnstd-dist compute --store s3://lab-bucket/topos.zarr --scheduler tcp://dask-scheduler:8786   # no shared filesystem
 """
 
 
@@ -140,7 +141,8 @@ def command(store, tile, n_workers, threads_per_worker, memory_limit, scheduler,
     from the store, computes its pairs and writes them back, so an interrupted run resumes where
     it stopped and networks ingested later cost only their own pairs. Without --scheduler or
     --scheduler-file a local cluster of one single-threaded process per core is started. With a
-    remote cluster the store must be on a filesystem every worker can see, at the same path.
+    remote cluster the store must be on a filesystem every worker can see, at the same path, or
+    in a bucket every worker reaches (--store s3://bucket/topos.zarr; docs/cluster.md).
 
     Ctrl-C or SIGTERM (a batch system's time limit) stops the run in order: running tiles are
     cancelled, finished ones kept, the store unlocked, exit code 130 or 143. A second Ctrl-C while it
