@@ -12,6 +12,7 @@ import os as _os
 import signal as _signal
 
 EXIT_INTERRUPTED = 130
+GIVEN: dict = {}  # what this process's command was given that a command it suggests must repeat: its storage options
 
 
 def _exit_while_loading(signum, frame):

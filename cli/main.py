@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import errno
 import importlib
+import json
 import re
 import shlex
 import sys
@@ -12,7 +13,7 @@ import sys
 import click
 
 from nnstd_dist import __version__
-from nnstd_dist.cli import _LOADING, EXIT_INTERRUPTED, loading
+from nnstd_dist.cli import _LOADING, EXIT_INTERRUPTED, GIVEN, loading
 from nnstd_dist.errors import NNSTDError
 
 # name -> module in this package that defines a click command called `command`.
@@ -133,6 +134,9 @@ def _command_line(call: re.Match) -> str:
             return call[0]
         flag = max(options[key].opts, key=len)
         words += [flag] if value is True and options[key].is_flag else [flag, shlex.quote(str(value))]
+    given = GIVEN.get("storage_options")
+    if given and "storage_options" in options and "storage_options" not in keywords:  # the store is only reached with them
+        words += ["--storage-options", shlex.quote(json.dumps(given))]
     return f"`{' '.join(words)}`"
 
 

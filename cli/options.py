@@ -7,6 +7,7 @@ import json
 
 import click
 
+from nnstd_dist.cli import GIVEN
 from nnstd_dist.sources.discover import ORIENTATIONS
 
 
@@ -17,6 +18,10 @@ def store_option(command):
     def with_storage(*args, store, storage_options, **kwargs):
         from nnstd_dist.store.storage import open_storage
 
+        if store.lower().startswith("memory://"):
+            raise click.BadParameter("memory:// lives inside one process: use it from Python (tests), not the command line",
+                                     param_hint="'--store'")
+        GIVEN["storage_options"] = storage_options  # the commands a message suggests need them too (main.in_option_terms)
         return command(*args, store=open_storage(store, storage_options), **kwargs)
 
     with_storage = click.option(

@@ -38,8 +38,15 @@ def command_line(ctx) -> str:
         elif param.is_flag:
             words.append(param.opts[-1] if value else param.secondary_opts[-1])
         else:
-            words += [w for v in (value if param.multiple else [value]) for w in (max(param.opts, key=len), str(v))]
+            words += [w for v in (value if param.multiple else [value]) for w in (max(param.opts, key=len), _word(v))]
     return shlex.join(words)
+
+
+def _word(value) -> str:
+    """An option's value as typed: JSON for --storage-options (a dict once parsed), else its text."""
+    import json
+
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def count(n: int, noun: str) -> str:

@@ -18,7 +18,8 @@ def command(store):
     Every chunk is read through its checksum; the distances of every tile marked done are kept,
     bound to their networks' digests (results of the superseded sparse solver are dropped).
     Killed at any point, the store is the old one or the new one: run the command again.
-    A store already of format 3 is left as it is.
+    A store already of format 3 is left as it is. A store on an object store (a URL) is upgraded as a
+    local copy, then uploaded: there are no renames there.
     """
     from nnstd_dist.store.upgrade import upgrade
 

@@ -108,7 +108,8 @@ def _take_over(storage, seen: dict) -> None:
 
 def _in_use(storage, other: dict) -> str:
     directory = storage.location
-    way_out = f"if no nnstd-dist run is using the store, remove {directory}/{LOCK_FILE} and run again"
+    remove = f"remove {directory}/{LOCK_FILE}" if storage.is_local else f"remove the object {directory}/{LOCK_FILE} (for s3: `aws s3 rm`)"
+    way_out = f"if no nnstd-dist run is using the store, {remove} and run again"
     if "damaged" in other:
         return f"{directory}: its lock file is damaged ({other['damaged']}); {way_out}"
     return (

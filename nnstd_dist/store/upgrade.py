@@ -53,14 +53,18 @@ class UpgradeReport:
 
 def upgrade(path, on_progress=None) -> UpgradeReport:
     """Rewrite the format-2 store at ``path`` as format 3, in place; a store of format 3 is left as it is."""
-    from .storage import LocalStorage, is_url
+    from .storage import LocalStorage, Storage, is_url
     from .topology_store import TopologyStore
-
-    from .storage import Storage
 
     if isinstance(path, Storage) and path.is_local:
         path = path.location
     if isinstance(path, Storage) or is_url(str(path)) and not str(path).startswith("file://"):
+        try:
+            TopologyStore.open(path)  # format 3, or what open refuses said by open; format 2 only below
+            return UpgradeReport(str(path), already=True)
+        except NotAStoreError as exc:
+            if "format version 2" not in str(exc):
+                raise
         raise StoreError(f"{path}: upgrade rewrites a store on a filesystem; format 2 predates store URLs, so upgrade a local copy "
                          "and upload it")
     path = files.resolved(path)

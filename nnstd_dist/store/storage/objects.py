@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import tempfile
 import threading
 
@@ -44,13 +45,20 @@ class ObjectStorage(Storage):
     def __init__(self, url: str, options: dict | None = None):
         import fsspec
 
-        self.location = url.rstrip("/")
+        scheme, rest = url.split("://", 1)
+        self.location = f"{scheme.lower()}://{rest}".rstrip("/")  # S3://: fsspec knows its protocols in lower case
+        if scheme.lower() in ("http", "https"):
+            raise StoreError(f"{url}: a store on http(s) cannot be written or listed; give an object store's URL (s3://, gs://, az://)")
         self.options = dict(options or {})
         try:
             self.fs, self.root = fsspec.url_to_fs(self.location, **self._backend_options())
         except ImportError as exc:  # e.g. s3fs not installed
-            raise StoreError(f"{self.location}: {exc} (for s3://, `pip install 'nnstd-dist[s3]'`)") from None
-        except (TypeError, ValueError) as exc:
+            extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}.get(scheme.lower())
+            hint = f"`pip install 'nnstd-dist[{extra}]'`" if extra else "install the package fsspec names"
+            raise StoreError(f"{self.location}: {exc} ({hint})") from None
+        except ValueError as exc:
+            raise StoreError(f"{self.location}: {exc}") from None
+        except TypeError as exc:
             raise StoreError(f"{self.location}: cannot open with these storage options ({str(exc)[:160]})") from None
         self.root = self.root.rstrip("/")
         self._spans: dict[str, list[_Span]] = {}  # prefetched byte spans by key (prefetch)
@@ -235,6 +243,9 @@ class ObjectStorage(Storage):
 def describe_failure(exc: BaseException) -> str:
     """An object store's refusal in words: wrong credentials, no such bucket, an endpoint that does not answer."""
     text = f"{type(exc).__name__}: {exc}"
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", text)
+    if isinstance(exc, TypeError) and unknown:  # s3fs passes storage options it does not know on to its session
+        return f"unknown storage option {unknown[1]!r} for this URL's backend (check --storage-options)"
     if any(w in text for w in ("EndpointConnectionError", "Could not connect", "ConnectionRefused", "Cannot connect", "timed out", "Timeout")):
         # first: the endpoint's URL in the text may hold "403" (a port 40377)
         return f"the object store does not answer (check AWS_ENDPOINT_URL or the endpoint in --storage-options) ({text[:160]})"
