@@ -342,3 +342,10 @@ def write_file(relative: str, content: bytes = b"x"):
     def damage(store: Path) -> None:
         (store / relative).write_bytes(content)
     return damage
+
+
+def local_file(path: Path):
+    """(storage, key) of a file of a local store: what tile_files.read_records and the storage interface take."""
+    from nnstd_dist.store.storage import LocalStorage
+
+    return LocalStorage(path.parent), path.name

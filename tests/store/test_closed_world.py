@@ -23,16 +23,11 @@ from nnstd_dist.store import lock, tile_files
 from nnstd_dist.store.topology_store import TopologyStore
 from nnstd_dist.store.verify import verify
 
+from _damage import local_file
 from _populations import chain, make_store, pair_distances, records
 
 N, TILE = 7, 3  # tile rows {0..2} {3..5} {6}: row a holds tiles (a, 0) .. (a, a)
 RESULTS = Path("distances") / "g1"
-from nnstd_dist.store.storage import LocalStorage
-
-
-def _where(path):
-    """(storage, key) of a file of a local store, for read_records."""
-    return LocalStorage(path.parent), path.name
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +227,7 @@ def test_a_store_path_that_is_a_link_is_opened_as_its_target(tmp_path, packed):
 def _forge(store, a: int, b: int, values) -> None:
     """Tile (a, b)'s record rewritten with ``values`` in its payload and both checksums right."""
     path = store.path / RESULTS / "tiles" / f"{a}.{b}"
-    [record] = tile_files.read_records(*_where(path), blocks=True)
+    [record] = tile_files.read_records(*local_file(path), blocks=True)
     block = np.broadcast_to(np.asarray(values, dtype=float), record.block.shape)
     header = json.dumps(record.header, sort_keys=True).encode()
     path.write_bytes(tile_files.frame(header, np.ascontiguousarray(block, dtype="<f8").tobytes()))
@@ -265,7 +260,7 @@ def test_layers_past_max_layer_may_hold_nan_but_nothing_outside_0_1(tmp_path, ne
 def test_a_row_file_missing_records_is_damage_and_compute_rewrites_it(tmp_path, packed, networks, cut, dask_client):
     row = packed.path / RESULTS / "rows" / "2"
     raw = row.read_bytes()
-    sizes = [r.nbytes for r in tile_files.read_records(*_where(row), blocks=False)]
+    sizes = [r.nbytes for r in tile_files.read_records(*local_file(row), blocks=False)]
     assert len(sizes) == 3
     row.write_bytes({"empty": b"", "at the last record's start": raw[: sum(sizes[:2])], "at the first record's end": raw[: sizes[0]]}[cut])
     lacking = {"empty": [0, 1, 2], "at the last record's start": [2], "at the first record's end": [1, 2]}[cut]
@@ -274,7 +269,7 @@ def test_a_row_file_missing_records_is_damage_and_compute_rewrites_it(tmp_path, 
         f"tile (2, {b}): row file 2 lacks tile (2, {b}) (a row file holds its whole row)" for b in lacking
     ]
     _compute(packed.path, dask_client)
-    assert len(tile_files.read_records(*_where(row), blocks=False)) == 3 and _problems(packed.path) == []
+    assert len(tile_files.read_records(*local_file(row), blocks=False)) == 3 and _problems(packed.path) == []
     np.testing.assert_array_equal(TopologyStore.open(packed.path).read_distance(), pair_distances(networks))
 
 
@@ -324,7 +319,7 @@ _DROP = object()
 def test_a_header_outside_the_schema_is_damage_not_a_traceback(tmp_path, text):
     path = tmp_path / "t"
     path.write_bytes(tile_files.frame(text, bytes(8 * 2 * 3 * 3)))
-    [record] = tile_files.read_records(*_where(path), blocks=True)
+    [record] = tile_files.read_records(*local_file(path), blocks=True)
     assert record.header is None and record.problem.startswith("damaged (header")
 
 
@@ -340,7 +335,7 @@ def test_a_header_with_an_uncertified_list_is_accepted_up_to_a_mebibyte():
 def test_a_header_length_past_a_mebibyte_is_damage_never_an_allocation(tmp_path):
     path = tmp_path / "t"
     path.write_bytes(tile_files.MAGIC + struct.pack("<I", 2**20 + 1) + b"{}")
-    [record] = tile_files.read_records(*_where(path), blocks=False)
+    [record] = tile_files.read_records(*local_file(path), blocks=False)
     assert record.problem == "damaged (header length)"
 
 
@@ -369,6 +364,7 @@ def test_a_link_planted_at_a_temporary_name_is_never_followed(tmp_path):
     path = tmp_path / "rows" / "0"
     path.parent.mkdir()
     (path.parent / f".0.{tile_files.partial_tag()}.partial").symlink_to(target)
-    LocalStorage(path.parent).write(path.name, b"record")
+    storage, key = local_file(path)
+    storage.write(key, b"record")
     assert path.read_bytes() == b"record" and target.read_bytes() == b"keep me"
     assert os.listdir(path.parent) == ["0"]

@@ -13,15 +13,10 @@ from nnstd_dist.store import tile_files
 from nnstd_dist.store.topology_store import TopologyStore
 from nnstd_dist.store.verify import verify
 
+from _damage import local_file
 from _populations import chain, make_store, pair_distances, records
 
 N, TILE = 10, 3  # tiles {0..2} {3..5} {6..8} {9}: 4 tile rows, 10 tiles
-from nnstd_dist.store.storage import LocalStorage
-
-
-def _where(path):
-    """(storage, key) of a file of a local store, for read_records."""
-    return LocalStorage(path.parent), path.name
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +42,7 @@ def test_a_record_reads_back_as_written(tmp_path, blocks):
     digests = [f"d{i}" for i in range(7)]
     block = np.random.default_rng(0).random((2, 1, 1))
     (tmp_path / "t").write_bytes(tile_files.encode(2, 2, 3, 7, 5, digests, block, generation=5))
-    [record] = tile_files.read_records(*_where(tmp_path / "t"), blocks)
+    [record] = tile_files.read_records(*local_file(tmp_path / "t"), blocks)
     assert record.header["rows"] == [6, 7] and record.header["cols"] == [6, 7] and record.problem is None
     assert record.header["networks"] == tile_files.networks_hash(digests, (6, 7), (6, 7))
     if blocks:
@@ -62,7 +57,7 @@ def test_every_bit_of_a_record_is_checked(tmp_path):
         spoiled = bytearray(raw)
         spoiled[i] ^= 0x01
         (tmp_path / "t").write_bytes(bytes(spoiled))
-        records = tile_files.read_records(*_where(tmp_path / "t"), blocks=True)
+        records = tile_files.read_records(*local_file(tmp_path / "t"), blocks=True)
         assert records and records[0].problem, f"byte {i}"
 
 
