@@ -233,7 +233,7 @@ def test_a_second_compute_on_a_store_in_use_exits_2_with_one_line_naming_the_hol
     assert second.returncode == 2, (second.stdout, second.stderr)
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"Error: {url}: in use by `nnstd-dist compute --store {url}"), second.stderr
-    assert f"pid {first.pid}," in lines[0] and f"remove {url}/{LOCK_FILE}" in lines[0]
+    assert f"pid {first.pid}," in lines[0] and f"remove the object {url}/{LOCK_FILE}" in lines[0]
     assert "Traceback" not in second.stderr
 
 
