@@ -362,6 +362,7 @@ def add_networks(
             return store.append(networks, replace=replace, relabel=relabel), False
     if not networks:
         raise StoreError(f"{path}: no networks to create the store from")
+    _refuse_inside_a_store(Path(os.path.abspath(path)), shown=path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -393,6 +394,7 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
             return store.append(networks, replace=replace, relabel=relabel), False
     if not networks:
         raise StoreError(f"{storage.location}: no networks to create the store from")
+    _refuse_inside_a_store(storage.location, storage.with_options()[1])
     try:
         with lock.hold(storage, command):
             if storage.holds_store() and not _creating(storage):  # another ingest created it meanwhile: append to it
@@ -413,6 +415,22 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
             return report, True
     except OSError as exc:
         raise StoreError(f"{storage.location}: cannot create the store ({exc.strerror or exc}); no store was made") from None
+
+
+def _refuse_inside_a_store(location, options: dict | None = None, shown=None) -> None:
+    """A new store inside another one (a folder or prefix below it) is refused: the other's info would count its files,
+    and removing either would take the other's along."""
+    text = str(location).rstrip("/")
+    scheme, _, rest = text.rpartition("://")
+    parts = rest.split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        parent = (f"{scheme}://" if scheme else "") + "/".join(parts[:depth])
+        try:
+            attributes = json.loads(open_storage(parent or "/", options).read("zarr.json")).get("attributes", {})
+        except Exception:  # nothing there, or nothing readable: no store of ours
+            continue
+        if isinstance(attributes, dict) and attributes.get("format") == FORMAT:
+            raise StoreError(f"{shown or location}: inside the store {parent or '/'}; give a path outside it for a new store")
 
 
 def _creating(storage) -> bool:
