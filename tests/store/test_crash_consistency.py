@@ -12,11 +12,8 @@ tier kills each command once, about half-way through its writes, with the same c
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,8 @@ from nnstd_dist.store import faults
 from nnstd_dist.store.topology_store import TopologyStore
 
 from _corpus import write_set
+from _forked import cli, run_forked
+from _forked import compute as forked_compute
 from _populations import chain, pair_distances
 
 SHAPES = [(20, 20), (20, 4)]
@@ -42,59 +41,12 @@ def _write_sources(folder: Path, networks, first: int = 0) -> Path:
     return folder
 
 
-def _child(action, fault):
-    """Run in a fresh child of the fork server: the action is ("cli", argv) or ("compute", store, extra)."""
-    if fault is not None:
-        os.environ[faults.ENV] = str(fault)
-    code = 0
-    try:
-        if action[0] == "cli":
-            from nnstd_dist.cli.main import cli as group
-
-            group.main(args=[str(a) for a in action[1]], prog_name="nnstd-dist")
-        else:
-            from distributed import Client, LocalCluster
-
-            from nnstd_dist.engine import compute as run
-
-            store, extra = action[1], action[2]
-            options = {"recompute": "--recompute" in extra}
-            if "--tile" in extra:
-                options["tile"] = int(extra[extra.index("--tile") + 1])
-            # No dashboard: importing it costs a fresh child 0.35 s, most of a small compute.
-            with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-                run(store, client=client, **options)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-        code = 99
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-_SERVER = mp.get_context("forkserver")
-# The server imports these once and starts no thread; each run is forked from it, never from pytest
-# (whose Dask clusters of other tests leave threads and locks a plain fork would copy mid-use).
-_SERVER.set_forkserver_preload(["nnstd_dist.cli.main", "nnstd_dist.store.topology_store", "nnstd_dist.engine.run", "distributed"])
-
-
-def run_forked(action, fault: int | None = None) -> int:
-    """Run ``action`` in a child (with the fault armed); its exit code, FAULT_EXIT if it was killed."""
-    child = _SERVER.Process(target=_child, args=(action, fault))
-    child.start()
-    child.join()
-    return child.exitcode
-
-
-def cli(*argv):
-    return ("cli", tuple(str(a) for a in argv))
-
-
 def compute(store: Path, *extra: str):
-    """compute on an in-process Dask cluster: a fault kills the whole run, scheduler and workers alike."""
-    return ("compute", str(store), tuple(extra))
+    """compute on an in-process Dask cluster (_forked.compute) with the command line's --recompute and --tile."""
+    options = {"recompute": "--recompute" in extra}
+    if "--tile" in extra:
+        options["tile"] = int(extra[extra.index("--tile") + 1])
+    return forked_compute(store, **options)
 
 
 def population(store: Path):

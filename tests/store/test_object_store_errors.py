@@ -17,10 +17,7 @@ writes keep the local store's guarantees.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import sys
-import traceback
 import uuid
 
 import numpy as np
@@ -31,6 +28,8 @@ from nnstd_dist.cli.main import cli
 from nnstd_dist.store import faults
 
 from _corpus import write_set
+from _forked import cli as forked_cli
+from _forked import compute, run_forked
 from _populations import chain, pair_distances
 from _s3 import _CLEARED, dead_endpoint, s3_auth_server, s3_bucket, s3_env, s3_server  # noqa: F401
 
@@ -217,49 +216,10 @@ def test_storage_options_with_a_local_path_are_an_error(tmp_path):
 FULL_SWEEP = bool(os.environ.get("NNSTD_DIST_S3_FULL_SWEEP"))
 
 
-def _child(action, env, fault, count):
-    """In a fresh child of the fork server: ("cli", argv) or ("compute", url, tile), with ``env`` and the fault; its
-    number of writes written to the file ``count`` if it completes."""
-    os.environ.update(env)
-    if fault is not None:
-        os.environ[faults.ENV] = str(fault)
-    code = 0
-    try:
-        if action[0] == "cli":
-            from nnstd_dist.cli.main import cli as group
-
-            group.main(args=[str(a) for a in action[1]], prog_name="nnstd-dist")
-        else:
-            from distributed import Client, LocalCluster
-
-            from nnstd_dist.engine import compute as run
-
-            with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-                run(action[1], client=client, tile=action[2], quiet=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-        code = 99
-    if code == 0 and count:
-        with open(count, "w") as f:
-            f.write(str(faults._writes))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-_SERVER = mp.get_context("forkserver")
-# each run forked from a server that imported these once (never from pytest, whose threads a plain fork would copy mid-use)
-_SERVER.set_forkserver_preload(["nnstd_dist.cli.main", "nnstd_dist.store.topology_store", "nnstd_dist.engine.run", "distributed", "s3fs"])
-
-
 def _spawn(action, env, fault=None, count=None) -> int:
-    process = _SERVER.Process(target=_child, args=(action, env, fault, count and str(count)))
-    process.start()
-    process.join(120)
-    assert process.exitcode is not None, f"{action} with fault {fault} did not end in 120 s"
-    return process.exitcode
+    code = run_forked(action, fault, env, count, timeout=120)
+    assert code is not None, f"{action} with fault {fault} did not end in 120 s"
+    return code
 
 
 def _writes(action, env, tmp_path) -> int:
@@ -305,7 +265,7 @@ def test_first_ingest_killed_at_any_write_leaves_no_store_and_the_next_completes
 
     env = s3_env.env()
     sources = _write_sources(tmp_path / "src", _networks(2, 3))
-    ingest = lambda url: ("cli", ["ingest", sources, "--store", url, "-q"])  # noqa: E731
+    ingest = lambda url: forked_cli("ingest", sources, "--store", url, "-q")  # noqa: E731
     clean = f"s3://{s3_bucket}/clean.zarr"
     writes = _writes(ingest(clean), env, tmp_path)
     assert 5 < writes < MAX_WRITES and _population(clean) == (3, 0)
@@ -332,7 +292,7 @@ def test_append_killed_at_any_write_keeps_the_old_population_and_the_next_comple
     networks = _networks(3, 5)
     first = _write_sources(tmp_path / "first", networks[:3])
     more = _write_sources(tmp_path / "more", networks[3:], first=3)
-    append = lambda url: ("cli", ["ingest", more, "--store", url, "-q"])  # noqa: E731
+    append = lambda url: forked_cli("ingest", more, "--store", url, "-q")  # noqa: E731
 
     def old_store(name):
         url = f"s3://{s3_bucket}/{name}.zarr"
@@ -352,7 +312,7 @@ def test_append_killed_at_any_write_keeps_the_old_population_and_the_next_comple
         assert _population(url) == (5, 0) and not _lock_left(url)
     print(f"append on s3: {writes} writes, killed before writes {points}, a lock left by {locks}")
     assert locks >= len(points) - 1
-    assert _spawn(("compute", url, 2), env) == 0  # the last store appended to after a kill: its distances are right
+    assert _spawn(compute(url, tile=2, quiet=True), env) == 0  # the last store appended to after a kill: its distances are right
     np.testing.assert_array_equal(TopologyStore.open(url).read_distance(), pair_distances(networks))
 
 
@@ -371,14 +331,14 @@ def test_compute_killed_at_any_write_then_finished_equals_a_clean_run(tmp_path, 
         return url
 
     clean = ingested("clean")
-    writes = _writes(("compute", clean, 2), env, tmp_path)
+    writes = _writes(compute(clean, tile=2, quiet=True), env, tmp_path)
     reference = TopologyStore.open(clean).read_distance()
     np.testing.assert_array_equal(reference, expected)
     points = [writes // 2, writes - 1] if not FULL_SWEEP else list(range(writes))  # a compute in a child costs ~5 s
     locks = 0
     for k in points:
         url = ingested(f"k{k}")
-        _killed(("compute", url, 2), env, k)
+        _killed(compute(url, tile=2, quiet=True), env, k)
         networks_now, _ = _population(url)  # opens: never a damaged store
         assert networks_now == 5, f"killed before write {k}"
         store = TopologyStore.open(url)
@@ -386,7 +346,7 @@ def test_compute_killed_at_any_write_then_finished_equals_a_clean_run(tmp_path, 
             kept = store.read_distance()
             np.testing.assert_array_equal(kept[~np.isnan(kept)], expected[~np.isnan(kept)])
         locks += _lock_left(url)
-        assert _spawn(("compute", url, 2), env) == 0, f"the compute after a kill before write {k} failed"
+        assert _spawn(compute(url, tile=2, quiet=True), env) == 0, f"the compute after a kill before write {k} failed"
         assert _population(url) == (5, 10) and not _lock_left(url)
         np.testing.assert_array_equal(TopologyStore.open(url).read_distance(), reference)
     print(f"compute on s3 (5 networks, tile 2): {writes} writes, killed before writes {points}, a lock left by {locks}")
