@@ -21,11 +21,10 @@ import uuid
 from pathlib import Path
 
 from . import files
+from .storage.local import GUARD_FILE  # the guard of a store on a filesystem, named here beside the lock
 from ..errors import LockError, StoreError
 
 __all__ = ["LOCK_FILE", "GUARD_FILE", "hold", "holder", "process_alive"]
-
-from .storage.local import GUARD_FILE  # noqa: E402  (the guard of a store on a filesystem)
 
 LOCK_FILE = "nnstd-dist.lock"
 _LOCK_MAX = 1 << 16  # a lock is ~200 bytes of JSON; more is damage, never read whole

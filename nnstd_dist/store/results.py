@@ -20,7 +20,6 @@ every replace, so a task of an older run writes nothing.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from ..errors import StoreError
 from ..tiles import extent, n_tiles, tile_of
 from .tile_files import encode, mismatch, partial_tag, payload_problem
 from .tile_rows import TileDir
-from .zarr_io import damage_hint, reading, writes
+from .zarr_io import damage_hint, group_attributes, reading, writes
 from .distances import VouchedMatrix
 
 __all__ = ["Results"]
@@ -96,7 +95,7 @@ class Results:
     def generation_on_disk(self) -> int:
         """The generation as stored now (zarr caches the attributes read at open)."""
         with reading(self.path, "the store's zarr.json"):
-            return int(json.loads(self.storage.read("zarr.json"))["attributes"].get("generation", 0))
+            return int(group_attributes(self.storage).get("generation", 0))
 
     def require_results(self) -> None:
         """Refuse a store whose distances were never computed."""

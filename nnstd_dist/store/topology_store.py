@@ -36,16 +36,16 @@ import zarr
 
 from . import faults
 
-from . import consistency, files, lock
+from . import consistency, lock
 from .format import FORMAT, FORMAT_VERSION
 from ..errors import NotAStoreError, ShapeMismatchError, StoreError
 from ..kernel.masks import describe_shapes
 from ..records import METADATA_COLUMNS, AppendReport, NetworkRecord, mask_digest
 from .chunks import chunk_key
-from .storage import is_url, open_storage
+from .storage import open_storage
 from .lock import process_alive
 from .tile_files import partial_tag
-from .zarr_io import damage_hint, writes, zarr_store
+from .zarr_io import damage_hint, group_attributes, writes, zarr_store
 from .population import PER_NETWORK, STRING_COLUMNS, Population
 from .results import Results
 
@@ -134,10 +134,10 @@ class TopologyStore(Population, Results):
         ``generation``, new results) changes the attributes, so one read of ``zarr.json`` tells whether the open
         store is still current; if not, it is opened again."""
         storage = open_storage(where)
-        key = (mode, repr(storage), json.dumps(storage.with_options(), sort_keys=True, default=str))
+        key = (mode, json.dumps(storage.with_options(), sort_keys=True, default=str))
         try:
-            attributes = json.loads(storage.read("zarr.json")).get("attributes")
-        except (OSError, ValueError, AttributeError):
+            attributes = group_attributes(storage)
+        except (OSError, ValueError):
             attributes = None  # open says what is wrong
         with _SHARED_LOCK:
             shared = _SHARED.get(key)
@@ -153,10 +153,10 @@ class TopologyStore(Population, Results):
         """A new, empty store for networks of the given layer shapes; ``layers``: their LayerSpecs, if known.
 
         ``path``: a local path (which must not exist) or a storage (storage/) whose store has no committed group yet."""
-        storage = open_storage(path if not isinstance(path, (str, os.PathLike)) or is_url(str(path)) else Path(path))
-        if storage.is_local and storage.location.exists():
-            raise StoreError(f"{storage.location}: already exists")
+        storage = open_storage(path)
         if storage.is_local:
+            if storage.location.exists():
+                raise StoreError(f"{storage.location}: already exists")
             group = zarr.open_group(zarr_store(storage, "w-"), mode="w-", zarr_format=3)
         else:  # built in place under the lock (add_networks): "w-" would see the lock, "w" would delete it
             group = zarr.open_group(zarr_store(storage, "a"), mode="a", attributes={"format": FORMAT, "creating": True}, zarr_format=3)
@@ -348,7 +348,7 @@ def add_networks(
     renamed into place once complete: a failed first ingest leaves no store behind, and no reader
     ever sees a half-built one. An empty directory at ``path`` counts as missing; a symbolic link
     stands for its target (created there if missing). On an object store (no renames) the store is
-    built in place under its lock, its group marked ``creating`` until the last write (see _create_objects).
+    built in place under its lock, its group marked ``creating`` until the last write (see _add_to_objects).
     """
     storage = open_storage(path, storage_options)
     if not storage.is_local:
@@ -389,7 +389,7 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
     A first ingest killed midway leaves its lock and a group marked ``creating`` (the group's first write): no store,
     as if nothing was written. The next ingest, holding the lock, removes them and starts over. A prefix holding
     objects without such a group is someone else's: refused, never emptied."""
-    if storage.holds_store() and not _creating(storage):
+    if _committed(storage):
         with locked(storage, command) as store:
             return store.append(networks, replace=replace, relabel=relabel), False
     if not networks:
@@ -397,7 +397,7 @@ def _add_to_objects(storage, networks, replace: bool, command: str, relabel: boo
     _refuse_inside_a_store(storage.location, storage.with_options()[1])
     try:
         with lock.hold(storage, command):
-            if storage.holds_store() and not _creating(storage):  # another ingest created it meanwhile: append to it
+            if _committed(storage):  # another ingest created it meanwhile: append to it
                 store = TopologyStore.open(storage, mode="r+")
                 return store.append(networks, replace=replace, relabel=relabel), False
             leftovers = [name for name in storage.names("") if name != lock.LOCK_FILE]
@@ -426,17 +426,22 @@ def _refuse_inside_a_store(location, options: dict | None = None, shown=None) ->
     for depth in range(len(parts) - 1, 0, -1):
         parent = (f"{scheme}://" if scheme else "") + "/".join(parts[:depth])
         try:
-            attributes = json.loads(open_storage(parent or "/", options).read("zarr.json")).get("attributes", {})
+            attributes = group_attributes(open_storage(parent or "/", options))
         except Exception:  # nothing there, or nothing readable: no store of ours
             continue
-        if isinstance(attributes, dict) and attributes.get("format") == FORMAT:
+        if attributes.get("format") == FORMAT:
             raise StoreError(f"{shown or location}: inside the store {parent or '/'}; give a path outside it for a new store")
+
+
+def _committed(storage) -> bool:
+    """Whether the object store holds a store whose first ingest finished."""
+    return storage.holds_store() and not _creating(storage)
 
 
 def _creating(storage) -> bool:
     """Whether the group at ``storage`` is a store whose first ingest has not finished (object stores only)."""
     try:
-        return bool(json.loads(storage.read("zarr.json")).get("attributes", {}).get("creating", False))
+        return bool(group_attributes(storage).get("creating", False))
     except (OSError, ValueError):
         return False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from . import files
 from ..errors import StoreError
 from .chunks import chunk_key
 
-__all__ = ["MASK_CODECS", "CODECS", "zarr_store", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
+__all__ = ["MASK_CODECS", "CODECS", "zarr_store", "group_attributes", "writes", "reading", "require_chunks", "damage_hint", "consecutive_runs"]
 
 MASK_CODECS = (BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"), Crc32cCodec())  # masks are bits: ~2 B/connection
 CODECS = (ZstdCodec(level=0), Crc32cCodec())
@@ -30,6 +31,17 @@ zarr.config.set({"array.write_empty_chunks": True})
 def zarr_store(storage, mode: str):
     """What zarr.open_group is given for the store in ``storage`` (storage/): a store that stays inside it."""
     return storage.zarr_store(read_only=mode == "r")
+
+
+def group_attributes(storage) -> dict:
+    """The group's attributes as stored now, read from its zarr.json (an open group caches those it read at open).
+
+    OSError if the file cannot be read (missing: FileNotFoundError); ValueError if it is no JSON object of attributes."""
+    meta = json.loads(storage.read("zarr.json"))
+    attributes = meta.get("attributes") if isinstance(meta, dict) else None
+    if not isinstance(attributes, dict):
+        raise ValueError("zarr.json holds no attributes")
+    return attributes
 
 
 def writes(method):

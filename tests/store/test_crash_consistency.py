@@ -12,7 +12,6 @@ tier kills each command once, about half-way through its writes, with the same c
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -12,7 +12,6 @@ the rest sorted again by the new colours. Symmetric in A and B.
 from __future__ import annotations
 
 import numba as nb
-import numpy as np
 
 from .ties import key_order
 

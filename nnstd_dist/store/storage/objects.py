@@ -84,7 +84,10 @@ class ObjectStorage(Storage):
         """Whether the group's zarr.json is there; a missing bucket, refused credentials or no answer are one StoreError."""
         try:
             self.fs.invalidate_cache(self.root)
-            return self.fs.isfile(self._path("zarr.json")) or self._bucket_missing()
+            if self.fs.isfile(self._path("zarr.json")):
+                return True
+            self._require_bucket()
+            return False
         except StoreError:
             raise
         except Exception as exc:  # botocore and aiohttp raise their own types for a refused or unreachable endpoint
@@ -102,16 +105,15 @@ class ObjectStorage(Storage):
         except PermissionError:
             return False
 
-    def _bucket_missing(self) -> bool:
-        """False if the bucket (the URL's first part) exists; a StoreError naming it if not."""
+    def _require_bucket(self) -> None:
+        """A StoreAccessError naming the bucket (the URL's first part) if it does not exist; memory:// has none."""
         bucket = self.root.split("/", 1)[0]
-        if self.fs.protocol in ("memory",) or isinstance(self.fs.protocol, tuple) and "memory" in self.fs.protocol:
-            return False
+        if self.location.startswith("memory://"):
+            return
         try:
             self.fs.ls(bucket, detail=False)
         except FileNotFoundError:
             raise StoreAccessError(f"{self.location}: the bucket {bucket} does not exist (create it, or check the URL)") from None
-        return False
 
     def zarr_store(self, read_only: bool):
         store = _HookedFsspecStore.from_url(self.location, storage_options=self._backend_options(), read_only=read_only)
